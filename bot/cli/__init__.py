@@ -1,0 +1,27 @@
+"""The `playbot` operator command: one Typer app, a sub-command group per module.
+
+Every command answers bad input with a clear message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import db_commands, playbook_commands, process_commands, server_commands, user_commands
+
+app = typer.Typer(
+    name="playbot",
+    help="Playbot: run, watch, approve and audit Ansible playbooks from Slack.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_commands.app, name="db")
+app.add_typer(user_commands.app, name="users")
+app.add_typer(server_commands.app, name="servers")
+app.add_typer(playbook_commands.app, name="playbooks")
+process_commands.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,123 @@
+"""The one settings object: every knob Playbot reads from the environment (12-factor).
+
+`load_settings()` validates everything at start and raises `SettingsError` with one line per
+bad variable, so an operator sees exactly what to fix before anything else runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class SettingsError(Exception):
+    """The environment holds a value Playbot cannot run with."""
+
+
+class Settings(BaseSettings):
+    """Playbot's configuration. Field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default="sqlite:///playbot.db",
+        description="SQLAlchemy URL; mysql+pymysql://user:pass@host/db in production.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for the Dramatiq broker; unset runs an in-process broker."
+    )
+    slack_bot_token: str | None = Field(default=None, description="xoxb- bot token.")
+    slack_signing_secret: str | None = Field(
+        default=None, description="Verifies that requests come from Slack."
+    )
+    slack_app_token: str | None = Field(default=None, description="xapp- token for Socket Mode.")
+    slack_api_url: str = Field(
+        default=DEFAULT_SLACK_API_URL, description="Slack Web API base URL (GovSlack, tests)."
+    )
+    playbook_dir: Path = Field(
+        default=Path("examples/playbooks"),
+        description="The only directory playbooks are registered and run from.",
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="HTTP port of `playbot web`.")
+
+    playbot_jobs_channel: str | None = Field(
+        default=None,
+        description="Channel id for job activity when the bot cannot post where the command was typed.",
+    )
+    playbot_auto_provision: bool = Field(
+        default=True, description="Create unknown Slack users as viewers on first contact."
+    )
+    playbot_admins_self_approve: bool = Field(
+        default=False, description="Let an admin approve their own production run (small teams)."
+    )
+    playbot_approval_ttl_minutes: int = Field(
+        default=60, ge=1, description="Minutes before an approval request expires."
+    )
+    playbot_job_timeout_seconds: int = Field(
+        default=3600, ge=10, description="Default limit for one playbook run."
+    )
+    playbot_heartbeat_seconds: int = Field(
+        default=5, ge=1, description="How often a worker marks its running job alive."
+    )
+    playbot_reaper_grace_seconds: int = Field(
+        default=60, ge=5, description="A running job silent this long is ended as failed."
+    )
+    playbot_runtime_dir: Path = Field(
+        default=Path("var/runs"), description="Private per-job ansible-runner data dirs."
+    )
+    playbot_archive_dir: Path = Field(
+        default=Path("var/archive"), description="Where job logs older than retention are archived."
+    )
+    playbot_log_retention_days: int = Field(
+        default=90, ge=1, description="job_logs older than this are archived and removed."
+    )
+    playbot_max_targets: int = Field(
+        default=50, ge=1, description="Most servers one tag:/env: target may expand to."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "mysql", "mariadb")):
+            raise ValueError("must be a sqlite:// or mysql+pymysql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return upper
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.redis_url is not None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the environment; raise `SettingsError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

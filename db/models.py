@@ -1,0 +1,295 @@
+"""The seven tables of ERD.md as typed SQLAlchemy models, plus the columns the product adds.
+
+Revision 0001 creates the v1.0.0 seed schema exactly; revision 0002 adds what Playbot needs
+beyond it (Slack ids, the job's Slack message, heartbeat, approval tickets...). The migrations
+are the only way the schema changes; a test proves they produce exactly these models.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CHAR,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base, JSONType, UTCDateTime, utcnow
+
+# BIGINT primary keys on the hot tables; SQLite only auto-increments INTEGER PRIMARY KEY.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    operator = "operator"
+    viewer = "viewer"
+
+
+class Environment(str, enum.Enum):
+    production = "production"
+    staging = "staging"
+    development = "development"
+
+
+class JobStatus(str, enum.Enum):
+    pending = "pending"
+    awaiting_approval = "awaiting_approval"
+    running = "running"
+    success = "success"
+    failed = "failed"
+    cancelled = "cancelled"
+    archived = "archived"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_JOB_STATUSES
+
+
+FINAL_JOB_STATUSES = frozenset(
+    {JobStatus.success, JobStatus.failed, JobStatus.cancelled, JobStatus.archived}
+)
+
+
+class LogLevel(str, enum.Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class TicketStatus(str, enum.Enum):
+    open = "open"
+    in_progress = "in_progress"
+    resolved = "resolved"
+    closed = "closed"
+
+
+class TicketPriority(str, enum.Enum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class TicketKind(str, enum.Enum):
+    incident = "incident"
+    approval = "approval"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=True, create_constraint=False, length=24,
+                values_callable=lambda members: [m.value for m in members])
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (Index("idx_users_role", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.viewer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0002
+    slack_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<User {self.username} {self.role.value}>"
+
+
+class Server(Base):
+    __tablename__ = "servers"
+    __table_args__ = (
+        Index("idx_servers_ip_address", "ip_address"),
+        Index("idx_servers_active_env", "is_active", "environment"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), unique=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    os_type: Mapped[str | None] = mapped_column(String(50))
+    os_version: Mapped[str | None] = mapped_column(String(50))
+    ssh_port: Mapped[int] = mapped_column(Integer, default=22)
+    ssh_user: Mapped[str | None] = mapped_column(String(64))
+    ssh_key_path: Mapped[str | None] = mapped_column(String(512))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    environment: Mapped[Environment] = mapped_column(
+        _enum(Environment, "server_environment"), default=Environment.development
+    )
+    description: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # 0002: "ssh" or "local" (ansible_connection=local hosts run on the worker itself)
+    connection: Mapped[str] = mapped_column(String(16), default="ssh")
+
+    def __repr__(self) -> str:
+        return f"<Server {self.hostname} {self.environment.value}>"
+
+
+class Playbook(Base):
+    __tablename__ = "playbooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    file_path: Mapped[str] = mapped_column(String(512))
+    file_hash: Mapped[str] = mapped_column(CHAR(64))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Declared variables: {"version": {"type": "string", "required": true, ...}, ...}
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # 0002
+    allow_free_vars: Mapped[bool] = mapped_column(Boolean, default=False)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<Playbook {self.name}>"
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("idx_jobs_playbook_id", "playbook_id"),
+        Index("idx_jobs_server_id", "server_id"),
+        Index("idx_jobs_user_id", "user_id"),
+        Index("idx_jobs_status", "status"),
+        Index("idx_jobs_dramatiq_message_id", "dramatiq_message_id"),
+        Index("idx_jobs_status_created", "status", "created_at"),
+        Index("idx_jobs_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(CHAR(36), unique=True, default=new_uuid)
+    playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id", ondelete="RESTRICT"))
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="RESTRICT"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    status: Mapped[JobStatus] = mapped_column(
+        _enum(JobStatus, "job_status"), default=JobStatus.pending
+    )
+    # The seed's celery_task_id: the queue is Dramatiq, so it holds the Dramatiq message id.
+    dramatiq_message_id: Mapped[str | None] = mapped_column(String(64))
+    extra_vars: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # 0002
+    check_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    slack_message_ts: Mapped[str | None] = mapped_column(String(32))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Dedupes Slack retries and double clicks: one job per (request, target).
+    request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    recap: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+    playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
+    server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.job_id} {self.status.value}>"
+
+
+class JobLog(Base):
+    __tablename__ = "job_logs"
+    __table_args__ = (
+        Index("idx_joblogs_job_id", "job_id"),
+        Index("idx_joblogs_timestamp", "timestamp"),
+        Index("idx_joblogs_job_line", "job_id", "line_number", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    line_number: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    log_level: Mapped[LogLevel] = mapped_column(_enum(LogLevel, "log_level"), default=LogLevel.INFO)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("idx_tickets_job_id", "job_id"),
+        Index("idx_tickets_created_by", "created_by"),
+        Index("idx_tickets_status", "status"),
+        Index("idx_tickets_status_priority", "status", "priority"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(CHAR(36), unique=True, default=new_uuid)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[TicketStatus] = mapped_column(
+        _enum(TicketStatus, "ticket_status"), default=TicketStatus.open
+    )
+    priority: Mapped[TicketPriority] = mapped_column(
+        _enum(TicketPriority, "ticket_priority"), default=TicketPriority.medium
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0002
+    kind: Mapped[TicketKind] = mapped_column(
+        _enum(TicketKind, "ticket_kind"), default=TicketKind.incident
+    )
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(32))
+    slack_message_ts: Mapped[str | None] = mapped_column(String(32))
+
+    job: Mapped[Job | None] = relationship(lazy="joined")
+    creator: Mapped[User] = relationship(foreign_keys=[created_by], lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+
+class AuditLog(Base):
+    """Append-only: the database refuses UPDATE and DELETE (triggers made by migration 0001)."""
+
+    __tablename__ = "audit_logs"
+    __table_args__ = (
+        Index("idx_audit_user_id", "user_id"),
+        Index("idx_audit_action", "action"),
+        Index("idx_audit_resource_type", "resource_type"),
+        Index("idx_audit_timestamp", "timestamp"),
+        Index("idx_audit_resource", "resource_type", "resource_id"),
+        Index("idx_audit_action_timestamp", "action", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

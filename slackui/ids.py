@@ -1,0 +1,59 @@
+"""Every action_id, callback_id and block_id the app uses. The manifest test reads these too."""
+
+from __future__ import annotations
+
+# Slash commands (names as registered in manifest.yml).
+CMD_RUN_PLAYBOOK = "/run-playbook"
+CMD_JOBS = "/jobs"
+CMD_JOB = "/job"
+CMD_CANCEL = "/cancel-job"
+CMD_TICKETS = "/tickets"
+CMD_SERVERS = "/servers"
+CMD_PLAYBOOKS = "/playbooks"
+CMD_AUDIT = "/audit"
+CMD_PLAYBOT = "/playbot"  # help, stats, history and a catch-all for mistyped subcommands
+
+# Buttons on job messages.
+ACTION_JOB_CANCEL = "job_cancel"
+ACTION_JOB_RETRY = "job_retry"
+ACTION_JOB_SHOW = "job_show"
+
+# Buttons on tickets.
+ACTION_TICKET_TAKE = "ticket_take"
+ACTION_TICKET_RESOLVE = "ticket_resolve"
+ACTION_TICKET_CLOSE = "ticket_close"
+ACTION_APPROVAL_APPROVE = "approval_approve"
+ACTION_APPROVAL_REJECT = "approval_reject"
+
+# Modals.
+VIEW_RUN_PLAYBOOK = "run_playbook_modal"
+VIEW_RESOLVE_TICKET = "resolve_ticket_modal"
+ACTION_MODAL_PLAYBOOK_SELECT = "run_modal_playbook"
+
+ALL_ACTION_IDS = frozenset(
+    {
+        ACTION_JOB_CANCEL,
+        ACTION_JOB_RETRY,
+        ACTION_JOB_SHOW,
+        ACTION_TICKET_TAKE,
+        ACTION_TICKET_RESOLVE,
+        ACTION_TICKET_CLOSE,
+        ACTION_APPROVAL_APPROVE,
+        ACTION_APPROVAL_REJECT,
+        ACTION_MODAL_PLAYBOOK_SELECT,
+    }
+)
+ALL_COMMANDS = frozenset(
+    {
+        CMD_RUN_PLAYBOOK,
+        CMD_JOBS,
+        CMD_JOB,
+        CMD_CANCEL,
+        CMD_TICKETS,
+        CMD_SERVERS,
+        CMD_PLAYBOOKS,
+        CMD_AUDIT,
+        CMD_PLAYBOT,
+    }
+)
+ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET})
