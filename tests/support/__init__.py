@@ -1,0 +1,1 @@
+"""Test support: real MariaDB and Redis servers on loopback, database fixtures' helpers."""

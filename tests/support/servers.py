@@ -1,0 +1,157 @@
+"""Start real MariaDB and Redis servers on loopback, in temporary directories, for the suite.
+
+No systemd, no shared state: each server gets its own data dir, port and socket, so a
+developer's own servers are left alone. Servers are found on PATH or in /usr/sbin.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pymysql
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_binary(name: str) -> str | None:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start within {timeout}s")
+
+
+class MariaDBServer:
+    """A throwaway MariaDB server with a TCP superuser `playbot` (password `playbot`)."""
+
+    USER = "playbot"
+    PASSWORD = "playbot"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="playbot-mariadb-"))
+        self.port = free_port()
+        self.socket = str(self.dir / "mysqld.sock")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return bool(find_binary("mariadbd") and find_binary("mariadb-install-db"))
+
+    def start(self) -> MariaDBServer:
+        datadir = self.dir / "data"
+        subprocess.run(
+            [find_binary("mariadb-install-db"), "--no-defaults", "--user=root",
+             f"--datadir={datadir}", "--auth-root-authentication-method=socket",
+             "--skip-test-db"],
+            check=True, capture_output=True,
+        )
+        self.process = subprocess.Popen(
+            [find_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
+             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
+             "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
+             "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
+             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+             f"--log-error={self.dir / 'error.log'}", f"--pid-file={self.dir / 'mysqld.pid'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port, 30)
+        root = self.root_connection()
+        with root.cursor() as cur:
+            cur.execute(f"CREATE USER '{self.USER}'@'127.0.0.1' IDENTIFIED BY '{self.PASSWORD}'")
+            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.USER}'@'127.0.0.1' WITH GRANT OPTION")
+            cur.execute("FLUSH PRIVILEGES")
+        root.close()
+        return self
+
+    def root_connection(self) -> pymysql.Connection:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return pymysql.connect(unix_socket=self.socket, user="root", autocommit=True)
+            except pymysql.err.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; return its SQLAlchemy URL (as the superuser)."""
+        conn = self.root_connection()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        conn.close()
+        return self.url(name)
+
+    def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
+        return (f"mysql+pymysql://{user or self.USER}:{password or self.PASSWORD}"
+                f"@127.0.0.1:{self.port}/{database}?charset=utf8mb4")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer:
+    """A throwaway Redis server without persistence (like Debian's default: no AOF)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="playbot-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return bool(find_binary("redis-server"))
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port, 10)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server; its queue contents are lost (no persistence)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
