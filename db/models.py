@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Boolean,
-    CHAR,
     Enum,
     ForeignKey,
     Index,
@@ -23,7 +23,6 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, JSONType, UTCDateTime, utcnow

@@ -28,7 +28,24 @@ ACTION_APPROVAL_REJECT = "approval_reject"
 # Modals.
 VIEW_RUN_PLAYBOOK = "run_playbook_modal"
 VIEW_RESOLVE_TICKET = "resolve_ticket_modal"
+VIEW_JOB_DETAILS = "job_details_modal"  # read-only; opened by "Show" where no reply URL exists
 ACTION_MODAL_PLAYBOOK_SELECT = "run_modal_playbook"
+ACTION_HOME_RUN = "home_run_playbook"  # App Home button that opens the run-playbook modal
+
+# Blocks of the run-playbook modal: the playbook select, the target, check mode, and one input
+# block per declared variable (`BLOCK_VAR_PREFIX + name`); every input element uses
+# ACTION_INPUT_VALUE as its action_id, so submitted state is read as state[block]["value"].
+BLOCK_RUN_PLAYBOOK = "rp_playbook"
+BLOCK_RUN_TARGET = "rp_target"
+BLOCK_RUN_CHECK = "rp_check"
+BLOCK_VAR_PREFIX = "rp_var:"
+BLOCK_RESOLVE_NOTE = "resolve_note"
+ACTION_INPUT_VALUE = "value"
+CHECK_MODE_VALUE = "check"
+BOOLEAN_TRUE_VALUE = "true"
+
+# Events the app subscribes to (manifest.yml bot_events).
+EVENT_APP_HOME_OPENED = "app_home_opened"
 
 ALL_ACTION_IDS = frozenset(
     {
@@ -41,6 +58,7 @@ ALL_ACTION_IDS = frozenset(
         ACTION_APPROVAL_APPROVE,
         ACTION_APPROVAL_REJECT,
         ACTION_MODAL_PLAYBOOK_SELECT,
+        ACTION_HOME_RUN,
     }
 )
 ALL_COMMANDS = frozenset(
@@ -56,4 +74,5 @@ ALL_COMMANDS = frozenset(
         CMD_PLAYBOT,
     }
 )
-ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET})
+ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})
+ALL_EVENTS = frozenset({EVENT_APP_HOME_OPENED})

@@ -5,13 +5,22 @@
 MariaDB and Redis are started by the suite itself on loopback; where their binaries are
 missing the tests that need them are skipped — unless PLAYBOT_REQUIRE_SERVERS=1 (as
 `scripts/test` and CI set), which turns that into a failure.
+
+Every test database is built by the migrations: once per session into a template (a SQLite
+file, a MariaDB database), which each test then gets a copy of (the SQLite file copied, the
+MariaDB schema replayed from the template's SHOW CREATE statements). The migrations
+themselves are tested on empty databases in tests/db/test_migrations.py.
+PLAYBOT_TEST_MIGRATE_EACH=1 migrates every test's database from scratch instead.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -22,6 +31,7 @@ from migrations import alembic_config
 from tests.support.servers import MariaDBServer, RedisServer
 
 REQUIRE_SERVERS = os.environ.get("PLAYBOT_REQUIRE_SERVERS") == "1"
+MIGRATE_EACH = os.environ.get("PLAYBOT_TEST_MIGRATE_EACH") == "1"
 _db_names = itertools.count(1)
 
 
@@ -61,21 +71,50 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 def migrate(url: str) -> None:
+    """Upgrade the database at `url` to head with the migrations."""
     command.upgrade(alembic_config(url), "head")
 
 
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "playbot.db"
+    migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _mariadb_template(mariadb_server: MariaDBServer) -> str:
+    name = "playbot_template"
+    migrate(mariadb_server.create_database(name))
+    return name
+
+
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'playbot.db'}"
-    migrate(url)
+def sqlite_url(request, tmp_path) -> str:
+    """A migrated SQLite database file of this test's own."""
+    path = tmp_path / "playbot.db"
+    url = f"sqlite:///{path}"
+    if MIGRATE_EACH:
+        migrate(url)
+        return url
+    template = request.getfixturevalue("_sqlite_template")
+    with sqlite3.connect(template) as source, sqlite3.connect(path) as target:
+        source.backup(target)
+    source.close()
+    target.close()
     return url
 
 
 @pytest.fixture
 def mariadb_url(request, mariadb_server: MariaDBServer) -> str:
-    url = mariadb_server.create_database(f"playbot_t{next(_db_names)}")
-    migrate(url)
-    return url
+    """A migrated MariaDB database of this test's own (superuser URL)."""
+    name = f"playbot_t{next(_db_names)}"
+    if MIGRATE_EACH:
+        url = mariadb_server.create_database(name)
+        migrate(url)
+        return url
+    template = request.getfixturevalue("_mariadb_template")
+    return mariadb_server.create_database(name, schema_of=template)
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -96,3 +135,58 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for one test; the test commits what it wants visible to other sessions."""
     with session_factory() as s:
         yield s
+
+
+# Which tests ran on the real servers: marked at collection, counted, and summed up at the
+# end ("MariaDB tests: 212 passed"), so a run that silently skipped them cannot pass as one
+# that ran them. PLAYBOT_TEST_SUMMARY_FILE=path also writes the counts as JSON for scripts.
+
+_SERVER_MARKS = {"mariadb": "MariaDB", "redis": "Redis"}
+_server_tests: dict[str, set[str]] = {mark: set() for mark in _SERVER_MARKS}
+_outcomes: dict[str, dict[str, str]] = {mark: {} for mark in _SERVER_MARKS}
+
+
+def _uses(item: pytest.Item, mark: str) -> bool:
+    if item.get_closest_marker(mark):
+        return True
+    names = set(getattr(item, "fixturenames", ()))
+    if mark == "redis":
+        return bool(names & {"redis_server", "private_redis"})
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "mariadb_server" in names or "mariadb" in params.values()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in _SERVER_MARKS:
+            if _uses(item, mark):
+                item.add_marker(mark)
+                _server_tests[mark].add(item.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for mark in _SERVER_MARKS:
+        if report.nodeid not in _server_tests[mark]:
+            continue
+        if report.when != "call" and report.outcome == "passed":
+            continue  # setup and teardown only count when they fail or skip
+        seen = _outcomes[mark]
+        if seen.get(report.nodeid) in (None, "passed"):
+            seen[report.nodeid] = report.outcome
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    counts: dict[str, dict[str, int]] = {}
+    for mark, label in _SERVER_MARKS.items():
+        tally = {"passed": 0, "failed": 0, "skipped": 0}
+        for outcome in _outcomes[mark].values():
+            tally[outcome] = tally.get(outcome, 0) + 1
+        counts[label] = tally
+        if _server_tests[mark]:
+            terminalreporter.write_line(
+                f"{label} tests: {tally['passed']} passed, {tally['failed']} failed, "
+                f"{tally['skipped']} skipped (of {len(_server_tests[mark])} collected)"
+            )
+    summary_file = os.environ.get("PLAYBOT_TEST_SUMMARY_FILE")
+    if summary_file:
+        Path(summary_file).write_text(json.dumps(counts))

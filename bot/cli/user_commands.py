@@ -1,7 +1,92 @@
-"""`playbot user` commands (being written)."""
+"""`playbot users`: add people, list them, change their role, deactivate and reactivate them.
+
+Every change is audited (user None, details `{"via": "cli", "os_user": ...}`); bad input
+is refused on stderr with exit code 2 and nothing written.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="user commands.")
+from bot.cli.operator import change, emit_json, origin, table
+from core import users
+
+app = typer.Typer(no_args_is_help=True, help="People who may use Playbot, and their roles.")
+
+ROLE_HELP = "viewer (reads), operator (also runs playbooks, handles tickets) or admin (everything)."
+
+
+@app.command("add")
+def add(
+    username: Annotated[str, typer.Argument(help="Playbot username, e.g. alice.")],
+    slack_id: Annotated[str, typer.Option("--slack-id", help="Slack member id, e.g. U0123ABCD.")],
+    role: Annotated[str, typer.Option("--role", help=ROLE_HELP)],
+    email: Annotated[str | None, typer.Option("--email", help="Email address (optional).")] = None,
+) -> None:
+    """Add a user who can use Playbot from Slack."""
+    with change() as session:
+        user = users.add_user(session, username, slack_user_id=slack_id, role=role, email=email,
+                              origin=origin())
+        typer.echo(f"Added {user.username} ({user.role.value}, Slack {user.slack_user_id}).")
+
+
+@app.command("list")
+def list_(
+    role: Annotated[str | None, typer.Option("--role", help="Only this role.")] = None,
+    active_only: Annotated[bool, typer.Option("--active-only", help="Hide deactivated users.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List users with their role, Slack id and state."""
+    with change() as session:
+        found = users.list_users(session, role=role, active_only=active_only)
+        rows = [{"username": u.username, "role": u.role.value, "slack_user_id": u.slack_user_id,
+                 "email": u.email, "active": u.is_active,
+                 "last_login": u.last_login.isoformat(timespec="seconds") if u.last_login else None}
+                for u in found]
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        typer.echo("No users. Add one: playbot users add USERNAME --slack-id ID --role ROLE")
+        return
+    typer.echo(table(["username", "role", "slack id", "email", "active", "last login"],
+                     [[r["username"], r["role"], r["slack_user_id"] or "-", r["email"] or "-",
+                       "yes" if r["active"] else "no", r["last_login"] or "never"]
+                      for r in rows]))
+
+
+@app.command("set-role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    role: Annotated[str, typer.Argument(help=ROLE_HELP)],
+) -> None:
+    """Change a user's role."""
+    with change() as session:
+        before = users.get_user(session, username).role
+        user = users.set_role(session, username, role, origin=origin())
+        if user.role == before:
+            typer.echo(f"{user.username} is already {user.role.value}; nothing changed.")
+        else:
+            typer.echo(f"{user.username}: {before.value} → {user.role.value}.")
+
+
+@app.command("deactivate")
+def deactivate(username: Annotated[str, typer.Argument(help="The user.")]) -> None:
+    """Turn a user off: Playbot refuses them from now on (their history stays)."""
+    with change() as session:
+        was_active = users.get_user(session, username).is_active
+        user = users.deactivate_user(session, username, origin=origin())
+        typer.echo(f"Deactivated {user.username}." if was_active
+                   else f"{user.username} is already deactivated; nothing changed.")
+
+
+@app.command("activate")
+def activate(username: Annotated[str, typer.Argument(help="The user.")]) -> None:
+    """Turn a deactivated user back on."""
+    with change() as session:
+        was_active = users.get_user(session, username).is_active
+        user = users.activate_user(session, username, origin=origin())
+        typer.echo(f"{user.username} is already active; nothing changed." if was_active
+                   else f"Activated {user.username} ({user.role.value}).")

@@ -217,12 +217,15 @@ def _create_append_only_triggers() -> None:
     """UPDATE and DELETE on audit_logs fail at the database, whoever sends them.
 
     The one UPDATE allowed is the ERD's ON DELETE SET NULL of user_id (SQLite runs FK
-    actions through triggers; MySQL does not fire triggers for FK actions at all).
+    actions as UPDATEs that fire triggers; MySQL does not fire triggers for FK actions at
+    all). SQLite only lets it through once the user row is really gone, so a plain
+    `UPDATE audit_logs SET user_id = NULL` cannot erase who did something.
     """
     if op.get_bind().dialect.name == "sqlite":
         op.execute(
             "CREATE TRIGGER audit_logs_no_update BEFORE UPDATE ON audit_logs "
             "WHEN NOT (NEW.user_id IS NULL AND OLD.user_id IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = OLD.user_id) "
             "AND NEW.id = OLD.id AND NEW.action = OLD.action "
             "AND NEW.resource_type = OLD.resource_type "
             "AND NEW.resource_id IS OLD.resource_id AND NEW.details IS OLD.details "

@@ -48,6 +48,7 @@ class MariaDBServer:
         self.port = free_port()
         self.socket = str(self.dir / "mysqld.sock")
         self.process: subprocess.Popen[bytes] | None = None
+        self._schemas: dict[str, list[str]] = {}
 
     @staticmethod
     def available() -> bool:
@@ -74,7 +75,9 @@ class MariaDBServer:
         root = self.root_connection()
         with root.cursor() as cur:
             cur.execute(f"CREATE USER '{self.USER}'@'127.0.0.1' IDENTIFIED BY '{self.PASSWORD}'")
-            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.USER}'@'127.0.0.1' WITH GRANT OPTION")
+            cur.execute(
+                f"GRANT ALL PRIVILEGES ON *.* TO '{self.USER}'@'127.0.0.1' WITH GRANT OPTION"
+            )
             cur.execute("FLUSH PRIVILEGES")
         root.close()
         return self
@@ -89,14 +92,61 @@ class MariaDBServer:
                     raise
                 time.sleep(0.1)
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database; return its SQLAlchemy URL (as the superuser)."""
+    def create_database(self, name: str, *, schema_of: str | None = None) -> str:
+        """Create a database; return its SQLAlchemy URL (as the superuser).
+
+        Empty, or with `schema_of`: a copy of that database's schema (tables with their keys,
+        indexes and checks, triggers, and the alembic revision) replayed from its own
+        SHOW CREATE statements — what migrating a new database would build, in a fraction
+        of the time.
+        """
         conn = self.root_connection()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-        conn.close()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute(
+                    f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+                if schema_of is not None:
+                    cur.execute(f"USE `{name}`")
+                    cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+                    for statement in self._schema_statements(schema_of):
+                        cur.execute(statement)
+                    cur.execute("SET FOREIGN_KEY_CHECKS = 1")
+                    cur.execute(
+                        f"INSERT INTO `{name}`.alembic_version "
+                        f"SELECT * FROM `{schema_of}`.alembic_version"
+                    )
+        finally:
+            conn.close()
         return self.url(name)
+
+    def _schema_statements(self, database: str) -> list[str]:
+        cached = self._schemas.get(database)
+        if cached is not None:
+            return cached
+        conn = self.root_connection()
+        statements: list[str] = []
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = %s AND table_type = 'BASE TABLE'", (database,)
+                )
+                for (table,) in cur.fetchall():
+                    cur.execute(f"SHOW CREATE TABLE `{database}`.`{table}`")
+                    statements.append(cur.fetchone()[1])
+                cur.execute(
+                    "SELECT trigger_name FROM information_schema.triggers "
+                    "WHERE trigger_schema = %s ORDER BY action_order", (database,)
+                )
+                for (trigger,) in cur.fetchall():
+                    cur.execute(f"SHOW CREATE TRIGGER `{database}`.`{trigger}`")
+                    statements.append(cur.fetchone()[2])
+        finally:
+            conn.close()
+        self._schemas[database] = statements
+        return statements
 
     def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
         return (f"mysql+pymysql://{user or self.USER}:{password or self.PASSWORD}"

@@ -1,0 +1,243 @@
+"""Figure 1 — ack latency of signed slash commands against the real HTTP app.
+
+The web process is the product's (`bench.serve playbot`: `bot.runtime.build_runtime` and
+`bot.web.make_server`, i.e. waitress with 8 threads) in a subprocess of its own, on MariaDB,
+with a queue that really enqueues to Redis and Slack faked at its HTTP boundary (FakeSlack,
+in a third process). 20 closed-loop clients send a fixed count of signed requests, built and
+signed before the clock starts, each on a keep-alive connection:
+
+- `/run-playbook deploy <server> version=1.<n>` — creates a job (after the ack: vars
+  validated against the declared ones, job and audit rows) and enqueues it to Redis;
+- `/jobs` — a read command answering through the response_url.
+
+Requests come from 20 operators and target 50 servers in turn (request n: operator n mod 20,
+server n mod 50), as a team would; no worker runs, so every job stays pending.
+
+Baseline: a bare Bolt app whose listeners only ack, same signing secret and ack mode,
+behind Bolt's WSGI adapter under waitress with the same thread count, in its own process.
+The kinds run in interleaved rounds; after each /run-playbook round the run waits until
+every job is in the database with its queue message id (so background work of one round
+never overlaps the next, and the figure also shows how long the launches took to drain).
+Target: p99 well under 100 ms and within 3x of the bare app.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from itertools import count as counter
+from pathlib import Path
+from tempfile import mkdtemp
+
+from sqlalchemy import func, select
+
+from bench.context import BenchContext
+from bench.load import LoadResult, PreparedRequest, run_load, slash_command
+from bench.procs import Child, bench_env, free_port, wait_port
+from bench.results import Figure
+from bench.stack import (
+    BOT_TOKEN,
+    CHANNEL,
+    SIGNING_SECRET,
+    ProductStack,
+    read_ready,
+)
+from bench.stats import summary_ms
+from db.models import Job
+
+TITLE = "Ack latency of signed slash commands vs a bare Bolt app, 20 concurrent clients"
+CONCURRENCY = 20
+P99_LIMIT_MS = 100.0
+MAX_RATIO = 3.0
+OPERATORS = 20  # request n comes from operator n mod 20 ...
+SERVERS = 50  # ... and targets server n mod 50 (all local, development)
+EVENTS_PATH = "/slack/events"
+
+
+class SlackProcess:
+    """FakeSlack in a process of its own (so it does not compete with the load generator)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.child = Child([sys.executable, "-m", "bench.serve", "slack", "--port",
+                            str(self.port)], env=bench_env(), log_path=log_dir / "slack.log")
+        read_ready(self.child)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "/api/"
+
+    def stop(self) -> None:
+        self.child.stop()
+        shutil.rmtree(self.log_dir, ignore_errors=True)
+
+
+def _requests(kind: str, how_many: int, ids: counter, slack_base: str, stack: ProductStack
+              ) -> list[PreparedRequest]:
+    """Signed requests; request n comes from operator n mod 20 and targets server n mod 50."""
+    out = []
+    for _ in range(how_many):
+        n = next(ids)
+        user = stack.operators[n % len(stack.operators)]
+        server = stack.servers[n % len(stack.servers)]
+        command, text = ("/jobs", "") if kind == "jobs" else (
+            "/run-playbook", f"deploy {server} version=1.{n}")
+        out.append(slash_command(EVENTS_PATH, SIGNING_SECRET, command, text, user=user,
+                                 channel=CHANNEL, trigger_id=f"bench-{kind}-{n}",
+                                 response_url=f"{slack_base}/response/cmd-{n}"))
+    return out
+
+
+def _wait_enqueued(stack: ProductStack, expected: int, timeout: float = 120) -> float:
+    """Seconds until `expected` jobs exist with a queue message id; raises on timeout."""
+    started = time.monotonic()
+    stmt = select(func.count()).select_from(Job).where(Job.dramatiq_message_id.is_not(None))
+    while True:
+        with stack.session_factory() as session:
+            done = session.scalar(stmt) or 0
+        if done >= expected:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            with stack.session_factory() as session:
+                by_status = dict(session.execute(
+                    select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+            raise RuntimeError(
+                f"only {done} of {expected} launched jobs were enqueued after {timeout:.0f}s "
+                f"(jobs by status: {by_status}); web log:\n{stack.web.tail() if stack.web else ''}")
+        time.sleep(0.02)
+
+
+def _check(result: LoadResult, what: str) -> None:
+    bad = {status: n for status, n in result.statuses.items() if status != 200}
+    if result.errors or bad:
+        raise RuntimeError(f"{what}: {len(result.errors)} connection errors "
+                           f"({result.errors[:3]}), non-200 answers {bad}")
+
+
+@dataclass
+class AckMeasurement:
+    """Latencies per kind ("bare", "run", "jobs"), drains, and the two servers' peak RSS."""
+
+    results: dict[str, list[LoadResult]]
+    drains: list[float]
+    per_round: int
+    jobs_created: int
+    threads: int
+    process_before_response: bool
+    web_peak_rss_kib: int | None
+    bare_peak_rss_kib: int | None
+    served: int
+
+
+def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMeasurement:
+    """Serve the product and the bare app, load both, and return what was measured."""
+    per_round = total // rounds
+    ids = counter(1)
+    stack: ProductStack | None = None
+    bare: Child | None = None
+    slack: SlackProcess | None = None
+    results: dict[str, list[LoadResult]] = {"bare": [], "run": [], "jobs": []}
+    drains: list[float] = []
+    try:
+        slack = SlackProcess(Path(mkdtemp(prefix="playbot-bench-ack-")))
+        stack = ProductStack(ctx, "ack", slack_api_url=slack.api_url, operators=OPERATORS,
+                             servers=SERVERS)
+        info = stack.start_web()
+        bare_port = free_port()
+        args = [sys.executable, "-m", "bench.serve", "bare", "--port", str(bare_port),
+                "--threads", str(info["threads"])]
+        if info["process_before_response"]:
+            args.append("--process-before-response")
+        bare = Child(args, env=bench_env(SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                                         SLACK_BOT_TOKEN=BOT_TOKEN,
+                                         SLACK_API_URL=slack.api_url),
+                     log_path=stack.tmp / "bare.log")
+        read_ready(bare)
+        wait_port(bare_port, 30, bare.process)
+        ports = {"bare": bare_port, "run": stack.web_port, "jobs": stack.web_port}
+        ctx.log(f"process_before_response={info['process_before_response']}, "
+                f"{info['threads']} waitress threads; {total} requests per kind")
+
+        launched = 0
+        for kind in ("bare", "run", "jobs"):  # warm up every path (not counted)
+            _check(run_load("127.0.0.1", ports[kind], _requests(kind, warmup, ids,
+                                                                  slack.base_url, stack),
+                            concurrency=CONCURRENCY), f"warm-up {kind}")
+        launched += warmup
+        _wait_enqueued(stack, launched)
+
+        for round_number in range(rounds):
+            order = ("bare", "run", "jobs") if round_number % 2 == 0 else ("jobs", "run", "bare")
+            for kind in order:
+                prepared = _requests(kind, per_round, ids, slack.base_url, stack)
+                result = run_load("127.0.0.1", ports[kind], prepared, concurrency=CONCURRENCY)
+                _check(result, kind)
+                results[kind].append(result)
+                if kind == "run":
+                    launched += per_round
+                    drains.append(_wait_enqueued(stack, launched))
+                elif kind == "jobs":
+                    time.sleep(0.5)  # let the replies (response_url posts) go out
+            ctx.log(f"round {round_number + 1}/{rounds}: " + ", ".join(
+                f"{k} p99 {summary_ms(v[-1].latencies)['p99_ms']:.1f} ms" for k, v in
+                results.items()))
+        with stack.session_factory() as session:
+            jobs_created = session.scalar(select(func.count()).select_from(Job)) or 0
+        assert stack.web is not None
+        return AckMeasurement(
+            results=results, drains=drains, per_round=per_round, jobs_created=jobs_created,
+            threads=info["threads"], process_before_response=info["process_before_response"],
+            web_peak_rss_kib=stack.web.peak_rss_kib(), bare_peak_rss_kib=bare.peak_rss_kib(),
+            served=warmup * 2 + per_round * rounds * 2)
+    finally:
+        if bare is not None:
+            bare.stop()
+        if stack is not None:
+            stack.stop()
+        if slack is not None:
+            slack.stop()
+
+
+def run(ctx: BenchContext) -> list[Figure]:
+    m = measure(ctx, total=ctx.size(3000, 200, smoke=40), rounds=ctx.size(3, 1),
+                warmup=ctx.size(100, 20, smoke=5))
+    ctx.shared["ack"] = m
+    results, drains, per_round = m.results, m.drains, m.per_round
+
+    def merged(kind: str) -> tuple[list[float], float]:
+        latencies = [x for r in results[kind] for x in r.latencies]
+        elapsed = sum(r.elapsed for r in results[kind])
+        return latencies, len(latencies) / elapsed
+
+    bare_lat, bare_tput = merged("bare")
+    base = summary_ms(bare_lat)
+    figures = []
+    for kind, label in (("run", "/run-playbook (creates and enqueues a job)"),
+                        ("jobs", "/jobs (read command)")):
+        latencies, tput = merged(kind)
+        stats = summary_ms(latencies)
+        extra = {**stats, "throughput_rps": tput, "baseline_p50_ms": base["p50_ms"],
+                 "baseline_throughput_rps": bare_tput, "requests": len(latencies),
+                 "concurrency": CONCURRENCY,
+                 "server": f"waitress, {m.threads} threads, separate process",
+                 "process_before_response": m.process_before_response}
+        if kind == "run":
+            extra["jobs_created"] = m.jobs_created
+            extra["drain_after_round_s_max"] = max(drains)
+            extra["launches_per_s"] = per_round / (
+                min(r.elapsed for r in results["run"]) + max(drains))
+        ratio = stats["p99_ms"] / base["p99_ms"]
+        figures.append(Figure(
+            key=f"ack_latency.{'run_playbook' if kind == 'run' else 'jobs'}",
+            title=f"Ack latency: {label}", value=stats["p99_ms"], unit="ms (p99)",
+            baseline=base["p99_ms"], baseline_label="bare Bolt app p99",
+            target=f"p99 < {P99_LIMIT_MS:.0f} ms and <= {MAX_RATIO:.0f}x bare",
+            met=stats["p99_ms"] < P99_LIMIT_MS and ratio <= MAX_RATIO, extra=extra))
+    return figures

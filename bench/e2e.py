@@ -1,0 +1,112 @@
+"""Figure 3 — end-to-end overhead: slash command → job success shown in Slack.
+
+The product runs for real: the web process (waitress) takes a signed `/run-playbook
+<playbook> local`, creates the job and enqueues it on Redis; `playbot worker` claims it,
+runs ansible-runner, stores the output in job_logs and streams it to the job's thread; the
+clock stops when FakeSlack receives the `chat.update` that shows the job succeeded.
+Two playbooks: `small` (three tasks) and `chatty` (a 200-item loop and 3,000 lines of
+output, about 3,600 lines in all).
+
+Baseline: plain `ansible-playbook -i <inventory> <playbook>` on the very same playbook
+file and the same host variables (local connection, the same interpreter), output read
+through a pipe. Runs alternate product / plain; the median of each is compared.
+Target: the chatty playbook within 1.3x of plain ansible-playbook.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from typing import Any
+
+from bench.context import BenchContext
+from bench.playbooks import chatty_size, inventory_file
+from bench.procs import bench_env
+from bench.results import Figure
+from bench.stack import JobDriver, ProductStack
+
+TITLE = "End-to-end: slash command to success in Slack vs plain ansible-playbook"
+MAX_CHATTY_RATIO = 1.3
+
+
+def plain_ansible(playbook: str, inventory: str, env: dict[str, str]) -> float:
+    """Wall time of `ansible-playbook -i inventory playbook`; raises if it fails."""
+    started = time.perf_counter()
+    done = subprocess.run(["ansible-playbook", "-i", inventory, playbook], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"ansible-playbook {playbook} failed:\n{done.stdout.decode()[-2000:]}")
+    return seconds
+
+
+def start_e2e_stack(ctx: BenchContext, label: str, **playbooks: Any) -> tuple[Any, ProductStack,
+                                                                           JobDriver]:
+    """FakeSlack in this process, a stack with web and worker processes, and a driver."""
+    from bot.fake_slack import FakeSlack
+
+    fake = FakeSlack().start()
+    try:
+        stack = ProductStack(ctx, label, slack_api_url=fake.api_url, playbooks=playbooks)
+    except BaseException:
+        fake.stop()
+        raise
+    try:
+        stack.start_web()
+        stack.start_worker()
+        driver = JobDriver(stack, fake)
+    except BaseException:
+        stack.stop()
+        fake.stop()
+        raise
+    return fake, stack, driver
+
+
+def run(ctx: BenchContext) -> list[Figure]:
+    repeats = ctx.size(3, 1)
+    fake, stack, driver = start_e2e_stack(ctx, "e2e", **chatty_size(ctx))
+    inventory = str(inventory_file(stack.tmp / "inventory.ini"))
+    plain_env = bench_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                          ANSIBLE_RETRY_FILES_ENABLED="False", PYTHONUNBUFFERED="1")
+    product: dict[str, list[float]] = {"small": [], "chatty": []}
+    plain: dict[str, list[float]] = {"small": [], "chatty": []}
+    lines: dict[str, int] = {}
+    try:
+        if ctx.scale != "smoke":  # warm up: the worker's first job, ansible's first start
+            warm = driver.run("small")
+            if warm.status != "success":
+                raise RuntimeError(f"warm-up job ended {warm.status}; worker log:\n"
+                                   f"{stack.worker.tail() if stack.worker else ''}")
+            plain_ansible(str(stack.playbooks["small"]), inventory, plain_env)
+        for _ in range(repeats):
+            for name in ("small", "chatty"):
+                job = driver.run(name)
+                if job.status != "success":
+                    raise RuntimeError(f"{name} job ended {job.status}")
+                product[name].append(job.seconds)
+                lines[name] = stack.log_rows(job.job_pk).rows
+                plain[name].append(plain_ansible(str(stack.playbooks[name]), inventory,
+                                                 plain_env))
+                ctx.log(f"{name}: product {product[name][-1]:.2f}s, "
+                        f"plain {plain[name][-1]:.2f}s, {lines[name]} lines")
+        ctx.shared["worker_peak_rss_kib"] = stack.worker.peak_rss_kib() if stack.worker else None
+        ctx.shared["worker_ran"] = "small + chatty jobs (e2e)"
+    finally:
+        stack.stop()
+        fake.stop()
+
+    figures = []
+    for name, label in (("small", "small playbook (3 tasks)"),
+                        ("chatty", f"chatty playbook ({lines['chatty']:,} lines)")):
+        value = statistics.median(product[name])
+        base = statistics.median(plain[name])
+        ratio = value / base
+        figures.append(Figure(
+            key=f"end_to_end.{name}", title=f"End-to-end: {label}", value=value, unit="s",
+            baseline=base, baseline_label="plain ansible-playbook",
+            target=f"<= {MAX_CHATTY_RATIO}x plain" if name == "chatty" else "",
+            met=ratio <= MAX_CHATTY_RATIO if name == "chatty" else None,
+            extra={"runs": repeats, "product_s": product[name], "plain_s": plain[name],
+                   "overhead_s": value - base, "log_lines": lines[name]}))
+    return figures

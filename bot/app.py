@@ -1,0 +1,60 @@
+"""The Bolt app factory: settings (+ an optional WebClient) in, a fully registered App out.
+
+Ack strategy (see docs/slack-app.md): `process_before_response=True`, so the HTTP response
+(the ack) is sent as soon as the listener's ack function returns — no 10 ms polling loop —
+and every listener's ack function does only in-memory work (parsing, choosing a message).
+Everything slow — database writes, Slack Web API calls, queue round trips — runs in Bolt
+lazy listeners on our own thread pool (`BackgroundExecutor`) after the ack. The one
+exception is the run-playbook modal's submission, whose ack must carry field errors: it
+reads the playbook and checks the values (database reads only) before answering.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.settings import Settings
+from handlers import register_all
+from handlers.errors import make_global_error_handler
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, *, client: WebClient | None = None,
+               runtime: Runtime | None = None) -> App:
+    """Build the Bolt app with every listener registered.
+
+    client: the Web API client (default: SLACK_API_URL with a 429 retry handler).
+    runtime: supplies the database, queue and thread pool; without one a runtime is built
+        from the settings (which also builds its own app — this returns that one).
+    The bot token is checked once here with `auth.test`, so a wrong token fails at start.
+    """
+    from bot.runtime import build_runtime, make_client
+
+    if runtime is None:
+        built = build_runtime(settings, client=client)
+        assert built.app is not None
+        return built.app
+    if not settings.slack_bot_token or not settings.slack_signing_secret:
+        raise ValueError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set to run the app")
+    client = client or runtime.client or make_client(settings)
+    if client.token is None:
+        client.token = settings.slack_bot_token
+    app = App(
+        signing_secret=settings.slack_signing_secret,
+        client=client,
+        process_before_response=True,
+        listener_executor=runtime.background,
+        name="playbot",
+    )
+    deps = runtime.deps()
+    app.error(make_global_error_handler(deps))
+    register_all(app, deps)
+    return app

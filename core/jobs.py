@@ -1,0 +1,418 @@
+"""The job lifecycle up to the queue: launch, retry, cancel, find, and where a job's message is.
+
+`launch` turns one run request into one `jobs` row per target server:
+1. the actor must be an operator or admin (`job.launch`);
+2. the playbook must be registered, active and unchanged on disk (SHA-256);
+3. extra vars are validated against its declarations (`core.extra_vars`);
+4. the target is resolved to active servers (`core.targets`), at most `policy.max_targets`;
+5. a job on a production server waits for approval (`awaiting_approval` plus an approval
+   ticket that expires after `policy.approval_ttl`) unless it runs in check mode, or the
+   actor is an admin and `policy.admins_self_approve` is on; every other job is `pending`.
+
+Repeats never create a second job:
+- the same `request_key` (a Slack retry, a double submit, the same trigger) returns the jobs
+  it created (`duplicate=True`); each job stores `<request_key>@<server id>`, unique;
+- launching again what the same user already has pending, awaiting approval or running
+  (same playbook, server, vars and check mode) answers with that job instead. When only
+  some servers of a target have such a job, new jobs are made for the others and the
+  running ones are listed in `LaunchResult.already_running`.
+
+Each job created (or found again) gets a `job.launch` audit row written here; denials are
+audited by the caller after its rollback (see `core/__init__`). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import audit, extra_vars, permissions, playbook_files
+from core.audit import RequestInfo
+from core.errors import InvalidInput, InvalidState, UnknownJob, UnknownPlaybook, UnknownServer
+from core.refs import find
+from core.suggestions import closest
+from core.targets import resolve_target
+from db.base import utcnow
+from db.models import (
+    Environment,
+    Job,
+    JobStatus,
+    Playbook,
+    Role,
+    Server,
+    Ticket,
+    TicketKind,
+    TicketPriority,
+    TicketStatus,
+    User,
+)
+
+ACTIVE_STATUSES = (JobStatus.pending, JobStatus.awaiting_approval, JobStatus.running)
+RETRYABLE_STATUSES = (JobStatus.failed, JobStatus.cancelled)
+REQUEST_KEY_MAX = 100  # leaves room for "@<server id>" in jobs.request_key (128)
+
+
+@dataclass(frozen=True)
+class LaunchPolicy:
+    """The settings a launch obeys.
+
+    playbook_dir: the only directory playbooks run from (their files are re-hashed here).
+    admins_self_approve: an admin's own production run needs no approval (small teams).
+    approval_ttl: how long an approval request stays open.
+    max_targets: the most servers one target may expand to.
+    """
+
+    playbook_dir: Path | str
+    admins_self_approve: bool = False
+    approval_ttl: timedelta = timedelta(hours=1)
+    max_targets: int = 50
+
+
+@dataclass
+class LaunchResult:
+    """What a launch (or retry) produced.
+
+    jobs: the jobs created, or found again when `duplicate`.
+    approval_tickets: the approval ticket of each job awaiting approval.
+    duplicate: nothing new was created; `jobs` are the ones an earlier identical request made
+        (or that are still running for the same launch).
+    needs_approval: some job waits for an admin's approval.
+    already_running: identical jobs of this user still in progress on some of the servers,
+        not launched again (when `duplicate`, they are `jobs` themselves).
+    """
+
+    jobs: list[Job]
+    approval_tickets: list[Ticket] = field(default_factory=list)
+    duplicate: bool = False
+    needs_approval: bool = False
+    already_running: list[Job] = field(default_factory=list)
+
+
+def launch(
+    session: Session,
+    actor: User,
+    *,
+    playbook: str,
+    target: str,
+    raw_vars: Mapping[str, Any],
+    check_mode: bool,
+    request_key: str | None,
+    channel_id: str | None,
+    policy: LaunchPolicy,
+    request: RequestInfo | None = None,
+) -> LaunchResult:
+    """Create the jobs of one run request (see the module docstring for the rules).
+
+    Raises NotAllowed, UnknownPlaybook, PlaybookChanged, InvalidVars, UnknownServer,
+    InvalidInput. The caller commits, then posts and enqueues the `pending` jobs.
+    """
+    permissions.require(actor, permissions.JOB_LAUNCH)
+    key = _normal_key(request_key)
+    if key is not None:
+        earlier = jobs_for_request(session, key)
+        if earlier:
+            return _repeat(session, actor, earlier, key, request)
+    book = _runnable_playbook(session, playbook, policy)
+    variables = extra_vars.validate(book, raw_vars, source="chat")
+    servers = resolve_target(session, target, limit=policy.max_targets)
+    return _create(session, actor, book, servers, variables, check_mode=check_mode, key=key,
+                   channel_id=channel_id, policy=policy, request=request, target=target)
+
+
+def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str | None,
+          policy: LaunchPolicy, request: RequestInfo | None = None) -> LaunchResult:
+    """Launch a failed or cancelled job again as a new job (`retry_of_id` set).
+
+    Same playbook, server, vars and check mode, as the actor; the same approval rules apply
+    and the vars are validated again against the playbook's current declarations.
+    Raises NotAllowed, UnknownJob, InvalidState (not failed/cancelled), UnknownPlaybook,
+    PlaybookChanged, InvalidVars, UnknownServer.
+    """
+    permissions.require(actor, permissions.JOB_RETRY)
+    original = get_job(session, job_ref)
+    key = _normal_key(request_key)
+    if key is not None:
+        earlier = jobs_for_request(session, key)
+        if earlier:
+            return _repeat(session, actor, earlier, key, request)
+    if original.status not in RETRYABLE_STATUSES:
+        raise InvalidState(f"Job {short(original)} is {label(original.status)}; only failed or "
+                           "cancelled jobs can be retried.")
+    book = _runnable_playbook(session, original.playbook.name, policy)
+    variables = extra_vars.validate(book, original.extra_vars or {}, source="retry")
+    server = original.server
+    if not server.is_active:
+        raise UnknownServer(f"Server `{server.hostname}` is deactivated; the job cannot be "
+                            "retried.")
+    return _create(session, actor, book, [server], variables, check_mode=original.check_mode,
+                   key=key, channel_id=original.slack_channel_id, policy=policy,
+                   request=request, target=server.hostname, retry_of=original)
+
+
+def cancel(session: Session, actor: User, job_ref: str | int, *, reason: str | None = None,
+           request: RequestInfo | None = None) -> Job:
+    """Cancel a job: at once when pending or awaiting approval (its approval request is
+    closed); for a running job, `cancel_requested` is set and the worker stops it.
+
+    Operators cancel their own jobs, admins anyone's. Raises NotAllowed, UnknownJob,
+    InvalidState (already finished, or cancellation already requested).
+    """
+    job = get_job(session, job_ref)
+    permissions.require(actor, permissions.JOB_CANCEL, owner_id=job.user_id)
+    now = utcnow()
+    why = f"Cancelled by @{actor.username}" + (f": {reason.strip()}" if reason and
+                                                reason.strip() else "")
+    previous = job.status
+    if previous in (JobStatus.pending, JobStatus.awaiting_approval):
+        stopped = session.execute(
+            update(Job).where(Job.id == job.id, Job.status == previous)
+            .values(status=JobStatus.cancelled, completed_at=now, error_message=why[:2000])
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if stopped == 1:
+            if previous == JobStatus.awaiting_approval:
+                _withdraw_approval(session, job, f"Withdrawn: {why}")
+            return _cancelled(session, actor, job, previous, request, "cancelled")
+        _reload(session, job)  # it moved on meanwhile (claimed, approved...): decide again
+        previous = job.status
+    if previous == JobStatus.running:
+        if job.cancel_requested:
+            raise InvalidState(f"Cancellation of job {short(job)} was already requested; it "
+                               "stops at the next task.")
+        asked = session.execute(
+            update(Job).where(Job.id == job.id, Job.status == JobStatus.running)
+            .values(cancel_requested=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if asked == 1:
+            return _cancelled(session, actor, job, previous, request, "cancel_requested")
+        _reload(session, job)
+    raise InvalidState(f"Job {short(job)} is already {label(job.status)}; there is nothing to "
+                       "cancel.")
+
+
+def get_job(session: Session, job_ref: str | int) -> Job:
+    """The job named by its uuid, a unique prefix (6+ characters) or its numeric id.
+
+    Raises UnknownJob, or InvalidInput for an ambiguous or too short prefix.
+    """
+    return find(session, Job, Job.job_id, job_ref, what="job", not_found=UnknownJob)
+
+
+def mark_enqueued(session: Session, job_id: str, message_id: str) -> None:
+    """Record the queue message sent for a job (and, while it is pending, when it was sent,
+    so the requeuer leaves it alone)."""
+    session.execute(update(Job).where(Job.job_id == job_id)
+                    .values(dramatiq_message_id=message_id[:64])
+                    .execution_options(synchronize_session=False))
+    session.execute(update(Job).where(Job.job_id == job_id, Job.status == JobStatus.pending)
+                    .values(heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False))
+
+
+def attach_message(session: Session, job_id: str, channel_id: str, ts: str) -> None:
+    """Record where the job's Slack message is, so progress updates edit it in place."""
+    session.execute(update(Job).where(Job.job_id == job_id)
+                    .values(slack_channel_id=channel_id, slack_message_ts=ts)
+                    .execution_options(synchronize_session=False))
+
+
+def jobs_for_request(session: Session, request_key: str) -> list[Job]:
+    """The jobs an earlier request with this key created, oldest first."""
+    key = _normal_key(request_key)
+    if key is None:
+        return []
+    return list(session.scalars(
+        select(Job).where(Job.request_key.startswith(f"{key}@", autoescape=True))
+        .order_by(Job.id)
+    ).unique())
+
+
+def approval_ticket(session: Session, job: Job) -> Ticket | None:
+    """The newest approval ticket of a job, if it has one."""
+    return session.scalars(
+        select(Ticket).where(Ticket.job_id == job.id, Ticket.kind == TicketKind.approval)
+        .order_by(Ticket.id.desc()).limit(1)
+    ).unique().first()
+
+
+def needs_approval(server: Server, actor: User, *, check_mode: bool,
+                   policy: LaunchPolicy) -> bool:
+    """Whether a run on `server` by `actor` must wait for another admin's approval."""
+    if check_mode or server.environment != Environment.production:
+        return False
+    return not (policy.admins_self_approve and actor.role == Role.admin)
+
+
+def short(job: Job) -> str:
+    """How messages name a job: the first 8 characters of its uuid, in backticks."""
+    return f"`{job.job_id[:8]}`"
+
+
+def label(status: JobStatus) -> str:
+    return status.value.replace("_", " ")
+
+
+# internals ------------------------------------------------------------------------------
+
+
+def _normal_key(request_key: str | None) -> str | None:
+    """The request key as stored: long keys are hashed so `<key>@<server id>` fits."""
+    key = (request_key or "").strip()
+    if not key:
+        return None
+    if len(key) > REQUEST_KEY_MAX or "@" in key:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def _runnable_playbook(session: Session, name: str, policy: LaunchPolicy) -> Playbook:
+    wanted = (name or "").strip()
+    if not wanted:
+        raise InvalidInput("Which playbook? Usage: `/run-playbook <playbook> <target> "
+                           "[key=value ...] [--check]`.")
+    book = session.scalar(select(Playbook).where(Playbook.name == wanted))
+    if book is None or not book.is_active:
+        names = list(session.scalars(select(Playbook.name).where(Playbook.is_active.is_(True))))
+        state = "is deactivated" if book is not None else "is not registered"
+        raise UnknownPlaybook(f"Playbook `{wanted}` {state}.", suggestions=closest(wanted, names))
+    playbook_files.verify_unchanged(book, policy.playbook_dir)
+    return book
+
+
+def _repeat(session: Session, actor: User, jobs: Sequence[Job], key: str,
+            request: RequestInfo | None) -> LaunchResult:
+    """The answer to a request seen before: its jobs, audited as a repeat."""
+    for job in jobs:
+        audit.record(session, user=actor, action="job.launch", resource_type="job",
+                     resource_id=job.job_id, request=request,
+                     details={"duplicate": True, "request_key": key, "status": job.status})
+    tickets = [t for t in (approval_ticket(session, j) for j in jobs if
+                           j.status == JobStatus.awaiting_approval) if t is not None]
+    return LaunchResult(jobs=list(jobs), approval_tickets=tickets, duplicate=True,
+                        needs_approval=bool(tickets))
+
+
+def _in_progress_twin(session: Session, actor: User, book: Playbook, server: Server,
+                      variables: Mapping[str, Any], check_mode: bool) -> Job | None:
+    """This user's identical job still pending, awaiting approval or running, if any."""
+    candidates = session.scalars(
+        select(Job).where(Job.user_id == actor.id, Job.playbook_id == book.id,
+                          Job.server_id == server.id, Job.check_mode.is_(check_mode),
+                          Job.status.in_(ACTIVE_STATUSES))
+        .order_by(Job.id.desc())
+    ).unique()
+    return next((job for job in candidates
+                 if (job.extra_vars or {}) == dict(variables) and not job.cancel_requested),
+                None)
+
+
+def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Server],
+            variables: Mapping[str, Any], *, check_mode: bool, key: str | None,
+            channel_id: str | None, policy: LaunchPolicy, request: RequestInfo | None,
+            target: str, retry_of: Job | None = None) -> LaunchResult:
+    now = utcnow()
+    running: list[Job] = []
+    fresh: list[Server] = []
+    for server in servers:
+        twin = _in_progress_twin(session, actor, book, server, variables, check_mode)
+        if twin is not None:
+            running.append(twin)
+        else:
+            fresh.append(server)
+    if not fresh:
+        for job in running:
+            audit.record(session, user=actor, action="job.launch", resource_type="job",
+                         resource_id=job.job_id, request=request,
+                         details={"duplicate": True, "already": job.status, "target": target})
+        return LaunchResult(jobs=running, duplicate=True, already_running=running,
+                            needs_approval=any(j.status == JobStatus.awaiting_approval
+                                               for j in running),
+                            approval_tickets=[t for t in (approval_ticket(session, j)
+                                                          for j in running
+                                                          if j.status ==
+                                                          JobStatus.awaiting_approval)
+                                              if t is not None])
+    created: list[Job] = []
+    tickets: list[Ticket] = []
+    for server in fresh:
+        waits = needs_approval(server, actor, check_mode=check_mode, policy=policy)
+        job = Job(playbook_id=book.id, server_id=server.id, user_id=actor.id,
+                  status=JobStatus.awaiting_approval if waits else JobStatus.pending,
+                  extra_vars=dict(variables), check_mode=check_mode,
+                  slack_channel_id=channel_id,
+                  request_key=f"{key}@{server.id}" if key else None,
+                  retry_of_id=retry_of.id if retry_of else None, created_at=now)
+        session.add(job)
+        session.flush()
+        session.refresh(job)  # load playbook/server/user for the caller's messages
+        ticket = _approval_request(session, job, actor, policy, now) if waits else None
+        if ticket is not None:
+            tickets.append(ticket)
+        details: dict[str, Any] = {
+            "playbook": book.name, "server": server.hostname, "target": target,
+            "environment": server.environment, "check_mode": check_mode,
+            "extra_vars": dict(variables), "status": job.status, "file_hash": book.file_hash,
+        }
+        if key:
+            details["request_key"] = key
+        if retry_of is not None:
+            details["retry_of"] = retry_of.job_id
+        if ticket is not None:
+            details["approval_ticket"] = ticket.ticket_id
+        audit.record(session, user=actor, action="job.retry" if retry_of else "job.launch",
+                     resource_type="job", resource_id=job.job_id, details=details,
+                     request=request)
+        created.append(job)
+    return LaunchResult(jobs=created, approval_tickets=tickets, duplicate=False,
+                        needs_approval=bool(tickets), already_running=running)
+
+
+def _approval_request(session: Session, job: Job, actor: User, policy: LaunchPolicy,
+                      now: Any) -> Ticket:
+    shown = audit.sanitize(job.extra_vars or {})
+    vars_text = ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "no extra vars"
+    ticket = Ticket(
+        kind=TicketKind.approval, job_id=job.id, created_by=actor.id,
+        title=f"Approve {job.playbook.name} on {job.server.hostname} for @{actor.username}"[:255],
+        description=(f"@{actor.username} asks to run `{job.playbook.name}` on "
+                     f"`{job.server.hostname}` ({job.server.environment.value}) with "
+                     f"{vars_text}. An admin other than the requester must approve it."),
+        status=TicketStatus.open, priority=TicketPriority.high,
+        expires_at=now + policy.approval_ttl, created_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def _withdraw_approval(session: Session, job: Job, note: str) -> None:
+    session.execute(
+        update(Ticket).where(Ticket.job_id == job.id, Ticket.kind == TicketKind.approval,
+                             Ticket.status == TicketStatus.open)
+        .values(status=TicketStatus.closed, resolution_note=note[:2000], updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _cancelled(session: Session, actor: User, job: Job, previous: JobStatus,
+               request: RequestInfo | None, outcome: str) -> Job:
+    _reload(session, job)
+    audit.record(session, user=actor, action="job.cancel", resource_type="job",
+                 resource_id=job.job_id, request=request,
+                 details={"previous_status": previous, "result": outcome,
+                          "owner": job.user.username})
+    return job
+
+
+def _reload(session: Session, job: Job) -> None:
+    """Read the job again, as last committed (a locking read: on MariaDB a plain read would
+    return this transaction's older snapshot)."""
+    session.refresh(job, with_for_update={"read": True})

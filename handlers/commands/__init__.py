@@ -1,0 +1,14 @@
+"""Slash command listeners, one module per area; `register` adds them all."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers.deps import Deps
+
+
+def register(app: App, deps: Deps) -> None:
+    from handlers.commands import audit, catalog, jobs, playbot, run_playbook, tickets
+
+    for module in (run_playbook, jobs, tickets, catalog, audit, playbot):
+        module.register(app, deps)

@@ -1,0 +1,75 @@
+"""`/run-playbook <playbook> <target> [key=value ...] [--check]`, and with no arguments the modal.
+
+The ack answers at once ("Starting *ping* on *local*…"); the launch itself — validation,
+permission, approval, the job rows — is `core.jobs.launch`, called after the ack by
+`handlers.launching`. With no arguments the run-playbook modal is opened with the trigger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slack_bolt import App
+
+from core import extra_vars
+from core.errors import InvalidInput, PlaybotError
+from handlers.deps import Deps
+from handlers.launching import launch_from_chat
+from handlers.listeners import Ctx, on_command
+from handlers.parsing import split_flags, split_words
+from handlers.run_form import open_run_modal
+from slackui import ids
+from slackui.blocks import escape
+
+USAGE = "/run-playbook <playbook> <target> [key=value ...] [--check]"
+CHECK_FLAGS = ("--check", "--check-mode")
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    playbook: str
+    target: str
+    raw_vars: dict[str, str] = field(default_factory=dict)
+    check_mode: bool = False
+
+
+def parse_run(text: str) -> RunArgs:
+    """Parse the command text; raises InvalidInput / InvalidVars with a usage hint."""
+    words, flags = split_flags(split_words(text), CHECK_FLAGS)
+    if len(words) < 2 or "=" in words[0] or "=" in words[1]:
+        missing = "a playbook and a target" if not words or "=" in words[0] else "a target"
+        raise InvalidInput(f"Please give {missing}. Usage: `{USAGE}` — e.g. "
+                           "`/run-playbook ping web-01`, `/run-playbook deploy tag:web "
+                           "version=1.2`. Or type `/run-playbook` alone for a form.")
+    playbook, target, *assignments = words
+    return RunArgs(playbook=playbook, target=target,
+                   raw_vars=extra_vars.parse_assignments(assignments),
+                   check_mode=bool(flags & set(CHECK_FLAGS)))
+
+
+def ack_text(text: str) -> str | None:
+    """The instant reply: what is starting (errors are answered after the ack, audited)."""
+    if not text:
+        return None
+    try:
+        args = parse_run(text)
+    except PlaybotError:
+        return None
+    check = " in check mode" if args.check_mode else ""
+    return f":rocket: Starting *{escape(args.playbook)}* on *{escape(args.target)}*{check}…"
+
+
+def run_playbook(ctx: Ctx) -> None:
+    if not ctx.text:
+        open_run_modal(ctx, source="command")
+        return
+    args = parse_run(ctx.text)  # a typo is audited as a refused /run-playbook by the wrapper
+    caller = ctx.caller
+    launch_from_chat(
+        ctx, playbook=args.playbook, target=args.target, raw_vars=args.raw_vars,
+        check_mode=args.check_mode, channel_id=caller.channel_id, source="command",
+        request_key=f"cmd:{caller.team_id}:{caller.trigger_id}")
+
+
+def register(app: App, deps: Deps) -> None:
+    on_command(app, deps, ids.CMD_RUN_PLAYBOOK, run_playbook, ack_text=ack_text)

@@ -1,0 +1,201 @@
+"""How a Playbot listener is wired into Bolt: a fast ack, then the real work in the background.
+
+Every listener is registered as Bolt's `ack=` function plus one lazy function. The ack
+function runs before the HTTP response and does in-memory work only (for a slash command,
+choosing the first ephemeral line). The lazy function runs on the app's thread pool after
+the ack; it builds a `Ctx` (caller, replier, deps) and calls the handler. A handler's
+`PlaybotError` becomes an ephemeral reply with the error's message; anything else goes to
+the error boundary (`handlers.errors`), which logs it and tells the user.
+
+View submissions may need a check before the ack (to return field errors in the ack):
+`on_view(..., check=...)` runs `check(ctx)` — database reads only — and stores its verdict
+in the request context, which Bolt copies to the lazy half as `ctx.precheck`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext
+from slack_bolt.request import BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from core.errors import InvalidInput, InvalidState, InvalidVars, NotAllowed, NotFound, PlaybotError
+from handlers.chat import Action, record_refusal
+from handlers.context import Caller, caller_from
+from handlers.deps import Deps
+from handlers.errors import log_unexpected, unexpected_message
+from handlers.replies import Replier
+
+log = logging.getLogger(__name__)
+PRECHECK_KEY = "playbot_precheck"
+
+
+@dataclass
+class Ctx:
+    """Everything a handler needs for one request, in the background half."""
+
+    deps: Deps
+    caller: Caller
+    client: WebClient
+    body: dict[str, Any]
+    reply: Replier
+    precheck: dict[str, Any] = field(default_factory=dict)
+    origin_ts: str | None = None  # the message a modal was opened from (its metadata)
+
+    @property
+    def text(self) -> str:
+        """The slash command's text."""
+        return str(self.body.get("text") or "").strip()
+
+    @property
+    def action(self) -> dict[str, Any]:
+        """The first action of a block_actions payload."""
+        return (self.body.get("actions") or [{}])[0]
+
+    @property
+    def view(self) -> dict[str, Any]:
+        return self.body.get("view") or {}
+
+    @property
+    def message_ts(self) -> str | None:
+        """The ts of the message whose button was clicked, if any."""
+        if self.origin_ts:
+            return self.origin_ts
+        container = self.body.get("container") or {}
+        return container.get("message_ts") or (self.body.get("message") or {}).get("ts")
+
+
+    def in_channel(self, channel_id: str | None, message_ts: str | None = None) -> Ctx:
+        """This context as if the request came from `channel_id` (a modal opened there)."""
+        if not channel_id:
+            return self
+        caller = replace(self.caller, channel_id=channel_id)
+        reply = Replier(self.client, caller, None, jobs_channel=self.deps.jobs_channel)
+        return replace(self, caller=caller, reply=reply, origin_ts=message_ts or self.origin_ts)
+
+
+Handler = Callable[[Ctx], None]
+
+
+def error_text(error: PlaybotError) -> str:
+    """The user-facing line for an expected error, with an emoji saying what kind it is."""
+    if isinstance(error, NotAllowed):
+        emoji = ":no_entry:"
+    elif isinstance(error, NotFound):
+        emoji = ":mag:"
+    elif isinstance(error, InvalidVars | InvalidInput):
+        emoji = ":warning:"
+    elif isinstance(error, InvalidState):
+        emoji = ":information_source:"
+    else:
+        emoji = ":warning:"
+    return f"{emoji} {error}"
+
+
+def _make_ctx(deps: Deps, body: dict[str, Any], client: WebClient,
+              respond: Callable[..., Any] | None, request: BoltRequest,
+              context: BoltContext | None = None) -> Ctx:
+    caller = caller_from(body, request.headers)
+    replier = Replier(client, caller, respond, jobs_channel=deps.jobs_channel)
+    precheck = dict(context.get(PRECHECK_KEY) or {}) if context is not None else {}
+    return Ctx(deps=deps, caller=caller, client=client, body=body, reply=replier,
+               precheck=precheck)
+
+
+def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
+                ) -> Callable[..., None]:
+    def run_after_ack(body: dict[str, Any], client: WebClient, respond: Any,
+                      request: BoltRequest, context: BoltContext) -> None:
+        ctx = _make_ctx(deps, body, client, respond, request, context)
+        try:
+            try:
+                handler(ctx)
+            except PlaybotError as error:
+                record_refusal(deps, ctx.caller, fallback_action(body), error)
+                if notify:
+                    ctx.reply.ephemeral(error_text(error))
+        except Exception as error:  # noqa: BLE001 - the background half's error boundary
+            ref = log_unexpected(error, where=where, body=body, deps=deps)
+            if notify:
+                _tell(ctx, unexpected_message(ref))
+
+    run_after_ack.__name__ = f"run_{getattr(handler, '__name__', 'handler')}"
+    return run_after_ack
+
+
+def fallback_action(body: dict[str, Any]) -> Action:
+    """How a refused request is audited when its handler did not name the action."""
+    if "command" in body:
+        return Action("command", "command", str(body.get("command")),
+                      details={"text": str(body.get("text") or "")[:300]})
+    kind = str(body.get("type") or "request")
+    if kind == "block_actions":
+        first = (body.get("actions") or [{}])[0]
+        return Action("action", "action", str(first.get("action_id")),
+                      details={"value": str(first.get("value") or "")[:300]})
+    if kind == "view_submission":
+        return Action("view", "view", str((body.get("view") or {}).get("callback_id")))
+    return Action(kind, "request")
+
+
+def _tell(ctx: Ctx, text: str) -> None:
+    try:
+        ctx.reply.ephemeral(text)
+    except (SlackApiError, OSError) as exc:
+        log.warning("could not tell %s about an error: %s", ctx.caller.slack_user_id, exc)
+
+
+def on_command(app: App, deps: Deps, command: str, handler: Handler, *,
+               ack_text: Callable[[str], str | None] | None = None) -> None:
+    """`handler` answers `command` after the ack; `ack_text(text)` picks the instant reply."""
+
+    def ack_command(ack: Ack, body: dict[str, Any]) -> None:
+        text = ack_text(str(body.get("text") or "").strip()) if ack_text else None
+        ack(text) if text else ack()
+
+    app.command(command)(ack=ack_command, lazy=[_background(deps, handler, "command")])
+
+
+def on_action(app: App, deps: Deps, action_id: str, handler: Handler) -> None:
+    """`handler` reacts to a button or select with `action_id`, after an empty ack."""
+
+    def ack_action(ack: Ack) -> None:
+        ack()
+
+    app.action(action_id)(ack=ack_action, lazy=[_background(deps, handler, "action")])
+
+
+def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
+            check: Callable[[Ctx], dict[str, str] | None] | None = None) -> None:
+    """`handler` processes a submitted modal after the ack.
+
+    check: runs before the ack; returns {block_id: message} to keep the modal open with
+    those field errors (the handler then sees `ctx.precheck["errors"]`), or None.
+    """
+
+    def ack_view(ack: Ack, body: dict[str, Any], client: WebClient, request: BoltRequest,
+                 context: BoltContext) -> None:
+        errors = None
+        if check is not None:
+            errors = check(_make_ctx(deps, body, client, None, request))
+        if errors:
+            context[PRECHECK_KEY] = {"errors": dict(errors)}
+            ack(response_action="errors", errors=errors)
+        else:
+            ack()
+
+    app.view(callback_id)(ack=ack_view, lazy=[_background(deps, handler, "view")])
+
+
+def on_event(app: App, deps: Deps, event: str, handler: Handler) -> None:
+    """`handler` reacts to an Events API event (acked by Bolt at once)."""
+
+    def ack_event(ack: Ack) -> None:
+        ack()
+
+    app.event(event)(ack=ack_event, lazy=[_background(deps, handler, "event", notify=False)])

@@ -1,0 +1,179 @@
+"""Ticket flows shared by `/tickets` and the ticket buttons: list, show, take, resolve, close,
+and approval decisions (Approve / Reject), each redrawing the ticket's message afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.orm import Session
+
+from core import approvals, permissions
+from core import tickets as core_tickets
+from core.errors import PlaybotError, UnknownTicket
+from db.models import Job, Ticket, TicketKind
+from handlers.chat import Action, perform
+from handlers.launching import Announced, refresh_job_message, start_approved
+from handlers.listeners import Ctx
+from slackui.blocks import short_id
+from slackui.modals import resolve_ticket_modal
+from slackui.tickets import approval_message, ticket_list_blocks, ticket_message
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 30
+
+
+def _load(ticket: Ticket) -> Ticket:
+    """Touch what the ticket's message reads, while its session is still open."""
+    _ = (ticket.job, ticket.assignee, ticket.creator)
+    if ticket.job is not None:
+        _ = (ticket.job.playbook, ticket.job.server, ticket.job.user)
+    return ticket
+
+
+def list_queue(ctx: Ctx) -> None:
+    action = Action("tickets.list", "ticket")
+
+    def work(session: Session, user: Any) -> list[Ticket]:
+        permissions.require(user, permissions.TICKET_VIEW)
+        return [_load(t) for t in core_tickets.queue(session, limit=QUEUE_LIMIT + 1)]
+
+    tickets = perform(ctx.deps, ctx.caller, action, work)
+    ctx.reply.ephemeral("Ticket queue", ticket_list_blocks(tickets, limit=QUEUE_LIMIT))
+
+
+def show_ticket(ctx: Ctx, ref: str) -> None:
+    action = Action("ticket.show", "ticket", ref)
+
+    def work(session: Session, user: Any) -> Ticket:
+        permissions.require(user, permissions.TICKET_VIEW)
+        ticket = core_tickets.get_ticket(session, ref)
+        action.resource_id = ticket.ticket_id
+        return _load(ticket)
+
+    ticket = perform(ctx.deps, ctx.caller, action, work)
+    text, blocks = ticket_message(ticket)
+    ctx.reply.ephemeral(text, blocks)
+
+
+def take_ticket(ctx: Ctx, ref: str) -> None:
+    ticket = _change(ctx, "ticket.take", ref, lambda s, u: core_tickets.take(
+        s, u, ref, request=ctx.caller.request))
+    ctx.reply.ephemeral(f":raising_hand: Ticket `{short_id(ticket.ticket_id)}` is yours: "
+                        f"{ticket.title}")
+
+
+def resolve_ticket(ctx: Ctx, ref: str, note: str) -> None:
+    ticket = _change(ctx, "ticket.resolve", ref, lambda s, u: core_tickets.resolve(
+        s, u, ref, note, request=ctx.caller.request))
+    ctx.reply.ephemeral(f":white_check_mark: Ticket `{short_id(ticket.ticket_id)}` resolved.")
+
+
+def close_ticket(ctx: Ctx, ref: str) -> None:
+    ticket = _change(ctx, "ticket.close", ref, lambda s, u: core_tickets.close(
+        s, u, ref, request=ctx.caller.request))
+    ctx.reply.ephemeral(f":lock: Ticket `{short_id(ticket.ticket_id)}` closed.")
+
+
+def _change(ctx: Ctx, name: str, ref: str, change: Any) -> Ticket:
+    action = Action(name, "ticket", ref, audited_by_core=True)
+    ticket = perform(ctx.deps, ctx.caller, action, lambda s, u: _load(change(s, u)))
+    refresh_ticket_message(ctx, ticket)
+    return ticket
+
+
+def open_resolve_modal(ctx: Ctx, ref: str) -> None:
+    """The Resolve button: ask for the note in a modal (checked again on submit)."""
+    action = Action("ticket.resolve_form", "ticket", ref)
+
+    def work(session: Session, user: Any) -> Ticket:
+        permissions.require(user, permissions.TICKET_RESOLVE)
+        ticket = core_tickets.get_ticket(session, ref)
+        action.resource_id = ticket.ticket_id
+        return _load(ticket)
+
+    ticket = perform(ctx.deps, ctx.caller, action, work)
+    metadata = {"channel": ctx.caller.channel_id, "ts": ctx.message_ts}
+    ctx.client.views_open(trigger_id=ctx.caller.trigger_id,
+                          view=resolve_ticket_modal(ticket, metadata=metadata))
+
+
+def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
+    """Redraw the ticket's message: where it was posted, or the message clicked on."""
+    channel = ticket.slack_channel_id or ctx.caller.channel_id
+    ts = ticket.slack_message_ts or (ctx.message_ts if ctx.caller.channel_id else None)
+    if not channel or not ts:
+        return
+    text, blocks = ticket_message(ticket)
+    try:
+        ctx.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+    except (SlackApiError, OSError) as exc:
+        log.warning("could not update the message of ticket %s: %s", ticket.ticket_id, exc)
+
+
+# approvals ------------------------------------------------------------------------------
+
+
+def approve_request(ctx: Ctx, ref: str) -> Announced | None:
+    """Approve a production run: the job becomes pending, its message the job message, and it
+    is enqueued. A refusal (requester, expired, decided) also redraws the request."""
+    action = Action("approval.approve", "ticket", ref, audited_by_core=True)
+
+    def work(session: Session, user: Any) -> Job:
+        job = approvals.approve(session, user, ref, policy=ctx.deps.policy,
+                                request=ctx.caller.request)
+        _ = (job.playbook, job.server, job.user)
+        return job
+
+    try:
+        job = perform(ctx.deps, ctx.caller, action, work)
+    except PlaybotError:
+        redraw_approval(ctx, ref)
+        raise
+    announced = start_approved(ctx, job)
+    ctx.reply.ephemeral(f":white_check_mark: Approved: job `{short_id(job.job_id)}` "
+                        f"({job.playbook.name} on {job.server.hostname}) is starting.")
+    return announced
+
+
+def reject_request(ctx: Ctx, ref: str, reason: str | None = None) -> None:
+    action = Action("approval.reject", "ticket", ref, audited_by_core=True)
+
+    def work(session: Session, user: Any) -> Job:
+        job = approvals.reject(session, user, ref, reason=reason, request=ctx.caller.request)
+        _ = (job.playbook, job.server, job.user)
+        return job
+
+    try:
+        job = perform(ctx.deps, ctx.caller, action, work)
+    except PlaybotError:
+        redraw_approval(ctx, ref)
+        raise
+    redraw_approval(ctx, ref)
+    ctx.reply.ephemeral(f":no_entry_sign: Rejected: job `{short_id(job.job_id)}` is cancelled.")
+
+
+def redraw_approval(ctx: Ctx, ref: str) -> None:
+    """Redraw an approval request from the database (decided, expired or still open)."""
+    with ctx.deps.session_factory() as session:
+        try:
+            ticket = _load(core_tickets.get_ticket(session, ref))
+        except UnknownTicket:
+            return
+        if ticket.kind != TicketKind.approval:
+            return
+        job = ticket.job
+    channel = ticket.slack_channel_id or ctx.caller.channel_id
+    ts = ticket.slack_message_ts or ctx.message_ts
+    if not channel or not ts:
+        return
+    text, blocks = approval_message(ticket)
+    try:
+        ctx.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+    except (SlackApiError, OSError) as exc:
+        log.warning("could not redraw approval request %s: %s", ticket.ticket_id, exc)
+    if job is not None and (job.slack_message_ts, job.slack_channel_id) != (ts, channel):
+        refresh_job_message(ctx, job)
+

@@ -1,0 +1,14 @@
+"""Modal submission listeners, one module per modal; `register` adds them all."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers.deps import Deps
+
+
+def register(app: App, deps: Deps) -> None:
+    from handlers.views import run_playbook, tickets
+
+    for module in (run_playbook, tickets):
+        module.register(app, deps)

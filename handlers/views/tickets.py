@@ -1,0 +1,31 @@
+"""Submission of the resolve-ticket modal: the note is required (checked in the ack)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from handlers.deps import Deps
+from handlers.listeners import Ctx, on_view
+from handlers.ticket_views import resolve_ticket
+from slackui import ids
+from slackui.modals import decode_metadata, read_resolve_note
+
+
+def check_note(ctx: Ctx) -> dict[str, str] | None:
+    note = read_resolve_note((ctx.view.get("state") or {}).get("values") or {})
+    if not note:
+        return {ids.BLOCK_RESOLVE_NOTE: "Say what fixed it."}
+    return None
+
+
+def resolve_submitted(ctx: Ctx) -> None:
+    if ctx.precheck.get("errors"):
+        return  # the modal stayed open with the error; nothing was done
+    metadata = decode_metadata(ctx.view.get("private_metadata"))
+    note = read_resolve_note((ctx.view.get("state") or {}).get("values") or {})
+    here = ctx.in_channel(metadata.get("channel"), metadata.get("ts"))
+    resolve_ticket(here, str(metadata.get("ticket") or ""), note)
+
+
+def register(app: App, deps: Deps) -> None:
+    on_view(app, deps, ids.VIEW_RESOLVE_TICKET, resolve_submitted, check=check_note)

@@ -1,0 +1,71 @@
+"""The command reference: one table that the help reply, the manifest test and the docs share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slackui import ids
+from slackui.blocks import Block, context, escape, header, section
+from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks
+
+
+@dataclass(frozen=True)
+class CommandHelp:
+    command: str
+    usage_hint: str  # exactly the manifest's usage_hint
+    description: str  # exactly the manifest's description
+    details: str
+    role: str  # the least role that can use it
+
+
+COMMANDS: tuple[CommandHelp, ...] = (
+    CommandHelp(ids.CMD_RUN_PLAYBOOK, "<playbook> <target> [key=value ...] [--check]",
+                "Run an Ansible playbook on a host, tag:<tag> or env:<environment>",
+                "No arguments opens a form. Production runs wait for an admin's approval "
+                "unless `--check`.", "operator"),
+    CommandHelp(ids.CMD_JOBS, "[running|failed|mine|@user|history @user|stats]",
+                "List recent jobs, a user's history or 7-day statistics",
+                "`/jobs` recent · `running` · `failed` · `mine` · `@user` or `history @user` · "
+                "`stats`", "viewer"),
+    CommandHelp(ids.CMD_JOB, "<job id>",
+                "Show one job: status, timings, recap and last log lines",
+                "The first 8 characters of the id are enough.", "viewer"),
+    CommandHelp(ids.CMD_CANCEL, "<job id>", "Cancel a pending or running job",
+                "Operators cancel their own jobs; admins anyone's.", "operator"),
+    CommandHelp(ids.CMD_TICKETS, "[show <id>|take <id>|resolve <id> <note>|close <id>]",
+                "The ticket queue by priority; show, take, resolve or close a ticket",
+                "`/tickets` lists open tickets, most urgent first.", "viewer"),
+    CommandHelp(ids.CMD_SERVERS, "[env:<environment>] [tag:<tag>] [show <host>]",
+                "List servers (filter by environment and tag) or show one",
+                "", "viewer"),
+    CommandHelp(ids.CMD_PLAYBOOKS, "[tag:<tag>] [show <name>]",
+                "List registered playbooks or show one with its variables", "", "viewer"),
+    CommandHelp(ids.CMD_AUDIT, "<resource type> <id>",
+                "Audit trail of a job, ticket, server, playbook or user (admins)",
+                "e.g. `/audit job 3f2a9c1e` or `/audit server web-01`.", "admin"),
+    CommandHelp(ids.CMD_PLAYBOT, "help | stats | whoami | history [@user]",
+                "Playbot help, your role, statistics and history",
+                "Any other command also works as `/playbot <command> …`.", "viewer"),
+)
+BY_COMMAND = {c.command: c for c in COMMANDS}
+
+
+def help_blocks(*, role: str | None = None, intro: str | None = None) -> list[Block]:
+    """The command reference, with what the caller's role allows."""
+    blocks: list[Block] = [header("Playbot commands")]
+    if intro:
+        blocks.append(section(intro))
+    lines = []
+    for c in COMMANDS:
+        who = "" if c.role == "viewer" else f" _({c.role}s)_"
+        extra = f"\n      {c.details}" if c.details else ""
+        lines.append(f"`{c.command} {escape(c.usage_hint)}`{who}\n      {escape(c.description)}"
+                     f"{extra}")
+    blocks.append(section("\n".join(lines[:5])))
+    blocks.append(section("\n".join(lines[5:])))
+    roles = ("viewers read everything; operators also run playbooks, cancel their own jobs and "
+             "work tickets; admins also approve production runs, read the audit trail and "
+             "cancel any job.")
+    you = f"You are *{role}*. " if role else ""
+    blocks.append(context(f"{you}Roles: {roles}"))
+    return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)

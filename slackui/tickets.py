@@ -1,0 +1,201 @@
+"""Ticket messages: incident tickets (Take / Resolve / Close / Retry) and approval requests
+(Approve / Reject), plus the ticket queue list.
+
+`ticket_blocks(ticket)` is also what the worker's notifier posts in a failed job's thread,
+so its signature stays stable. Builders read only loaded attributes of the ORM objects
+(`Ticket.job`, `Job.playbook/server/user` are joined eagerly) and never query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from core.approvals import decision
+from db.models import Job, Ticket, TicketKind, TicketPriority, TicketStatus
+from slackui import ids
+from slackui.blocks import (
+    Block,
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    escape,
+    fields,
+    header,
+    section,
+    short_id,
+    user_mention,
+    when,
+)
+from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks, more_note, take, truncate
+
+PRIORITY_EMOJI = {
+    TicketPriority.critical: ":red_circle:",
+    TicketPriority.high: ":large_orange_circle:",
+    TicketPriority.medium: ":large_yellow_circle:",
+    TicketPriority.low: ":white_circle:",
+}
+STATUS_LABEL = {
+    TicketStatus.open: "open",
+    TicketStatus.in_progress: "in progress",
+    TicketStatus.resolved: "resolved",
+    TicketStatus.closed: "closed",
+}
+
+
+def ticket_message(ticket: Ticket) -> tuple[str, list[Block]]:
+    """Notification text and blocks for a ticket of either kind."""
+    if ticket.kind == TicketKind.approval:
+        return approval_message(ticket)
+    text = f"Ticket {short_id(ticket.ticket_id)} ({ticket.priority.value}): {ticket.title}"
+    return truncate(text, 300), ticket_blocks(ticket)
+
+
+def ticket_blocks(ticket: Ticket) -> list[Block]:
+    """An incident ticket with the buttons its status allows (Take, Resolve, Close, Retry job)."""
+    if ticket.kind == TicketKind.approval:
+        return approval_blocks(ticket)
+    emoji = PRIORITY_EMOJI.get(ticket.priority, "")
+    blocks: list[Block] = [
+        section(f"{emoji} *Ticket {short_id(ticket.ticket_id)}* · {escape(ticket.title)}"),
+        fields(_ticket_fields(ticket)),
+    ]
+    if ticket.description:
+        blocks.append(section(escape(ticket.description)))
+    if ticket.resolution_note:
+        blocks.append(section(f"*Resolution:* {escape(ticket.resolution_note)}"))
+    buttons = _incident_buttons(ticket)
+    if buttons:
+        blocks.append(actions(*buttons, block_id=f"ticket:{ticket.ticket_id}"))
+    return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def _ticket_fields(ticket: Ticket) -> list[tuple[str, str]]:
+    pairs = [
+        ("Status", STATUS_LABEL.get(ticket.status, ticket.status.value)),
+        ("Priority", ticket.priority.value),
+        ("Assignee", _person(ticket.assignee) if ticket.assignee else "nobody yet"),
+        ("Opened", when(ticket.created_at)),
+    ]
+    job = ticket.job
+    if job is not None:
+        pairs.append(("Job", f"`{short_id(job.job_id)}` {escape(job.playbook.name)} on "
+                             f"{escape(job.server.hostname)}"))
+    if ticket.resolved_at:
+        pairs.append(("Resolved", when(ticket.resolved_at)))
+    return pairs
+
+
+def _incident_buttons(ticket: Ticket) -> list[Block]:
+    value = ticket.ticket_id
+    buttons: list[Block] = []
+    if ticket.status == TicketStatus.open:
+        buttons.append(button("Take", ids.ACTION_TICKET_TAKE, value, style="primary"))
+    if ticket.status in (TicketStatus.open, TicketStatus.in_progress):
+        buttons.append(button("Resolve", ids.ACTION_TICKET_RESOLVE, value))
+    if ticket.status != TicketStatus.closed:
+        buttons.append(button("Close", ids.ACTION_TICKET_CLOSE, value))
+    if ticket.job is not None and ticket.status != TicketStatus.closed:
+        buttons.append(button("Retry job", ids.ACTION_JOB_RETRY, ticket.job.job_id))
+    return buttons
+
+
+# approval requests ----------------------------------------------------------------------
+
+
+def approval_message(ticket: Ticket, *, now: datetime | None = None) -> tuple[str, list[Block]]:
+    """The approval request of a production run: what will run where, and Approve/Reject."""
+    job = ticket.job
+    what = f"{job.playbook.name} on {job.server.hostname}" if job else ticket.title
+    text = f"Approval needed: {what}"
+    if not is_pending_approval(ticket, now=now):
+        text = f"Approval request for {what}: {approval_outcome(ticket, now=now)}"
+    return truncate(text, 300), approval_blocks(ticket, now=now)
+
+
+def is_pending_approval(ticket: Ticket, *, now: datetime | None = None) -> bool:
+    """Still waiting for a decision: open and not past its expiry."""
+    return decision(ticket, now=now) == "pending"
+
+
+def approval_outcome(ticket: Ticket, *, now: datetime | None = None) -> str:
+    """"approved by …", "rejected by …: reason", "expired", "withdrawn" (`core.approvals`)."""
+    outcome = decision(ticket, now=now)
+    if outcome == "pending":
+        return "waiting for an admin"
+    by = f" by {_person(ticket.assignee)}" if ticket.assignee else ""
+    if outcome == "approved":
+        return f"approved{by}"
+    if outcome == "rejected":
+        note = f": {escape(ticket.resolution_note)}" if ticket.resolution_note else ""
+        return f"rejected{by}{note}"
+    if outcome == "withdrawn":
+        return "withdrawn (the job was cancelled)"
+    return "expired: nobody approved it in time"
+
+
+def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Block]:
+    job: Job | None = ticket.job
+    blocks: list[Block] = [header("Approval needed: production run")]
+    if job is not None:
+        blocks.append(section(
+            f"{user_mention(job.user.slack_user_id, job.user.username)} wants to run "
+            f"*{escape(job.playbook.name)}* on *{escape(job.server.hostname)}* "
+            f"({job.server.environment.value})."))
+        pairs = [("Job", f"`{short_id(job.job_id)}`"),
+                 ("Check mode", "yes" if job.check_mode else "no")]
+        if job.extra_vars:
+            shown = ", ".join(f"`{escape(k)}={escape(v)}`"
+                              for k, v in sorted(job.extra_vars.items()))
+            pairs.append(("Variables", shown))
+        blocks.append(fields(pairs))
+    else:
+        blocks.append(section(escape(ticket.title)))
+    if is_pending_approval(ticket, now=now):
+        expires = f"Expires {when(ticket.expires_at)}. " if ticket.expires_at else ""
+        blocks.append(context(f"{expires}Any admin other than the requester may decide."))
+        blocks.append(actions(
+            button("Approve", ids.ACTION_APPROVAL_APPROVE, ticket.ticket_id, style="primary",
+                   confirm=confirm_dialog("Approve this run?",
+                                          "The playbook will run on a production server.",
+                                          "Approve")),
+            button("Reject", ids.ACTION_APPROVAL_REJECT, ticket.ticket_id, style="danger"),
+            block_id=f"approval:{ticket.ticket_id}",
+        ))
+    else:
+        blocks.append(section(f"*Decision:* {approval_outcome(ticket, now=now)}"))
+    return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+# lists ------------------------------------------------------------------------------------
+
+
+def ticket_list_blocks(tickets: Sequence[Ticket], *, title: str = "Ticket queue",
+                       limit: int = 20) -> list[Block]:
+    """The ticket queue: one line per ticket, most urgent first (as given), capped."""
+    shown, hidden = take(tickets, limit)
+    blocks: list[Block] = [header(title)]
+    if not shown:
+        blocks.append(section("No open tickets. :tada:"))
+        return blocks
+    lines = [ticket_line(t) for t in shown]
+    blocks.append(section("\n".join(lines)))
+    if hidden:
+        blocks.append(context(more_note(hidden, "more tickets")))
+    blocks.append(context("`/tickets show <id>` · `/tickets take <id>` · "
+                          "`/tickets resolve <id> <note>` · `/tickets close <id>`"))
+    return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def ticket_line(ticket: Ticket) -> str:
+    emoji = PRIORITY_EMOJI.get(ticket.priority, "")
+    who = f" · {_person(ticket.assignee)}" if ticket.assignee else ""
+    kind = " · approval" if ticket.kind == TicketKind.approval else ""
+    return (f"{emoji} `{short_id(ticket.ticket_id)}` {escape(truncate(ticket.title, 120))} "
+            f"· {STATUS_LABEL.get(ticket.status, ticket.status.value)}{kind}{who}")
+
+
+def _person(user: Any) -> str:
+    return user_mention(getattr(user, "slack_user_id", None), getattr(user, "username", "?"))

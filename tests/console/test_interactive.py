@@ -1,0 +1,100 @@
+"""The interactive console on a pseudo-terminal: a person typing at the prompt, the real app
+and workers behind it, Slack drawn in the terminal (messages, live updates, threads, buttons,
+modals)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_running_a_playbook_shows_its_live_output_thread_and_final_recap(start_console) -> None:
+    # given the console, as alice (admin)
+    console = start_console("--as", "alice")
+    console.prompt("alice (admin)")
+
+    # when she runs the succeeding example playbook on the local server
+    console.type("/run-playbook ping local")
+
+    # then she sees the ack only she can see, and the job's message with a Cancel button
+    console.expect(r"\(only you\): .*Starting ping on local")
+    console.expect(r"pending · ping on local")
+    console.button("Cancel")
+    # and the message updates in place while the output streams into its thread
+    console.expect(r"↻ .*ping on local: running")
+    console.expect(r"↳ thread of: .*ping on local")
+    console.expect(r"│ +TASK \[")
+    console.expect(r"│ +PLAY RECAP")
+    # and the message ends with the per-host recap
+    console.expect(r"↻ updated:\s+.*succeeded · ping on local")
+    console.expect(r"Recap\s+local ok \d+ · changed 0 · failed 0 · unreachable 0")
+    assert console.quit() == 0
+
+
+def test_a_failed_run_opens_a_ticket_that_is_taken_and_resolved_with_a_note(
+        start_console) -> None:
+    # given alice ran the failing example playbook
+    console = start_console("--as", "alice")
+    console.prompt("alice (admin)")
+    console.type("/run-playbook fail local")
+
+    # then the job ends failed, naming the task, and its thread shows the incident ticket
+    console.expect(r"failed · fail on local")
+    console.expect(r"Error\s+Task 'Check disk space' failed on local")
+    console.expect(r"↳ thread of: .*failed · fail on local")
+    console.expect(r"Ticket \w+ · fail failed on local")
+    console.expect(r"Status: open")
+    take = console.button("Take")
+    resolve = console.button("Resolve")
+
+    # when she presses Take
+    console.type(f"click {take}")
+    # then the ticket is hers, in progress, updated in place
+    console.expect(r"↻ updated:")
+    console.expect(r"Status: in progress")
+    console.expect(r"Assignee: @alice")
+
+    # when she presses Resolve and answers the form with a note
+    console.type(f"click {resolve}")
+    console.expect(r"▣ Resolve")
+    console.expect(r"What fixed it\?: ")
+    console.type("Freed space on /")
+    # then the form is submitted and the ticket shows it is resolved, with her note
+    console.expect(r"submitted")
+    console.expect(r"Status: resolved")
+    console.expect(r"Resolution: Freed space on /")
+    assert console.quit() == 0
+
+
+def test_an_operators_production_run_runs_once_an_admin_approves_it(start_console) -> None:
+    # given bob (operator) asks for a run on the production server
+    console = start_console("--as", "bob")
+    console.prompt("bob (operator)")
+    console.type("/run-playbook ping prod-local")
+
+    # then an approval request is posted instead of running it
+    console.expect(r"Approval needed: production run")
+    console.expect(r"@bob wants to run ping on prod-local")
+    approve = console.button("Approve")
+    console.expect(r"\(only you\): .*approval")
+
+    # when bob tries to approve his own run, he is refused
+    console.type(f"click {approve}")
+    console.expect(r"Approve\? \[y/N\]: ")
+    console.type("y")
+    console.expect(r"\(only you\): ⛔")
+
+    # when alice (admin) approves it
+    console.type("as alice")
+    console.prompt("alice (admin)")
+    console.type(f"click {approve}")
+    console.expect(r"Approve\? \[y/N\]: ")
+    console.type("y")
+
+    # then the job runs on prod-local and ends with its recap
+    console.expect(r"Approved")
+    console.expect(r"↻ .*ping on prod-local: running")
+    console.expect(r"succeeded · ping on prod-local")
+    console.expect(r"Recap\s+prod-local ok \d+")
+    assert console.quit() == 0

@@ -1,0 +1,73 @@
+"""Script mode: `playbot console --script FILE` runs lines without a person and its exit code
+says whether every step went as the script expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.console.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_demo_story_passes_in_script_mode(run_script) -> None:
+    # when the shipped demo runs: ping, a typo, fail → ticket taken and resolved, bob's
+    # production run approved by alice
+    done = run_script(REPO / "examples" / "console-demo.txt")
+
+    # then every step passed, and the output reads like the conversation
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    out = done.stdout
+    assert "✓ script passed" in out
+    assert "alice (admin)> /run-playbook ping local" in out
+    assert "↳ thread of:" in out and "PLAY RECAP" in out
+    assert "Ticket" in out and "Status: resolved" in out
+    assert "bob (operator)> /run-playbook ping prod-local" in out
+    assert "succeeded · ping on prod-local" in out
+
+
+def test_a_script_whose_expectation_is_not_met_fails(run_script) -> None:
+    # given a script expecting to see something that is never shown
+    script = "/playbooks\nexpect no ping\n/servers\n"
+
+    # when it runs
+    done = run_script(script)
+
+    # then it stops at that line with exit code 1, saying why
+    assert done.returncode == 1, done.stdout
+    assert "script.txt:2: expected not to see 'ping', but it was shown" in done.stdout
+    assert "/servers" not in done.stdout.split("script.txt:2")[1]
+
+
+def test_a_command_answered_with_an_unannounced_error_fails_the_script(run_script) -> None:
+    # given a script with a typo and no `expect error` after it
+    done = run_script("/run-playbook pnig local\n/jobs\n")
+
+    # then the script fails on it, quoting the app's answer
+    assert done.returncode == 1, done.stdout
+    assert "`/run-playbook pnig local` was answered with an error" in done.stdout
+    assert "Did you mean: ping?" in done.stdout
+
+
+def test_a_job_that_ends_otherwise_than_expected_fails_the_script(run_script) -> None:
+    # given a script expecting the failing playbook to succeed
+    done = run_script("/run-playbook fail local\nwait job success\n")
+
+    # then the script fails, saying how the job ended and why
+    assert done.returncode == 1, done.stdout
+    assert "ended failed, expected success: Task 'Check disk space' failed" in done.stdout
+
+
+def test_carol_a_viewer_is_refused_a_run_and_the_script_can_say_so(run_script) -> None:
+    # given carol (viewer) tries to run a playbook, and the script expects the refusal
+    done = run_script("as carol\n/run-playbook ping local\nexpect error operator role\n")
+
+    # then the script passes
+    assert done.returncode == 0, done.stdout
+
+
+def test_a_missing_script_file_is_a_usage_error(run_script, tmp_path) -> None:
+    done = run_script(tmp_path / "nope.txt")
+
+    assert done.returncode == 2
+    assert "cannot read the script" in done.stderr

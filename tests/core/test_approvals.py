@@ -1,0 +1,166 @@
+"""Four-eyes approval of production runs: who may decide, once, before the request expires."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core import approvals, jobs
+from core.errors import InvalidState, NotAllowed
+from db.base import utcnow
+from db.models import AuditLog, Job, JobStatus, Ticket, TicketStatus
+
+
+def production_request(world, policy, who="oscar"):
+    result = jobs.launch(world.session, world.user(who), playbook="ping", target="prod-01",
+                         raw_vars={}, check_mode=False, request_key=None, channel_id="C1",
+                         policy=policy)
+    world.session.commit()
+    return result.jobs[0], result.approval_tickets[0]
+
+
+def test_another_admin_approves_and_the_job_becomes_pending(world, policy):
+    # given oscar's production run waits for approval
+    job, ticket = production_request(world, policy)
+    # when alice approves it
+    approved = approvals.approve(world.session, world.user("alice"), ticket.ticket_id,
+                                 policy=policy)
+    world.session.commit()
+    # then the job may run and the request says who approved it
+    assert approved.id == job.id and approved.status == JobStatus.pending
+    world.session.refresh(ticket)
+    assert (ticket.status, ticket.assignee.username, ticket.resolution_note) == (
+        TicketStatus.resolved, "alice", "Approved by @alice")
+    assert approvals.decision(ticket) == "approved"
+    row = world.session.scalars(select(AuditLog).where(
+        AuditLog.action == "approval.approve")).one()
+    assert row.details["job"] == job.job_id and row.details["requester"] == "oscar"
+
+
+def test_an_admin_cannot_approve_their_own_request(world, policy):
+    _, ticket = production_request(world, policy, who="alice")
+    with pytest.raises(NotAllowed, match="another admin must approve"):
+        approvals.approve(world.session, world.user("alice"), ticket.ticket_id, policy=policy)
+
+
+def test_with_self_approval_on_an_admin_may_approve_their_own_request(world, policy):
+    _, ticket = production_request(world, policy, who="alice")
+    job = approvals.approve(world.session, world.user("alice"), ticket.ticket_id,
+                            policy=replace(policy, admins_self_approve=True))
+    assert job.status == JobStatus.pending
+
+
+@pytest.mark.parametrize("who", ["oscar", "olga", "vera"])
+def test_operators_and_viewers_cannot_decide(world, policy, who):
+    _, ticket = production_request(world, policy)
+    with pytest.raises(NotAllowed, match="admin role"):
+        approvals.approve(world.session, world.user(who), ticket.ticket_id, policy=policy)
+    with pytest.raises(NotAllowed, match="admin role"):
+        approvals.reject(world.session, world.user(who), ticket.ticket_id)
+
+
+def test_a_rejected_run_is_cancelled_with_the_reason(world, policy):
+    job, ticket = production_request(world, policy)
+    rejected = approvals.reject(world.session, world.user("dave"), ticket.ticket_id[:8],
+                                reason="not during business hours")
+    world.session.commit()
+    assert rejected.status == JobStatus.cancelled
+    assert rejected.error_message == "Rejected by @dave: not during business hours"
+    world.session.refresh(ticket)
+    assert approvals.decision(ticket) == "rejected" and ticket.assignee.username == "dave"
+
+
+def test_a_decided_request_cannot_be_decided_again(world, policy):
+    _, ticket = production_request(world, policy)
+    approvals.approve(world.session, world.user("alice"), ticket.ticket_id, policy=policy)
+    world.session.commit()
+    with pytest.raises(InvalidState, match="already approved by @alice"):
+        approvals.approve(world.session, world.user("dave"), ticket.ticket_id, policy=policy)
+    with pytest.raises(InvalidState, match="already approved by @alice"):
+        approvals.reject(world.session, world.user("dave"), ticket.ticket_id)
+
+
+def test_an_expired_request_cannot_be_approved_and_its_job_is_cancelled(world, policy):
+    # given a request past its deadline
+    job, ticket = production_request(world, policy)
+    ticket.expires_at = utcnow() - timedelta(seconds=1)
+    world.session.commit()
+    # when an admin tries to approve it
+    with pytest.raises(InvalidState, match="expired"):
+        approvals.approve(world.session, world.user("alice"), ticket.ticket_id, policy=policy)
+    world.session.commit()  # a caller that keeps the expiry (the CLI) commits it
+    # then
+    world.session.refresh(job)
+    world.session.refresh(ticket)
+    assert job.status == JobStatus.cancelled and "expired" in job.error_message
+    assert approvals.decision(ticket) == "expired"
+
+
+def test_overdue_requests_expire_and_their_jobs_are_cancelled(world, policy):
+    # given two requests, one overdue
+    old_job, old = production_request(world, policy)
+    fresh_job, fresh = production_request(world, replace(policy, approval_ttl=timedelta(days=1)),
+                                          who="olga")
+    old.expires_at = utcnow() - timedelta(minutes=1)
+    world.session.commit()
+    # when the clock runs
+    expired = approvals.expire_overdue(world.session, utcnow())
+    world.session.commit()
+    # then only the overdue one expired, and only once
+    assert [t.id for t in expired] == [old.id]
+    assert expired[0].job.status == JobStatus.cancelled
+    assert approvals.decision(expired[0]) == "expired"
+    assert world.session.get(Job, fresh_job.id).status == JobStatus.awaiting_approval
+    assert approvals.expire_overdue(world.session, utcnow()) == []
+    row = world.session.scalars(select(AuditLog).where(
+        AuditLog.action == "approval.expire")).one()
+    assert row.user_id is None and row.resource_id == old.ticket_id
+
+
+def test_an_incident_ticket_is_not_an_approval_request(world, policy):
+    from core.tickets import open_incident
+
+    job, _ = production_request(world, policy)
+    incident = open_incident(world.session, job)
+    world.session.commit()
+    with pytest.raises(InvalidState, match="not an approval request"):
+        approvals.approve(world.session, world.user("alice"), incident.ticket_id, policy=policy)
+
+
+def test_two_admins_approving_at_once_get_one_decision(world, policy, session_factory):
+    # given a waiting production run and two admins clicking Approve at the same moment
+    job, ticket = production_request(world, policy)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def click(admin: str) -> None:
+        with session_factory() as session:
+            actor = session.scalars(select(type(world.user(admin))).where(
+                type(world.user(admin)).username == admin)).one()
+            session.scalars(select(Ticket)).all()  # both have seen the open request
+            barrier.wait(timeout=10)
+            try:
+                approvals.approve(session, actor, ticket.ticket_id, policy=policy)
+                session.commit()
+                outcomes[admin] = "approved"
+            except InvalidState as exc:
+                session.rollback()
+                outcomes[admin] = str(exc)
+
+    threads = [threading.Thread(target=click, args=(a,)) for a in ("alice", "dave")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # then exactly one approval counts and the other admin is told
+    assert sorted(outcomes.values(), key=len)[0] == "approved"
+    loser = next(v for v in outcomes.values() if v != "approved")
+    assert "already approved by @" in loser
+    with session_factory() as session:
+        assert session.get(Job, job.id).status == JobStatus.pending
+        assert session.scalars(select(AuditLog).where(
+            AuditLog.action == "approval.approve")).all().__len__() == 1

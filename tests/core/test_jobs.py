@@ -1,0 +1,461 @@
+"""Launching, repeating, retrying and cancelling jobs: the lifecycle up to the queue."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from core import jobs
+from core.audit import RequestInfo
+from core.errors import (
+    InvalidInput,
+    InvalidState,
+    InvalidVars,
+    NotAllowed,
+    PlaybookChanged,
+    UnknownJob,
+    UnknownPlaybook,
+    UnknownServer,
+)
+from db.models import AuditLog, Job, JobStatus, Ticket, TicketKind, TicketPriority, TicketStatus
+
+
+def run(world, policy, who="oscar", playbook="ping", target="web-01", raw_vars=None,
+        check_mode=False, request_key=None, channel_id="C_OPS", request=None):
+    return jobs.launch(world.session, world.user(who), playbook=playbook, target=target,
+                       raw_vars=raw_vars or {}, check_mode=check_mode, request_key=request_key,
+                       channel_id=channel_id, policy=policy, request=request)
+
+
+def count(session, model, *where) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def audit_rows(session, action):
+    return list(session.scalars(select(AuditLog).where(AuditLog.action == action)
+                                .order_by(AuditLog.id)))
+
+
+# launch ---------------------------------------------------------------------------------
+
+
+def test_an_operator_launch_on_a_development_server_creates_one_pending_job(world, policy):
+    # when
+    result = run(world, policy, request=RequestInfo("10.1.2.3", "Slackbot 1.0"))
+    world.session.commit()
+    # then
+    [job] = result.jobs
+    assert (job.status, job.playbook.name, job.server.hostname, job.user.username) == (
+        JobStatus.pending, "ping", "web-01", "oscar")
+    assert job.slack_channel_id == "C_OPS" and len(job.job_id) == 36
+    assert not result.duplicate and not result.needs_approval and not result.approval_tickets
+    [row] = audit_rows(world.session, "job.launch")
+    assert (row.user_id, row.resource_type, row.resource_id) == (
+        world.user("oscar").id, "job", job.job_id)
+    assert row.details["outcome"] == "allowed" and row.details["server"] == "web-01"
+    assert (row.ip_address, row.user_agent) == ("10.1.2.3", "Slackbot 1.0")
+
+
+def test_a_tag_target_creates_one_job_per_server(world, policy):
+    result = run(world, policy, target="tag:web", check_mode=True)
+    assert sorted(j.server.hostname for j in result.jobs) == ["prod-01", "web-01", "web-02"]
+    assert all(j.status == JobStatus.pending and j.check_mode for j in result.jobs)
+
+
+def test_the_validated_typed_vars_are_stored_on_the_job(world, policy):
+    result = run(world, policy, playbook="deploy",
+                 raw_vars={"version": "1.2", "replicas": "3", "note": "{{ lookup('pipe','id') }}"})
+    world.session.commit()
+    assert result.jobs[0].extra_vars == {"version": "1.2", "replicas": 3, "env_name": "blue",
+                                         "dry_run": False,
+                                         "note": "{{ lookup('pipe','id') }}"}
+
+
+def test_a_production_run_waits_for_approval_with_an_expiring_ticket(world, policy):
+    # when
+    result = run(world, policy, target="prod-01")
+    world.session.commit()
+    # then
+    [job] = result.jobs
+    [ticket] = result.approval_tickets
+    assert job.status == JobStatus.awaiting_approval and result.needs_approval
+    assert (ticket.kind, ticket.status, ticket.priority, ticket.job_id, ticket.created_by) == (
+        TicketKind.approval, TicketStatus.open, TicketPriority.high, job.id,
+        world.user("oscar").id)
+    assert ticket.expires_at - ticket.created_at == policy.approval_ttl
+    assert "prod-01" in ticket.title
+
+
+def test_an_admins_production_run_also_needs_another_admin_by_default(world, policy):
+    result = run(world, policy, who="alice", target="prod-01")
+    assert result.jobs[0].status == JobStatus.awaiting_approval
+
+
+def test_with_self_approval_on_an_admins_production_run_starts_at_once(world, policy):
+    result = run(world, replace(policy, admins_self_approve=True), who="alice",
+                 target="prod-01")
+    assert result.jobs[0].status == JobStatus.pending and not result.approval_tickets
+
+
+def test_self_approval_does_not_exempt_operators(world, policy):
+    result = run(world, replace(policy, admins_self_approve=True), target="prod-01")
+    assert result.jobs[0].status == JobStatus.awaiting_approval
+
+
+def test_a_check_mode_run_on_production_needs_no_approval(world, policy):
+    result = run(world, policy, target="prod-01", check_mode=True)
+    assert result.jobs[0].status == JobStatus.pending and not result.approval_tickets
+
+
+def test_a_mixed_target_holds_only_the_production_jobs(world, policy):
+    result = run(world, policy, target="tag:db")
+    assert {j.server.hostname: j.status for j in result.jobs} == {
+        "prod-01": JobStatus.awaiting_approval, "prod-02": JobStatus.awaiting_approval}
+    assert len(result.approval_tickets) == 2
+
+
+@pytest.mark.parametrize("who", ["vera", "ivan"])
+def test_viewers_and_deactivated_users_cannot_launch(world, policy, who):
+    with pytest.raises(NotAllowed):
+        run(world, policy, who=who)
+    assert count(world.session, Job) == 0
+
+
+def test_an_unknown_playbook_suggests_the_closest_registered_ones(world, policy):
+    with pytest.raises(UnknownPlaybook) as caught:
+        run(world, policy, playbook="deplyo")
+    assert "deploy" in caught.value.suggestions
+
+
+def test_a_deactivated_playbook_cannot_run(world, policy):
+    with pytest.raises(UnknownPlaybook, match="`retired` is deactivated"):
+        run(world, policy, playbook="retired")
+
+
+def test_a_playbook_changed_on_disk_since_registration_cannot_run(world, policy):
+    (world.playbook_dir / "ping.yml").write_text("- hosts: all\n  tasks: []\n")
+    with pytest.raises(PlaybookChanged):
+        run(world, policy)
+    assert count(world.session, Job) == 0
+
+
+def test_bad_vars_create_nothing(world, policy):
+    with pytest.raises(InvalidVars):
+        run(world, policy, playbook="deploy", raw_vars={"version": "1",
+                                                        "ansible_connection": "local"})
+    assert count(world.session, Job) == 0 and count(world.session, Ticket) == 0
+
+
+def test_an_unknown_target_creates_nothing(world, policy):
+    with pytest.raises(UnknownServer):
+        run(world, policy, target="web-99")
+    assert count(world.session, Job) == 0
+
+
+def test_a_target_wider_than_the_policy_allows_is_refused(world, policy):
+    with pytest.raises(InvalidInput, match="at most 2"):
+        run(world, replace(policy, max_targets=2), target="tag:web")
+
+
+# repeats ---------------------------------------------------------------------------------
+
+
+def test_a_repeated_request_key_returns_the_jobs_it_created(world, policy):
+    # given a launch already made
+    first = run(world, policy, target="tag:web", request_key="cmd:T123")
+    world.session.commit()
+    # when Slack delivers the same request again
+    again = run(world, policy, target="tag:web", request_key="cmd:T123")
+    world.session.commit()
+    # then nothing new exists and the same jobs are answered
+    assert again.duplicate
+    assert [j.id for j in again.jobs] == [j.id for j in first.jobs]
+    assert count(world.session, Job) == 3
+    assert len([r for r in audit_rows(world.session, "job.launch")
+                if r.details.get("duplicate")]) == 3
+
+
+def test_a_repeated_request_key_of_a_production_run_returns_its_approval_tickets(world, policy):
+    first = run(world, policy, target="prod-01", request_key="view:V1")
+    world.session.commit()
+    again = run(world, policy, target="prod-01", request_key="view:V1")
+    assert again.duplicate and again.needs_approval
+    assert [t.id for t in again.approval_tickets] == [t.id for t in first.approval_tickets]
+
+
+def test_a_very_long_request_key_still_deduplicates(world, policy):
+    key = "trigger:" + "x" * 300
+    run(world, policy, request_key=key)
+    world.session.commit()
+    assert run(world, policy, request_key=key).duplicate
+
+
+def test_launching_again_what_is_still_running_answers_with_the_running_job(world, policy):
+    # given oscar's deploy is running on web-01
+    first = run(world, policy, playbook="deploy", raw_vars={"version": "1.2"})
+    first.jobs[0].status = JobStatus.running
+    world.session.commit()
+    # when he launches the same thing again (a new request)
+    again = run(world, policy, playbook="deploy", raw_vars={"version": "1.2"})
+    # then he is pointed at the running job
+    assert again.duplicate and [j.id for j in again.jobs] == [first.jobs[0].id]
+    assert count(world.session, Job) == 1
+
+
+def test_a_launch_with_other_vars_or_mode_is_not_a_repeat(world, policy):
+    run(world, policy, playbook="deploy", raw_vars={"version": "1.2"})
+    world.session.commit()
+    assert not run(world, policy, playbook="deploy", raw_vars={"version": "1.3"}).duplicate
+    assert not run(world, policy, playbook="deploy", raw_vars={"version": "1.2"},
+                   check_mode=True).duplicate
+
+
+def test_the_same_launch_by_another_user_is_not_a_repeat(world, policy):
+    run(world, policy)
+    world.session.commit()
+    assert not run(world, policy, who="olga").duplicate
+
+
+def test_a_launch_after_the_previous_one_finished_runs_again(world, policy):
+    first = run(world, policy)
+    first.jobs[0].status = JobStatus.success
+    world.session.commit()
+    assert not run(world, policy).duplicate
+
+
+def test_a_wide_launch_skips_only_the_servers_where_it_is_still_running(world, policy):
+    first = run(world, policy, target="web-01", check_mode=True)
+    world.session.commit()
+    result = run(world, policy, target="tag:web", check_mode=True)
+    assert not result.duplicate
+    assert sorted(j.server.hostname for j in result.jobs) == ["prod-01", "web-02"]
+    assert [j.id for j in result.already_running] == [first.jobs[0].id]
+
+
+# get_job ---------------------------------------------------------------------------------
+
+
+def test_a_job_is_found_by_uuid_prefix_or_numeric_id(world, policy):
+    job = run(world, policy).jobs[0]
+    world.session.commit()
+    assert jobs.get_job(world.session, job.job_id).id == job.id
+    assert jobs.get_job(world.session, job.job_id[:8].upper()).id == job.id
+    assert jobs.get_job(world.session, str(job.id)).id == job.id
+    assert jobs.get_job(world.session, f"#{job.id}").id == job.id
+
+
+def test_an_unknown_or_too_short_job_reference_is_explained(world):
+    with pytest.raises(UnknownJob):
+        jobs.get_job(world.session, "deadbeef")
+    with pytest.raises(InvalidInput, match="at least 6"):
+        jobs.get_job(world.session, "abc")
+
+
+def test_an_ambiguous_prefix_asks_for_more_characters(world, policy):
+    first = run(world, policy).jobs[0]
+    second = run(world, policy, target="web-02").jobs[0]
+    first.job_id = "abcdef00-0000-4000-8000-000000000001"
+    second.job_id = "abcdef00-0000-4000-8000-000000000002"
+    world.session.commit()
+    with pytest.raises(InvalidInput, match="more than one job"):
+        jobs.get_job(world.session, "abcdef00")
+
+
+# queue and message bookkeeping -----------------------------------------------------------
+
+
+def test_the_queue_message_and_the_slack_message_are_remembered(world, policy):
+    job = run(world, policy).jobs[0]
+    world.session.commit()
+    jobs.mark_enqueued(world.session, job.job_id, "msg-1")
+    jobs.attach_message(world.session, job.job_id, "C_OPS", "1700000000.000100")
+    world.session.commit()
+    world.session.refresh(job)
+    assert (job.dramatiq_message_id, job.slack_channel_id, job.slack_message_ts) == (
+        "msg-1", "C_OPS", "1700000000.000100")
+    assert job.heartbeat_at is not None
+
+
+# cancel ---------------------------------------------------------------------------------
+
+
+def test_an_operator_cancels_their_own_pending_job_at_once(world, policy):
+    job = run(world, policy).jobs[0]
+    world.session.commit()
+    cancelled = jobs.cancel(world.session, world.user("oscar"), job.job_id[:8])
+    world.session.commit()
+    assert cancelled.status == JobStatus.cancelled and cancelled.completed_at is not None
+    assert cancelled.error_message == "Cancelled by @oscar"
+    [row] = audit_rows(world.session, "job.cancel")
+    assert row.details["previous_status"] == "pending"
+
+
+def test_an_operator_cannot_cancel_someone_elses_job(world, policy):
+    job = run(world, policy, who="olga").jobs[0]
+    world.session.commit()
+    with pytest.raises(NotAllowed, match="Only an admin"):
+        jobs.cancel(world.session, world.user("oscar"), job.job_id)
+
+
+def test_an_admin_cancels_anyones_job(world, policy):
+    job = run(world, policy, who="olga").jobs[0]
+    world.session.commit()
+    assert jobs.cancel(world.session, world.user("alice"), job.job_id).status == \
+        JobStatus.cancelled
+
+
+def test_a_viewer_cannot_cancel(world, policy):
+    job = run(world, policy).jobs[0]
+    world.session.commit()
+    with pytest.raises(NotAllowed):
+        jobs.cancel(world.session, world.user("vera"), job.job_id)
+
+
+def test_cancelling_a_running_job_asks_the_worker_to_stop_it(world, policy):
+    job = run(world, policy).jobs[0]
+    job.status = JobStatus.running
+    world.session.commit()
+    cancelled = jobs.cancel(world.session, world.user("oscar"), job.job_id)
+    assert cancelled.status == JobStatus.running and cancelled.cancel_requested
+    with pytest.raises(InvalidState, match="already requested"):
+        jobs.cancel(world.session, world.user("oscar"), job.job_id)
+
+
+def test_cancelling_a_job_awaiting_approval_withdraws_its_request(world, policy):
+    result = run(world, policy, target="prod-01")
+    world.session.commit()
+    jobs.cancel(world.session, world.user("oscar"), result.jobs[0].job_id)
+    world.session.commit()
+    ticket = result.approval_tickets[0]
+    world.session.refresh(ticket)
+    assert ticket.status == TicketStatus.closed
+    assert ticket.resolution_note.startswith("Withdrawn")
+
+
+def test_a_finished_job_cannot_be_cancelled(world, policy):
+    job = run(world, policy).jobs[0]
+    job.status = JobStatus.success
+    world.session.commit()
+    with pytest.raises(InvalidState, match="already success"):
+        jobs.cancel(world.session, world.user("oscar"), job.job_id)
+
+
+# retry ----------------------------------------------------------------------------------
+
+
+def failed_job(world, policy, **launch):
+    job = run(world, policy, **launch).jobs[0]
+    job.status = JobStatus.failed
+    job.error_message = "task X failed"
+    world.session.commit()
+    return job
+
+
+def test_a_failed_job_is_retried_as_a_new_job_with_the_same_parameters(world, policy):
+    original = failed_job(world, policy, playbook="deploy", raw_vars={"version": "2"},
+                          check_mode=True)
+    result = jobs.retry(world.session, world.user("olga"), original.job_id,
+                        request_key="retry:1", policy=policy)
+    world.session.commit()
+    [job] = result.jobs
+    assert job.id != original.id and job.retry_of_id == original.id
+    assert (job.status, job.playbook_id, job.server_id, job.extra_vars, job.check_mode,
+            job.user.username) == (JobStatus.pending, original.playbook_id, original.server_id,
+                                   original.extra_vars, True, "olga")
+    assert audit_rows(world.session, "job.retry")[0].details["retry_of"] == original.job_id
+
+
+def test_a_retry_on_production_needs_approval_again(world, policy):
+    original = failed_job(world, policy, target="prod-01", check_mode=False)
+    result = jobs.retry(world.session, world.user("oscar"), original.job_id,
+                        request_key=None, policy=policy)
+    assert result.jobs[0].status == JobStatus.awaiting_approval and result.approval_tickets
+
+
+def test_a_double_clicked_retry_makes_one_job(world, policy):
+    original = failed_job(world, policy)
+    first = jobs.retry(world.session, world.user("oscar"), original.job_id,
+                       request_key="retry-btn:abc", policy=policy)
+    world.session.commit()
+    again = jobs.retry(world.session, world.user("oscar"), original.job_id,
+                       request_key="retry-btn:abc", policy=policy)
+    assert again.duplicate and [j.id for j in again.jobs] == [first.jobs[0].id]
+
+
+@pytest.mark.parametrize("status", [JobStatus.pending, JobStatus.running, JobStatus.success])
+def test_only_failed_or_cancelled_jobs_can_be_retried(world, policy, status):
+    job = run(world, policy).jobs[0]
+    job.status = status
+    world.session.commit()
+    with pytest.raises(InvalidState, match="only failed or cancelled"):
+        jobs.retry(world.session, world.user("oscar"), job.job_id, request_key=None,
+                   policy=policy)
+
+
+def test_a_viewer_cannot_retry(world, policy):
+    original = failed_job(world, policy)
+    with pytest.raises(NotAllowed):
+        jobs.retry(world.session, world.user("vera"), original.job_id, request_key=None,
+                   policy=policy)
+
+
+def test_a_retry_on_a_server_deactivated_since_is_refused(world, policy):
+    original = failed_job(world, policy)
+    world.servers["web-01"].is_active = False
+    world.session.commit()
+    with pytest.raises(UnknownServer, match="deactivated"):
+        jobs.retry(world.session, world.user("oscar"), original.job_id, request_key=None,
+                   policy=policy)
+
+
+def test_two_deliveries_of_one_request_at_once_make_one_set_of_jobs(world, policy,
+                                                                    session_factory):
+    # given delivery A has created its job but not committed yet
+    import threading
+    import time
+
+    from sqlalchemy.exc import IntegrityError
+
+    from db.models import User
+
+    a_flushed, outcome = threading.Event(), {}
+
+    def deliver(name: str, hold: float) -> None:
+        with session_factory() as session:
+            oscar = session.scalars(select(User).where(User.username == "oscar")).one()
+
+            def attempt():
+                return jobs.launch(session, oscar, playbook="ping", target="web-01",
+                                   raw_vars={}, check_mode=False, request_key="cmd:SAME",
+                                   channel_id="C1", policy=policy)
+
+            try:
+                result = attempt()
+                if hold:
+                    a_flushed.set()
+                    time.sleep(hold)
+                session.commit()
+                outcome[name] = ("created", [j.id for j in result.jobs])
+            except IntegrityError:
+                # the caller's pattern: roll back, do the whole request again
+                session.rollback()
+                result = attempt()
+                session.commit()
+                outcome[name] = ("duplicate" if result.duplicate else "created",
+                                 [j.id for j in result.jobs])
+
+    a = threading.Thread(target=deliver, args=("A", 0.5))
+    a.start()
+    assert a_flushed.wait(10)
+    # when delivery B arrives meanwhile
+    b = threading.Thread(target=deliver, args=("B", 0))
+    b.start()
+    a.join(30)
+    b.join(30)
+    # then B answers with A's job
+    assert outcome["A"][0] == "created" and outcome["B"][0] == "duplicate"
+    assert outcome["A"][1] == outcome["B"][1]
+    with session_factory() as session:
+        assert count(session, Job) == 1

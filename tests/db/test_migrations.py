@@ -1,0 +1,178 @@
+"""Migrations: up to head, down to base and up again on SQLite and MariaDB, data kept on the
+way, and the migrated database exactly what the models describe (no autogenerate diff)."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
+
+from db.models import Base
+from db.session import make_engine
+from migrations import alembic_config
+
+SEVEN_TABLES = {"users", "servers", "playbooks", "jobs", "job_logs", "tickets", "audit_logs"}
+
+
+def schema_diff(url: str) -> list:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            return compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+
+
+def tables_and_triggers(url: str) -> tuple[set[str], set[str]]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            if connection.dialect.name == "sqlite":
+                sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+            else:
+                sql = "SELECT trigger_name FROM information_schema.triggers " \
+                      "WHERE trigger_schema = DATABASE()"
+            triggers = {row[0] for row in connection.execute(text(sql))}
+            return tables, triggers
+    finally:
+        engine.dispose()
+
+
+def current_revision(url: str) -> str | None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def revisions_base_to_head() -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def test_migrated_database_matches_the_models_exactly(db_url):
+    # given a database built by `upgrade head` (the db_url fixture)
+    # when autogenerate compares it with the models
+    # then there is nothing to generate: same tables, columns, types, keys and indexes
+    assert schema_diff(db_url) == []
+
+
+def test_upgrade_downgrade_and_upgrade_again_leaves_the_schema_intact(empty_db_url):
+    # given an empty database
+    config = alembic_config(empty_db_url)
+
+    # when it is upgraded to head
+    command.upgrade(config, "head")
+    tables, triggers = tables_and_triggers(empty_db_url)
+    # then it holds the seven tables and the append-only triggers, and matches the models
+    assert tables == SEVEN_TABLES | {"alembic_version"}
+    assert {"audit_logs_no_update", "audit_logs_no_delete"} <= triggers
+    assert schema_diff(empty_db_url) == []
+
+    # when it is downgraded to base, nothing of Playbot is left but alembic's version table
+    command.downgrade(config, "base")
+    tables, triggers = tables_and_triggers(empty_db_url)
+    assert tables == {"alembic_version"}
+    assert triggers == set()
+    assert current_revision(empty_db_url) is None
+
+    # when it is upgraded again it is exactly as before
+    command.upgrade(config, "head")
+    assert tables_and_triggers(empty_db_url)[0] == SEVEN_TABLES | {"alembic_version"}
+    assert schema_diff(empty_db_url) == []
+
+
+def test_every_revision_steps_down_and_up_one_at_a_time(empty_db_url):
+    # given a database at head
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "head")
+    revisions = revisions_base_to_head()
+
+    # when it steps down one revision at a time, then the revision follows each step
+    for expected in [*reversed(revisions[:-1]), None]:
+        command.downgrade(config, "-1")
+        assert current_revision(empty_db_url) == expected
+
+    # and one step at a time back up to head
+    for expected in revisions:
+        command.upgrade(config, "+1")
+        assert current_revision(empty_db_url) == expected
+    assert schema_diff(empty_db_url) == []
+
+
+def _seed_v1(url: str) -> None:
+    """Rows written by a v1.0.0 (revision 0001) install."""
+    engine = make_engine(url)
+    stamp = "2025-06-01 12:00:00"
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO users (id, username, email, role, is_active, created_at, updated_at) "
+            f"VALUES (1, 'alice', 'alice@example.com', 'admin', 1, '{stamp}', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO servers (id, hostname, ssh_port, tags, environment, is_active, "
+            f"created_at, updated_at) VALUES (1, 'web-01', 22, '[\"web\"]', 'production', 1, "
+            f"'{stamp}', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO playbooks (id, name, file_path, file_hash, tags, variables, is_active, "
+            f"created_at, updated_at) VALUES (1, 'ping', 'ping.yml', '{'a' * 64}', '[]', '{{}}', "
+            f"1, '{stamp}', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO jobs (id, job_id, playbook_id, server_id, user_id, status, extra_vars, "
+            "created_at) VALUES (1, '00000000-0000-0000-0000-000000000001', 1, 1, 1, 'failed', "
+            f"'{{}}', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO job_logs (job_id, line_number, content, log_level, timestamp) "
+            f"VALUES (1, 1, 'PLAY [all]', 'INFO', '{stamp}'), "
+            f"(1, 2, 'fatal: boom', 'ERROR', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO tickets (id, ticket_id, job_id, created_by, title, status, priority, "
+            "created_at, updated_at) VALUES (1, '00000000-0000-0000-0000-0000000000aa', 1, 1, "
+            f"'ping failed', 'open', 'critical', '{stamp}', '{stamp}')"))
+        c.execute(text(
+            "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details, "
+            f"timestamp) VALUES (1, 'job.launch', 'job', '1', '{{}}', '{stamp}')"))
+    engine.dispose()
+
+
+def _counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            return {t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                    for t in sorted(SEVEN_TABLES)}
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_a_populated_v1_database_keeps_every_row(empty_db_url):
+    # given a v1.0.0 install (revision 0001) with a user, server, playbook, job, logs,
+    # a ticket and an audit row
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0001")
+    _seed_v1(empty_db_url)
+    before = _counts(empty_db_url)
+
+    # when it is upgraded to head
+    command.upgrade(config, "head")
+
+    # then every row is still there, the new columns have their defaults, keys are intact
+    assert _counts(empty_db_url) == before
+    engine = make_engine(empty_db_url)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT connection FROM servers")).scalar_one() == "ssh"
+        assert c.execute(text("SELECT check_mode, cancel_requested FROM jobs")).one() == (0, 0)
+        assert c.execute(text("SELECT kind FROM tickets")).scalar_one() == "incident"
+        if c.dialect.name == "sqlite":
+            assert c.execute(text("PRAGMA foreign_key_check")).fetchall() == []
+            assert c.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+    engine.dispose()
+
+    # and going back to 0001 keeps the rows too
+    command.downgrade(config, "0001")
+    assert _counts(empty_db_url) == before

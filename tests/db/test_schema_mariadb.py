@@ -1,0 +1,242 @@
+"""What MariaDB's information_schema shows after `playbot db upgrade`, table by table.
+
+The expectations are written out here from ERD.md (relationships and the Index Coverage Map)
+plus the product's additions of revision 0002, not derived from the models, so that this
+test is an independent check of both the migrations and the models.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from db.session import make_engine
+from tests.support.cli import run_cli
+from tests.support.servers import MariaDBServer
+
+pytestmark = pytest.mark.mariadb
+
+# table -> {index name: (columns in order, unique)}; PRIMARY is the id column everywhere.
+INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
+    "users": {
+        "PRIMARY": (("id",), True),
+        "uq_users_username": (("username",), True),
+        "uq_users_email": (("email",), True),
+        "idx_users_role": (("role",), False),
+        # 0002: a Slack user maps to one users row
+        "uq_users_slack_user_id": (("slack_user_id",), True),
+    },
+    "servers": {
+        "PRIMARY": (("id",), True),
+        "uq_servers_hostname": (("hostname",), True),
+        "idx_servers_ip_address": (("ip_address",), False),
+        "idx_servers_active_env": (("is_active", "environment"), False),
+    },
+    "playbooks": {
+        "PRIMARY": (("id",), True),
+        "uq_playbooks_name": (("name",), True),
+    },
+    "jobs": {
+        "PRIMARY": (("id",), True),
+        "uq_jobs_job_id": (("job_id",), True),
+        "idx_jobs_playbook_id": (("playbook_id",), False),
+        "idx_jobs_server_id": (("server_id",), False),
+        "idx_jobs_user_id": (("user_id",), False),
+        "idx_jobs_status": (("status",), False),
+        # the seed's celery_task_id index, named for the Dramatiq message id it holds
+        "idx_jobs_dramatiq_message_id": (("dramatiq_message_id",), False),
+        "idx_jobs_status_created": (("status", "created_at"), False),
+        "idx_jobs_user_status": (("user_id", "status"), False),
+        # 0002: one job per (Slack request, target); the index InnoDB adds for retry_of_id
+        "uq_jobs_request_key": (("request_key",), True),
+        "fk_jobs_retry_of_id_jobs": (("retry_of_id",), False),
+    },
+    "job_logs": {
+        "PRIMARY": (("id",), True),
+        "idx_joblogs_job_id": (("job_id",), False),
+        "idx_joblogs_timestamp": (("timestamp",), False),
+        # one row per line of a job's output
+        "idx_joblogs_job_line": (("job_id", "line_number"), True),
+    },
+    "tickets": {
+        "PRIMARY": (("id",), True),
+        "uq_tickets_ticket_id": (("ticket_id",), True),
+        "idx_tickets_job_id": (("job_id",), False),
+        "idx_tickets_created_by": (("created_by",), False),
+        "idx_tickets_status": (("status",), False),
+        "idx_tickets_status_priority": (("status", "priority"), False),
+        "fk_tickets_assignee_id_users": (("assignee_id",), False),  # 0002
+    },
+    "audit_logs": {
+        "PRIMARY": (("id",), True),
+        "idx_audit_user_id": (("user_id",), False),
+        "idx_audit_action": (("action",), False),
+        "idx_audit_resource_type": (("resource_type",), False),
+        "idx_audit_timestamp": (("timestamp",), False),
+        "idx_audit_resource": (("resource_type", "resource_id"), False),
+        "idx_audit_action_timestamp": (("action", "timestamp"), False),
+    },
+}
+
+# table -> {(column, referenced table): ON DELETE rule}
+FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
+    "users": {},
+    "servers": {},
+    "playbooks": {},
+    "jobs": {
+        ("user_id", "users"): "RESTRICT",
+        ("server_id", "servers"): "RESTRICT",
+        ("playbook_id", "playbooks"): "RESTRICT",
+        ("retry_of_id", "jobs"): "SET NULL",  # 0002: a retry outlives the job it retried
+    },
+    "job_logs": {("job_id", "jobs"): "CASCADE"},
+    "tickets": {
+        ("created_by", "users"): "RESTRICT",
+        ("job_id", "jobs"): "RESTRICT",
+        ("assignee_id", "users"): "SET NULL",  # 0002
+    },
+    "audit_logs": {("user_id", "users"): "SET NULL"},
+}
+
+# Columns whose type matters to the ERD: BIGINT keys of the hot tables, UUID strings,
+# microsecond timestamps, the ENUMs' values.
+COLUMN_TYPES: dict[str, dict[str, str]] = {
+    "users": {
+        "id": "int(11)", "role": "enum('admin','operator','viewer')",
+        "created_at": "datetime(6)", "is_active": "tinyint(1)",
+    },
+    "servers": {
+        "id": "int(11)", "environment": "enum('production','staging','development')",
+        "ssh_port": "int(11)",
+    },
+    "playbooks": {"id": "int(11)", "file_hash": "char(64)"},
+    "jobs": {
+        "id": "int(11)", "job_id": "char(36)", "created_at": "datetime(6)",
+        "status": "enum('pending','awaiting_approval','running','success','failed',"
+                  "'cancelled','archived')",
+    },
+    "job_logs": {
+        "id": "bigint(20)", "job_id": "int(11)", "content": "text",
+        "log_level": "enum('DEBUG','INFO','WARNING','ERROR')",
+    },
+    "tickets": {
+        "id": "int(11)", "ticket_id": "char(36)",
+        "status": "enum('open','in_progress','resolved','closed')",
+        "priority": "enum('critical','high','medium','low')",
+        "kind": "enum('incident','approval')",
+    },
+    "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)"},
+}
+
+# MariaDB stores JSON as LONGTEXT with a json_valid() CHECK (alembic counts JSON and
+# LONGTEXT as synonyms, so this is checked here, not by the autogenerate comparison).
+JSON_COLUMNS: dict[str, set[str]] = {
+    "users": set(),
+    "servers": {"tags"},
+    "playbooks": {"tags", "variables"},
+    "jobs": {"extra_vars", "recap"},
+    "job_logs": set(),
+    "tickets": set(),
+    "audit_logs": {"details"},
+}
+
+TABLES = list(INDEXES)
+
+
+@pytest.fixture(scope="module")
+def schema(mariadb_server: MariaDBServer):
+    """A connection to a MariaDB database built by `playbot db upgrade`."""
+    url = mariadb_server.create_database("playbot_schema")
+    result = run_cli("db", "upgrade", env={"DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "0002 (head)" in result.stdout
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        yield connection
+    engine.dispose()
+
+
+def _rows(connection, sql: str, **params):
+    return connection.execute(text(sql), params).all()
+
+
+def test_the_database_holds_the_seven_tables_and_nothing_else(schema):
+    names = {row[0] for row in _rows(
+        schema, "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = DATABASE()")}
+    assert names == {*TABLES, "alembic_version"}
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_table_is_innodb_in_utf8mb4(schema, table):
+    engine, collation = _rows(
+        schema, "SELECT engine, table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = :t", t=table)[0]
+    assert engine == "InnoDB"
+    assert collation.startswith("utf8mb4_")
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_table_has_every_index_of_the_coverage_map_by_name_and_columns(schema, table):
+    found: dict[str, tuple[list[str], bool]] = {}
+    for name, column, non_unique in _rows(
+        schema,
+        "SELECT index_name, column_name, non_unique FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE() AND table_name = :t ORDER BY index_name, seq_in_index",
+        t=table,
+    ):
+        columns, _ = found.setdefault(name, ([], non_unique == 0))
+        columns.append(column)
+    actual = {name: (tuple(columns), unique) for name, (columns, unique) in found.items()}
+    assert actual == INDEXES[table]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_table_has_every_foreign_key_with_the_erd_delete_rule(schema, table):
+    actual = {
+        (column, referenced): rule
+        for column, referenced, rule, referenced_column in _rows(
+            schema,
+            "SELECT k.column_name, k.referenced_table_name, r.delete_rule, "
+            "       k.referenced_column_name "
+            "FROM information_schema.key_column_usage k "
+            "JOIN information_schema.referential_constraints r "
+            "  ON r.constraint_schema = k.constraint_schema "
+            " AND r.constraint_name = k.constraint_name AND r.table_name = k.table_name "
+            "WHERE k.table_schema = DATABASE() AND k.table_name = :t "
+            "  AND k.referenced_table_name IS NOT NULL",
+            t=table,
+        )
+        if referenced_column == "id"
+    }
+    assert actual == FOREIGN_KEYS[table]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_table_columns_have_the_erd_types(schema, table):
+    types = dict(_rows(
+        schema, "SELECT column_name, column_type FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = :t", t=table))
+    assert {name: types.get(name) for name in COLUMN_TYPES[table]} == COLUMN_TYPES[table]
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_json_columns_only_accept_valid_json(schema, table):
+    checked = {column for (column,) in _rows(
+        schema,
+        "SELECT constraint_name FROM information_schema.check_constraints "
+        "WHERE constraint_schema = DATABASE() AND table_name = :t "
+        "  AND check_clause LIKE 'json_valid(%'", t=table)}
+    assert checked == JSON_COLUMNS[table]
+
+
+def test_audit_logs_has_the_append_only_triggers(schema):
+    triggers = set(_rows(
+        schema,
+        "SELECT trigger_name, action_timing, event_manipulation "
+        "FROM information_schema.triggers "
+        "WHERE trigger_schema = DATABASE() AND event_object_table = 'audit_logs'"))
+    assert triggers == {
+        ("audit_logs_no_update", "BEFORE", "UPDATE"),
+        ("audit_logs_no_delete", "BEFORE", "DELETE"),
+    }

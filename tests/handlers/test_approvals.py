@@ -1,0 +1,120 @@
+"""Approving production runs from the approval request's buttons: four-eyes, one decision,
+expiry, and approving enqueues the job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from db.base import utcnow
+from db.models import JobStatus, Ticket
+from db.session import transaction
+from slackui import ids
+from tests.handlers.fixtures import ADMIN, OPERATOR, OTHER_ADMIN
+
+
+def request_production_run(slack, user=OPERATOR):
+    result = slack.command(ids.CMD_RUN_PLAYBOOK, "ping prod-local", user=user)
+    [job] = slack.jobs()
+    [ticket] = slack.tickets()
+    assert job.status == JobStatus.awaiting_approval
+    return result, job, ticket
+
+
+def click(slack, action_id, ticket, job, user):
+    return slack.click(action_id, ticket.ticket_id, user=user,
+                       channel=job.slack_channel_id, message_ts=job.slack_message_ts)
+
+
+@pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
+def test_another_admin_approves_and_the_job_is_queued(slack):
+    _, job, ticket = request_production_run(slack)
+
+    result = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+
+    approved = slack.job(job.job_id)
+    assert approved.status == JobStatus.pending
+    assert slack.queue.enqueued == [job.job_id]
+    assert approved.dramatiq_message_id == "msg-1"
+    # the approval request message became the job message (no Approve button any more)
+    [update_call] = result.updated
+    assert update_call.params["ts"] == job.slack_message_ts
+    assert ids.ACTION_APPROVAL_APPROVE not in str(update_call.params["blocks"])
+    assert "Approved" in result.reply_text
+    [row] = slack.audit("approval.approve")
+    assert row.user_id == slack.user(ADMIN).id and row.details["outcome"] == "allowed"
+
+
+def test_the_requester_cannot_approve_their_own_run(slack):
+    _, job, ticket = request_production_run(slack, user=ADMIN)
+
+    result = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+
+    assert "another admin" in result.reply_text
+    assert slack.job(job.job_id).status == JobStatus.awaiting_approval
+    assert slack.queue.enqueued == []
+    [row] = slack.audit("approval.approve")
+    assert row.details["outcome"] == "denied"
+
+    # and then another admin can
+    click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, OTHER_ADMIN)
+    assert slack.queue.enqueued == [job.job_id]
+
+
+def test_an_operator_cannot_approve(slack):
+    _, job, ticket = request_production_run(slack, user=ADMIN)
+
+    result = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, OPERATOR)
+
+    assert "admin" in result.reply_text
+    assert slack.queue.enqueued == []
+    [row] = slack.audit("approval.approve")
+    assert row.details["outcome"] == "denied"
+
+
+def test_a_second_approval_is_told_it_was_decided(slack):
+    _, job, ticket = request_production_run(slack)
+    click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+
+    again = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, OTHER_ADMIN)
+
+    assert "already approved" in again.reply_text
+    assert slack.queue.enqueued == [job.job_id]
+
+
+def test_an_expired_request_cannot_be_approved_and_shows_it(slack):
+    _, job, ticket = request_production_run(slack)
+    with transaction(slack.session_factory) as session:
+        session.execute(update(Ticket).where(Ticket.id == ticket.id)
+                        .values(expires_at=utcnow() - timedelta(minutes=1)))
+
+    result = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+
+    assert "expired" in result.reply_text
+    assert slack.queue.enqueued == []
+    assert slack.job(job.job_id).status != JobStatus.pending
+    [redraw] = result.updated
+    assert "expired" in str(redraw.params["blocks"])
+    assert ids.ACTION_APPROVAL_APPROVE not in str(redraw.params["blocks"])
+
+
+def test_rejecting_cancels_the_job_and_updates_the_request(slack):
+    _, job, ticket = request_production_run(slack)
+
+    result = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, ADMIN)
+
+    assert slack.job(job.job_id).status == JobStatus.cancelled
+    assert slack.queue.enqueued == []
+    assert "rejected" in str(result.updated[-1].params["blocks"])
+    [row] = slack.audit("approval.reject")
+    assert row.details["outcome"] == "allowed"
+
+
+def test_approve_from_the_ticket_command_works_too(slack):
+    _, job, ticket = request_production_run(slack)
+
+    slack.command(ids.CMD_TICKETS, f"approve {ticket.ticket_id[:8]}", user=ADMIN)
+
+    assert slack.queue.enqueued == [job.job_id]

@@ -1,0 +1,124 @@
+"""workers.runner: real ansible-runner on localhost; values are data, never templates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from workers.runner import HostSpec, RunSpec, inventory, run_playbook, unsafe_extravars_yaml
+
+LOCAL = HostSpec(name="local", local=True, groups=("test", "development"))
+
+
+def _run(playbook_dir: Path, tmp_path: Path, name: str, **spec: object):
+    events: list[dict] = []
+    result = run_playbook(
+        RunSpec(job_id=f"job-{name}", playbook_path=playbook_dir / f"{name}.yml", host=LOCAL,
+                runtime_dir=tmp_path / "runs", **spec),
+        on_event=events.append, should_cancel=lambda: False)
+    stdout = "\n".join(e["stdout"] for e in events if e.get("stdout"))
+    return result, stdout
+
+
+def test_jinja_in_variable_values_stays_literal_and_runs_nothing(playbook_dir, tmp_path):
+    pwned = tmp_path / "pwned"
+    attack = "{{ lookup('pipe', 'id') }}"
+    touch = "{{ lookup('pipe', 'touch " + str(pwned) + "') }}"
+    out_file = tmp_path / "text.out"
+
+    result, stdout = _run(playbook_dir, tmp_path, "echo_vars", extra_vars={
+        "text": attack,
+        "items": ["plain", touch, {"deep": [attack]}],
+        "mapping": {"key": touch, "nested": {"again": attack}},
+        "out_file": str(out_file),
+    })
+
+    assert result.status == "success", result.error_message
+    assert out_file.read_text() == attack  # the value itself, not its rendering
+    assert not pwned.exists()
+    assert "uid=" not in stdout
+    assert stdout.count("lookup('pipe', 'id')") == 3
+    assert stdout.count("lookup('pipe', 'touch") == 2
+
+
+def test_extra_vars_are_written_with_the_unsafe_tag_at_every_depth():
+    text = unsafe_extravars_yaml({"a": "x", "b": ["y", {"c": "z"}], "n": 3, "t": True})
+
+    assert text.count("!unsafe") == 3
+    assert "n: 3" in text and "t: true" in text
+
+
+def test_a_failing_task_names_the_task_the_host_and_the_message(playbook_dir, tmp_path):
+    result, _ = _run(playbook_dir, tmp_path, "fail")
+
+    assert result.status == "failed"
+    assert result.error_message == (
+        "Task 'Check disk space' failed on local: disk almost full: 97% used on /")
+    assert result.progress.hosts["local"]["failed"] == 1
+    assert result.progress.hosts["local"]["ok"] == 1
+    assert result.progress.final
+
+
+def test_a_successful_run_reports_the_recap_per_host(playbook_dir, tmp_path):
+    result, stdout = _run(playbook_dir, tmp_path, "ok")
+
+    assert result.status == "success"
+    assert result.recap["hosts"]["local"]["changed"] == 1
+    assert result.recap["tasks"] == 3
+    assert "hello from playbot" in stdout
+    assert not (tmp_path / "runs" / "job-ok").exists()  # private data dir removed
+
+
+def test_check_mode_runs_ansible_with_check(playbook_dir, tmp_path):
+    marker = tmp_path / "marker"
+
+    result, _ = _run(playbook_dir, tmp_path, "ok", check_mode=True,
+                     extra_vars={"marker": str(marker)})
+
+    assert result.status == "success"
+    assert not marker.exists()  # shell tasks are skipped in check mode
+
+
+def test_a_cancel_request_stops_the_run_within_seconds(playbook_dir, tmp_path):
+    import threading
+    import time
+
+    started = threading.Event()
+
+    def on_event(event: dict) -> None:
+        if event.get("event_data", {}).get("task") == "Wait":
+            started.set()
+
+    t0 = time.monotonic()
+    result = run_playbook(
+        RunSpec(job_id="job-slow", playbook_path=playbook_dir / "slow.yml", host=LOCAL,
+                runtime_dir=tmp_path / "runs", cancel_poll=0.2,
+                extra_vars={"marker": str(tmp_path / "m")}),
+        on_event=on_event, should_cancel=lambda: started.is_set())
+
+    assert result.status == "cancelled"
+    assert time.monotonic() - t0 < 15
+
+
+def test_the_playbook_limit_ends_a_long_run_as_timed_out(playbook_dir, tmp_path):
+    result, _ = _run(playbook_dir, tmp_path, "slow", timeout=2, cancel_poll=0.2,
+                     extra_vars={"marker": str(tmp_path / "m")})
+
+    assert result.status == "timeout"
+    assert "limit of 2 s" in result.error_message
+
+
+def test_the_inventory_uses_the_server_row_and_the_workers_interpreter_for_local():
+    remote = inventory(HostSpec(name="web-01", address="10.0.0.5", port=2222, user="deploy",
+                                key_path="/keys/web", groups=("web", "bad-name")))
+    local = inventory(LOCAL)
+
+    assert remote["all"]["hosts"]["web-01"] == {
+        "ansible_host": "10.0.0.5", "ansible_port": 2222, "ansible_user": "deploy",
+        "ansible_ssh_private_key_file": "/keys/web"}
+    assert set(remote["all"]["children"]) == {"web"}
+    assert local["all"]["hosts"]["local"] == {"ansible_connection": "local",
+                                               "ansible_python_interpreter": sys.executable}
+    assert yaml.safe_load(yaml.safe_dump(local)) == local

@@ -1,0 +1,110 @@
+"""The Dramatiq broker: Redis when REDIS_URL is set, else an in-process StubBroker.
+
+`setup_broker(redis_url)` is idempotent: the same URL returns the same broker; another URL
+closes the old one and builds a new one. Actors are declared on the broker right here (by
+`workers.actors.declare`), never at import time, so the order of imports cannot bind them to
+a wrong global broker.
+
+Middleware, chosen on purpose (Dramatiq's defaults are not used):
+- TimeLimit: a backstop; `run_job` sets its own limit, longer than any playbook timeout.
+- Retries(max_retries=0): nothing is retried by the broker; a playbook must not run twice.
+- CurrentMessage: actors can name their message in logs.
+- DatabaseMiddleware, LogContextMiddleware: a DB session and log context per message.
+Left out: AgeLimit (an old job still runs: the database decides), Callbacks/Pipelines
+(unused), ShutdownNotifications (shutdown is handled by cancelling the run cleanly).
+
+The Redis client fails fast: 1 s connect timeout, 2 s socket timeout, one immediate retry,
+so `enqueue` raises within about two seconds when Redis is down.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from workers.middleware import DatabaseMiddleware, LogContextMiddleware
+
+REDIS_CONNECT_TIMEOUT = 1.0
+REDIS_SOCKET_TIMEOUT = 2.0
+#: Dramatiq's worker heartbeat in Redis: a dead worker's unacked messages go back to the
+#: queue after this long (the claim makes the redelivery harmless).
+REDIS_HEARTBEAT_TIMEOUT_MS = 60_000
+DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
+
+_lock = threading.RLock()
+_broker: dramatiq.Broker | None = None
+_url: str | None = None
+
+
+def _database_url() -> str:
+    from workers.config import current
+
+    return current().database_url
+
+
+def middleware() -> list[Middleware]:
+    """The middleware of every Playbot broker, in order."""
+    return [
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
+        Retries(max_retries=0),
+        CurrentMessage(),
+        LogContextMiddleware(),
+        DatabaseMiddleware(_database_url),
+    ]
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client that gives up quickly instead of hanging the caller."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=15,
+    )
+
+
+def setup_broker(redis_url: str | None) -> dramatiq.Broker:
+    """The process's broker for `redis_url` (None: in-process), with the actors declared."""
+    global _broker, _url
+    from workers import actors
+
+    with _lock:
+        if _broker is not None and _url == redis_url:
+            return _broker
+        if _broker is not None:
+            _broker.close()
+        broker: dramatiq.Broker
+        if redis_url:
+            broker = RedisBroker(client=redis_client(redis_url), middleware=middleware(),
+                                 namespace="playbot", heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS)
+        else:
+            broker = StubBroker(middleware=middleware())
+        dramatiq.set_broker(broker)
+        actors.declare(broker)
+        _broker, _url = broker, redis_url
+        return broker
+
+
+def current_broker() -> dramatiq.Broker:
+    """The broker made by `setup_broker`. Raises RuntimeError when there is none."""
+    broker = _broker
+    if broker is None:
+        raise RuntimeError("no broker: call workers.broker.setup_broker() first")
+    return broker
+
+
+def reset_broker() -> None:
+    """Close and forget the broker (tests, and processes switching configuration)."""
+    global _broker, _url
+    with _lock:
+        if _broker is not None:
+            _broker.close()
+        _broker, _url = None, None

@@ -1,0 +1,119 @@
+"""Periodic work that keeps jobs from getting stuck or lost, and old logs from piling up.
+
+- `reap`: running jobs whose heartbeat stopped (their worker was killed) end `failed`
+  with a clear reason and an incident ticket, shown in their Slack message and thread.
+  They are never run again.
+- `requeue`: pending jobs whose message never reached the queue (Redis down at launch) or
+  was lost with it (Redis restarted without persistence) are sent again; the claim makes
+  a duplicate harmless.
+- `expire_approvals`: approval requests past their deadline expire (their message says so).
+- `archive_logs`: job_logs past retention go to compressed files (`workers.retention`).
+
+The clock process (`workers.main.run_clock`) and the embedded runner call these directly;
+the housekeeping actors call them through the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import dramatiq
+import redis
+from slack_sdk import WebClient
+
+from core import execution
+from core.approvals import expire_overdue
+from core.errors import QueueUnavailable
+from db.base import utcnow
+from slackui.job_message import job_message
+from slackui.tickets import approval_message, ticket_message
+from workers.config import WorkerConfig
+from workers.execute import record_ticket_message, slack_client
+from workers.middleware import session_factory
+from workers.notifier import SLACK_ERRORS, post_update
+from workers.retention import RetentionResult, archive_old_logs, cutoff_for
+
+log = logging.getLogger(__name__)
+
+
+def _client(config: WorkerConfig) -> WebClient | None:
+    return slack_client(config.slack_token, config.slack_api_url) if config.slack_token else None
+
+
+def reap(config: WorkerConfig) -> list[str]:
+    """End jobs whose worker died; return their job ids."""
+    factory = session_factory(config.database_url)
+    with factory() as session:
+        reaped = execution.reap_stale(session, now=utcnow(),
+                                      grace=timedelta(seconds=config.reaper_grace))
+        notes = [(job, execution.incident_for(session, job)) for job in reaped]
+        session.commit()
+    client = _client(config)
+    for job, ticket in notes:
+        log.warning("job %s reaped: %s", job.job_id, job.error_message)
+        if client is None:
+            continue
+        ticket_id = ticket.ticket_id if ticket else None
+        post_update(client, job, job_message(job),
+                    ticket=ticket_message(ticket) if ticket else None,
+                    on_ticket_posted=lambda channel, ts, tid=ticket_id: record_ticket_message(
+                        factory, tid, channel, ts))
+    return [job.job_id for job, _ in notes]
+
+
+def requeue(config: WorkerConfig, *, send: Callable[[str], str]) -> list[str]:
+    """Send pending jobs again whose message never arrived or was lost; return their ids.
+
+    Stops at the first broker error (Redis still down: the next pass tries again).
+    """
+    factory = session_factory(config.database_url)
+    sent: list[str] = []
+    with factory() as session:
+        candidates = execution.requeue_candidates(
+            session, now=utcnow(), min_age=timedelta(seconds=config.requeue_after),
+            lost_after=timedelta(seconds=config.requeue_lost_after))
+        for job in candidates:
+            try:
+                message_id = send(job.job_id)
+            except (QueueUnavailable, redis.RedisError, dramatiq.errors.BrokerError,
+                    OSError) as exc:
+                log.warning("requeue: the queue is still unreachable: %s", exc)
+                break
+            execution.mark_requeued(session, job.job_id, message_id)
+            session.commit()
+            sent.append(job.job_id)
+            log.info("requeued pending job %s (message %s)", job.job_id, message_id)
+    return sent
+
+
+def expire_approvals(config: WorkerConfig) -> int:
+    """Expire overdue approval requests and update their Slack messages; return how many."""
+    factory = session_factory(config.database_url)
+    with factory() as session:
+        tickets = expire_overdue(session, utcnow())
+        session.commit()
+        client = _client(config)
+        if client is None:
+            return len(tickets)
+        for ticket in tickets:
+            if ticket.slack_channel_id and ticket.slack_message_ts:
+                text, blocks = approval_message(ticket)
+                try:
+                    client.chat_update(channel=ticket.slack_channel_id,
+                                       ts=ticket.slack_message_ts, text=text, blocks=blocks)
+                except SLACK_ERRORS as exc:
+                    log.warning("could not update expired approval %s: %s",
+                                ticket.ticket_id, exc)
+            job = ticket.job
+            if job is not None and job.slack_channel_id and job.slack_message_ts:
+                post_update(client, job, job_message(job))
+    return len(tickets)
+
+
+def archive_logs(config: WorkerConfig) -> RetentionResult:
+    """Archive job_logs older than the retention period; archive finished old jobs."""
+    factory = session_factory(config.database_url)
+    return archive_old_logs(factory, config.archive_dir,
+                            older_than=cutoff_for(config.log_retention_days))

@@ -1,0 +1,478 @@
+"""Slack outbound from the workers — the only module that talks to Slack from a worker.
+
+A `JobNotifier` follows one run in its own thread, fed through non-blocking calls:
+`lines()` (already redacted output), `progress()`, then `finish()`. It
+
+- updates the job's channel message in place (status, tasks done, counters per host) at
+  most every `update_interval` seconds, and once more with the final recap;
+- posts output into the message's thread as coalesced code blocks (≤ 2,900 characters a
+  section, ≤ 4 sections a post), at most one post per `post_interval` per channel (shared
+  by every job of this process posting there);
+- stops posting output once the thread holds `max_thread_posts` posts or
+  `max_thread_bytes` of output, and at the end says how much was left out and uploads the
+  full log as a file (files_upload_v2) in the thread;
+- posts the incident ticket (with its Take / Resolve / Retry buttons) of a failed job.
+
+Slack being slow, down or rate limiting (429s are retried by slack-sdk's
+RateLimitErrorRetryHandler, honouring Retry-After) never slows the playbook: the producer
+side only appends to a bounded buffer under a lock; what does not fit is counted and
+summarised, never waited for.
+
+Where the job has no message yet (the first post failed at launch), the notifier posts it:
+in the job's channel, else the configured jobs channel, else the requester's DM with the bot.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from core.progress import RunProgress
+from db.models import Job, Playbook, Server, User
+from slackui.blocks import escape, short_id
+from slackui.job_message import job_message
+
+log = logging.getLogger(__name__)
+
+SLACK_ERRORS = (SlackClientError, OSError, http.client.HTTPException, ValueError)
+SECTION_CHARS = 2_900
+SECTIONS_PER_POST = 4
+MAX_UPLOAD_CHARS = 20_000_000
+
+Payload = tuple[str, list[dict[str, Any]]]
+
+
+def make_client(token: str, api_url: str) -> WebClient:
+    """A WebClient for `api_url` that honours 429 Retry-After and retries a dropped connection."""
+    return WebClient(
+        token=token,
+        base_url=api_url,
+        timeout=10,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2),
+                        ConnectionErrorRetryHandler(max_retry_count=1)],
+    )
+
+
+class ChannelPacer:
+    """At most one thread post per `interval` seconds per channel, across this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: dict[str, float] = {}
+
+    def try_take(self, channel: str, interval: float) -> float:
+        """0.0 if a post may go now (the slot is taken), else seconds until the next slot."""
+        now = time.monotonic()
+        with self._lock:
+            due = self._next.get(channel, 0.0)
+            if due > now:
+                return due - now
+            self._next[channel] = now + interval
+            return 0.0
+
+
+PACER = ChannelPacer()
+
+
+def snapshot(job: Job) -> Job:
+    """A detached copy of the job (and its playbook, server, user) safe to read from the
+    notifier thread while the worker's session keeps changing the original."""
+    playbook = Playbook(name=job.playbook.name, file_path=job.playbook.file_path,
+                        file_hash=job.playbook.file_hash)
+    server = Server(hostname=job.server.hostname, environment=job.server.environment)
+    user = User(username=job.user.username, slack_user_id=job.user.slack_user_id)
+    copy = Job(
+        job_id=job.job_id, status=job.status, check_mode=job.check_mode,
+        error_message=job.error_message, started_at=job.started_at,
+        completed_at=job.completed_at, created_at=job.created_at, recap=job.recap,
+        cancel_requested=job.cancel_requested, extra_vars=dict(job.extra_vars or {}),
+        slack_channel_id=job.slack_channel_id, slack_message_ts=job.slack_message_ts,
+    )
+    copy.playbook, copy.server, copy.user = playbook, server, user
+    return copy
+
+
+@dataclass
+class Ending:
+    """What `finish()` hands over: the final message, the ticket to post, the full log."""
+
+    message: Payload
+    ticket: Payload | None
+    full_log: Callable[[], str] | None
+    total_lines: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    post_interval: float = 1.0
+    update_interval: float = 2.0
+    max_thread_posts: int = 50
+    max_thread_bytes: int = 200_000
+    max_buffer_bytes: int = 256_000
+    give_up_after_failures: int = 5
+
+
+class JobNotifier:
+    """Follows one job in Slack from its own thread. Every public method returns at once."""
+
+    def __init__(self, client: WebClient, job: Job, *, jobs_channel: str | None = None,
+                 on_message_posted: Callable[[str, str], None] | None = None,
+                 on_ticket_posted: Callable[[str, str], None] | None = None,
+                 limits: Limits | None = None, pacer: ChannelPacer = PACER) -> None:
+        self._client = client
+        self._job = snapshot(job)
+        self._jobs_channel = jobs_channel
+        self._on_message_posted = on_message_posted
+        self._on_ticket_posted = on_ticket_posted
+        self.limits = limits or Limits()
+        self._pacer = pacer
+        self.channel: str | None = job.slack_channel_id
+        self.ts: str | None = job.slack_message_ts
+        self._cond = threading.Condition()
+        self._buffer: deque[str] = deque()
+        self._buffer_bytes = 0
+        self._accepted = 0  # lines taken into the buffer
+        self._omitted = 0  # lines not shown in the thread
+        self._thread_bytes = 0
+        self._posts = 0
+        self._progress: RunProgress | None = None
+        self._progress_dirty = True  # show "running" at once
+        self._last_update = 0.0
+        self._ending: Ending | None = None
+        self._failures = 0
+        self._slack_gone = False
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"notifier-{short_id(job.job_id)}")
+        self._done = threading.Event()
+        _register(self)
+        self._thread.start()
+
+    # producer side (never blocks on Slack) ------------------------------------------------
+
+    def lines(self, lines: Sequence[tuple[str, str]] | Sequence[str]) -> None:
+        """Queue output lines for the thread; beyond the budget they are only counted."""
+        if not lines:
+            return
+        with self._cond:
+            for item in lines:
+                text = item[0] if isinstance(item, tuple) else item
+                cost = len(text) + 1
+                if (self._slack_gone
+                        or self._thread_bytes + self._buffer_bytes + cost > self.limits.max_thread_bytes
+                        or self._buffer_bytes + cost > self.limits.max_buffer_bytes
+                        or self._posts >= self.limits.max_thread_posts):
+                    self._omitted += 1
+                    continue
+                self._buffer.append(text)
+                self._buffer_bytes += cost
+                self._accepted += 1
+            self._cond.notify()
+
+    def progress(self, progress: RunProgress) -> None:
+        """The latest progress; only the newest is shown."""
+        with self._cond:
+            self._progress = progress
+            self._progress_dirty = True
+            self._cond.notify()
+
+    def update_job(self, job: Job) -> None:
+        """The job changed (e.g. cancel requested): re-render from this copy."""
+        with self._cond:
+            self._job = snapshot(job)
+            self._progress_dirty = True
+            self._cond.notify()
+
+    def mark_cancelling(self) -> None:
+        """Cancel was requested: show "cancelling" until the run stops."""
+        with self._cond:
+            self._job.cancel_requested = True
+            self._progress_dirty = True
+            self._cond.notify()
+
+    def finish(self, job: Job, *, ticket: Payload | None = None,
+               full_log: Callable[[], str] | None = None, total_lines: int = 0) -> None:
+        """The job ended: flush output, post the summary/log file/ticket, final update."""
+        final = snapshot(job)
+        with self._cond:
+            self._job = final
+            self._ending = Ending(job_message(final, self._progress), ticket, full_log,
+                                  total_lines)
+            self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the notifier to finish its work; True if it did."""
+        return self._done.wait(timeout)
+
+    # the notifier thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._ensure_message()
+            while True:
+                with self._cond:
+                    wait = self._next_wait()
+                    if wait > 0:
+                        self._cond.wait(wait)
+                    ending = self._ending
+                    has_lines = bool(self._buffer)
+                if has_lines:
+                    self._post_lines()
+                if self._due_update():
+                    self._update_message()
+                if ending is not None and not self._has_lines_to_post():
+                    self._end(ending)
+                    return
+        finally:
+            self._done.set()
+            _unregister(self)
+
+    def _next_wait(self) -> float:
+        if self._ending is not None and not self._buffer:
+            return 0.0
+        waits = [5.0]
+        if self._buffer and self.channel and self.ts and not self._slack_gone:
+            waits.append(max(0.05, min(self.limits.post_interval, 1.0)))
+        if self._progress_dirty:
+            waits.append(max(0.0, self._last_update + self.limits.update_interval
+                             - time.monotonic()))
+        return min(waits)
+
+    def _has_lines_to_post(self) -> bool:
+        with self._cond:
+            if self._slack_gone or not (self.channel and self.ts):
+                self._omitted += len(self._buffer)
+                self._buffer.clear()
+                self._buffer_bytes = 0
+            return bool(self._buffer)
+
+    def _due_update(self) -> bool:
+        with self._cond:
+            return (self._progress_dirty and self._ending is None
+                    and time.monotonic() - self._last_update >= self.limits.update_interval)
+
+    def _ensure_message(self) -> None:
+        if self.ts:
+            return
+        text, blocks = job_message(self._job, self._progress)
+        candidates = [c for c in (self.channel, self._jobs_channel) if c]
+        if self._job.user.slack_user_id:
+            candidates.append(f"@dm:{self._job.user.slack_user_id}")
+        for channel in candidates:
+            try:
+                if channel.startswith("@dm:"):
+                    opened = self._client.conversations_open(users=channel[4:])
+                    channel = opened["channel"]["id"]
+                response = self._client.chat_postMessage(channel=channel, text=text,
+                                                         blocks=blocks)
+            except SLACK_ERRORS as exc:
+                log.warning("could not post the message of job %s in %s: %s",
+                            self._job.job_id, channel, _reason(exc))
+                continue
+            self.channel, self.ts = response["channel"], response["ts"]
+            self._last_update = time.monotonic()
+            self._progress_dirty = False
+            if self._on_message_posted is not None:
+                self._on_message_posted(self.channel, self.ts)
+            return
+        log.warning("job %s has no Slack message: its output is only in job_logs",
+                    self._job.job_id)
+
+    def _post_lines(self) -> None:
+        if not (self.channel and self.ts) or self._slack_gone:
+            return
+        if self._pacer.try_take(self.channel, self.limits.post_interval) > 0:
+            return
+        with self._cond:
+            chunk = self._take_chunk()
+        if not chunk:
+            return
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": section}}
+                  for section in chunk]
+        size = sum(len(s) for s in chunk)
+        if self._call(self._client.chat_postMessage, channel=self.channel, thread_ts=self.ts,
+                      text=f"Output of job {short_id(self._job.job_id)}", blocks=blocks):
+            with self._cond:
+                self._posts += 1
+                self._thread_bytes += size
+        else:
+            with self._cond:
+                self._omitted += sum(s.count("\n") - 1 for s in chunk)
+
+    def _take_chunk(self) -> list[str]:
+        """Up to SECTIONS_PER_POST code-block sections from the buffer (lock held)."""
+        sections: list[str] = []
+        while self._buffer and len(sections) < SECTIONS_PER_POST:
+            body: list[str] = []
+            size = 8
+            while self._buffer:
+                line = escape(self._buffer[0]).replace("```", "'''")
+                if len(line) > SECTION_CHARS - 20:
+                    line = line[: SECTION_CHARS - 21] + "…"
+                if body and size + len(line) + 1 > SECTION_CHARS:
+                    break
+                raw = self._buffer.popleft()
+                self._buffer_bytes -= len(raw) + 1
+                body.append(line)
+                size += len(line) + 1
+            sections.append("```\n" + ("\n".join(body) or " ") + "\n```")
+        return sections
+
+    def _update_message(self) -> None:
+        with self._cond:
+            progress, job = self._progress, self._job
+            self._progress_dirty = False
+        self._last_update = time.monotonic()
+        if not (self.channel and self.ts) or self._slack_gone:
+            return
+        text, blocks = job_message(job, progress)
+        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
+                   blocks=blocks)
+
+    def _end(self, ending: Ending) -> None:
+        if not (self.channel and self.ts):
+            self._ensure_message()
+        if not (self.channel and self.ts):
+            return
+        self._slack_gone = False  # one more try for what matters most
+        omitted = self._omitted
+        if omitted:
+            shown = ending.total_lines - omitted if ending.total_lines else self._accepted
+            note = (f"_{omitted:,} more output lines are not shown here "
+                    f"({max(shown, 0):,} shown)._")
+            log_text = _read_log(ending.full_log)
+            if log_text is not None:
+                self._upload(log_text, note, ending.total_lines)
+            else:
+                self._call(self._client.chat_postMessage, channel=self.channel,
+                           thread_ts=self.ts, text=note + " The full log is in `/job "
+                           f"{short_id(self._job.job_id)}`.")
+        text, blocks = ending.message
+        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
+                   blocks=blocks)
+        if ending.ticket is not None:
+            ticket_text, ticket_blocks = ending.ticket
+            response = self._call(self._client.chat_postMessage, channel=self.channel,
+                                  thread_ts=self.ts, text=ticket_text, blocks=ticket_blocks)
+            if response is not None and self._on_ticket_posted is not None:
+                self._on_ticket_posted(response["channel"], response["ts"])
+
+    def _upload(self, text: str, note: str, total_lines: int) -> None:
+        if len(text) > MAX_UPLOAD_CHARS:
+            text = text[:MAX_UPLOAD_CHARS] + "\n…[log cut at 20 MB; the rest is in job_logs]\n"
+        name = f"job-{short_id(self._job.job_id)}.log"
+        self._call(self._client.files_upload_v2, channel=self.channel, thread_ts=self.ts,
+                   content=text, filename=name, title=f"Full log of job "
+                   f"{short_id(self._job.job_id)} ({total_lines:,} lines)",
+                   initial_comment=note + " Full log attached.")
+
+    def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        """One Slack call; failures are logged and counted, never raised."""
+        try:
+            response = method(**kwargs)
+        except SLACK_ERRORS as exc:
+            self._failures += 1
+            log.warning("Slack call for job %s failed (%s): %s", self._job.job_id,
+                        getattr(method, "__name__", "call"), _reason(exc))
+            if (self._failures >= self.limits.give_up_after_failures
+                    or isinstance(exc, SlackApiError) and _fatal(exc)):
+                self._slack_gone = True
+            return None
+        self._failures = 0
+        return response
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error", exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fatal(exc: SlackApiError) -> bool:
+    """Errors that will not go away during this job (no point retrying every second)."""
+    return exc.response.get("error") in {
+        "not_in_channel", "channel_not_found", "is_archived", "invalid_auth",
+        "account_inactive", "token_revoked", "message_not_found", "no_permission",
+    }
+
+
+def _read_log(full_log: Callable[[], str] | None) -> str | None:
+    if full_log is None:
+        return None
+    try:
+        return full_log()
+    except Exception:  # reading the log for the upload must not lose the final update
+        log.exception("could not read the full log for the upload")
+        return None
+
+
+# one-shot notifications (the reaper, waiting jobs) ----------------------------------------
+
+
+def post_update(client: WebClient, job: Job, message: Payload, *,
+                ticket: Payload | None = None,
+                on_ticket_posted: Callable[[str, str], None] | None = None) -> bool:
+    """Update the job's message once and post its ticket in the thread (synchronous).
+
+    Used by the clock for reaped jobs and by workers for "waiting for <server>". Returns
+    False (and logs) when Slack refused or could not be reached.
+    """
+    if not (job.slack_channel_id and job.slack_message_ts):
+        return False
+    text, blocks = message
+    try:
+        client.chat_update(channel=job.slack_channel_id, ts=job.slack_message_ts, text=text,
+                           blocks=blocks)
+        if ticket is not None:
+            response = client.chat_postMessage(channel=job.slack_channel_id,
+                                               thread_ts=job.slack_message_ts,
+                                               text=ticket[0], blocks=ticket[1])
+            if on_ticket_posted is not None:
+                on_ticket_posted(response["channel"], response["ts"])
+    except SLACK_ERRORS as exc:
+        log.warning("could not update the Slack message of job %s: %s", job.job_id,
+                    _reason(exc))
+        return False
+    return True
+
+
+# live notifiers, for a graceful shutdown -------------------------------------------------
+
+_live_lock = threading.Lock()
+_live: set[JobNotifier] = set()
+
+
+def _register(notifier: JobNotifier) -> None:
+    with _live_lock:
+        _live.add(notifier)
+
+
+def _unregister(notifier: JobNotifier) -> None:
+    with _live_lock:
+        _live.discard(notifier)
+
+
+def drain(timeout: float = 10.0) -> bool:
+    """Wait until every notifier of this process has finished (shutdown, tests)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _live_lock:
+            live = list(_live)
+        if not live:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        live[0].join(min(remaining, 0.5))

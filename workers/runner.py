@@ -1,0 +1,349 @@
+"""The one module that imports ansible_runner: run one playbook against one server.
+
+`run_playbook(spec, on_event=..., should_cancel=...)` prepares a private data dir for the job
+under the runtime dir (inventory, extra vars, settings), runs ansible-playbook there in the
+calling thread, hands every Ansible event to `on_event` as it arrives, and returns a
+`RunResult` (status, return code, the failed task/host/message, the recap). The data dir is
+removed afterwards: it holds secret values.
+
+Safety:
+- Extra vars (and secret vars) are written to `env/extravars` as YAML with every string
+  tagged `!unsafe`, in nested lists and dicts too, so Ansible never templates them:
+  `{{ lookup('pipe', 'id') }}` stays a literal string.
+- The worker's own secrets (Slack token, database URL, `PLAYBOT_VAR_*`) are blanked in the
+  playbook's environment, so `lookup('env', ...)` cannot read them.
+- `cancel_callback` is always passed: off the main thread ansible-runner installs no signal
+  handlers, and this is how cancel, shutdown and a lost job stop the run (SIGKILL to the
+  ansible-playbook process group, within `cancel_poll` seconds).
+- ansible-runner's `timeout` is the playbook's limit, shorter than the actor's time limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import ansible_runner
+import yaml
+from ansible_runner.exceptions import AnsibleRunnerException
+
+from core.progress import RunProgress
+
+log = logging.getLogger(__name__)
+
+RunStatus = Literal["success", "failed", "cancelled", "timeout"]
+ERROR_MESSAGE_LIMIT = 500
+_GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Environment variables of the worker that a playbook must not be able to read.
+_SCRUBBED_PREFIXES = ("PLAYBOT_", "SLACK_")
+_SCRUBBED_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One inventory host, from a `servers` row."""
+
+    name: str
+    address: str | None = None
+    port: int | None = None
+    user: str | None = None
+    key_path: str | None = None
+    local: bool = False
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run needs. `secret_vars` are passed like extra vars and redacted."""
+
+    job_id: str
+    playbook_path: Path
+    host: HostSpec
+    runtime_dir: Path
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    secret_vars: Mapping[str, str] = field(default_factory=dict)
+    check_mode: bool = False
+    timeout: int = 3600
+    cancel_poll: float = 0.5
+
+
+@dataclass
+class Failure:
+    """The first task that failed (not ignored) or found its host unreachable."""
+
+    task: str
+    host: str
+    message: str
+    unreachable: bool = False
+
+    def describe(self) -> str:
+        what = f"unreachable: {self.message}" if self.unreachable else self.message
+        return f"Task '{self.task}' failed on {self.host}: {what}"
+
+
+@dataclass
+class RunResult:
+    """How the run ended. `error_message` is set for every status but success."""
+
+    status: RunStatus
+    rc: int | None
+    progress: RunProgress
+    failure: Failure | None = None
+    error_message: str | None = None
+
+    @property
+    def recap(self) -> dict[str, Any]:
+        return self.progress.to_recap()
+
+
+# events ---------------------------------------------------------------------------------
+
+
+class EventTracker:
+    """Follows Ansible's events: tasks, counters per host, the first failure, the recap."""
+
+    def __init__(self) -> None:
+        self.progress = RunProgress()
+        self.failure: Failure | None = None
+        self.failures = 0
+        self.last_error_line: str | None = None
+
+    def feed(self, event: Mapping[str, Any]) -> bool:
+        """Update from one event; True when the progress shown to users changed."""
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        progress = self.progress
+        for line in (event.get("stdout") or "").splitlines():
+            if line.startswith("[ERROR]"):
+                self.last_error_line = line.removeprefix("[ERROR]:").strip()
+        if kind in ("playbook_on_task_start", "playbook_on_handler_task_start"):
+            if progress.current_task is not None:
+                progress.tasks_done += 1
+            progress.current_task = str(data.get("task") or data.get("name") or "?")
+            return True
+        host = str(data.get("host") or "")
+        if kind == "runner_on_ok" and host:
+            progress.count(host, "ok")
+            if (data.get("res") or {}).get("changed"):
+                progress.count(host, "changed")
+            return True
+        if kind == "runner_on_failed" and host:
+            if data.get("ignore_errors"):
+                progress.count(host, "ok")
+                progress.count(host, "ignored")
+            else:
+                progress.count(host, "failed")
+                self._failed(data, host, unreachable=False)
+            return True
+        if kind == "runner_on_unreachable" and host:
+            progress.count(host, "unreachable")
+            self._failed(data, host, unreachable=True)
+            return True
+        if kind == "runner_on_skipped" and host:
+            progress.count(host, "skipped")
+            return True
+        if kind == "playbook_on_stats":
+            self._recap(data)
+            return True
+        return False
+
+    def _failed(self, data: Mapping[str, Any], host: str, *, unreachable: bool) -> None:
+        self.failures += 1
+        if self.failure is None:
+            self.failure = Failure(task=str(data.get("task") or "?"), host=host,
+                                   message=result_message(data.get("res") or {}),
+                                   unreachable=unreachable)
+
+    def _recap(self, data: Mapping[str, Any]) -> None:
+        progress = self.progress
+        if progress.current_task is not None:
+            progress.tasks_done += 1
+            progress.current_task = None
+        names = {"ok": "ok", "changed": "changed", "failures": "failed",
+                 "dark": "unreachable", "skipped": "skipped", "rescued": "rescued",
+                 "ignored": "ignored"}
+        hosts: dict[str, dict[str, int]] = {}
+        for key, counter in names.items():
+            for host, n in (data.get(key) or {}).items():
+                hosts.setdefault(host, {c: 0 for c in names.values()})[counter] = int(n)
+        if hosts:
+            progress.hosts = hosts
+        progress.final = True
+
+
+def result_message(res: Mapping[str, Any]) -> str:
+    """The one-line reason a task failed, from its result (msg, stderr, reason)."""
+    for key in ("msg", "stderr", "reason", "module_stderr", "stdout"):
+        value = res.get(key)
+        if isinstance(value, str) and value.strip():
+            lines = [line.strip() for line in value.strip().splitlines() if line.strip()]
+            text = lines[0] if key == "msg" else lines[-1]
+            return text[:ERROR_MESSAGE_LIMIT]
+    if res.get("censored"):
+        return str(res["censored"])[:ERROR_MESSAGE_LIMIT]
+    return "no message"
+
+
+# preparing the private data dir --------------------------------------------------------
+
+
+class _Unsafe(str):
+    """A string Ansible must never template: dumped with the `!unsafe` YAML tag."""
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+_UnsafeDumper.add_representer(
+    _Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+
+
+def _mark_unsafe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _Unsafe(value)
+    if isinstance(value, Mapping):
+        return {str(k): _mark_unsafe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_mark_unsafe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _Unsafe(str(value))
+
+
+def unsafe_extravars_yaml(variables: Mapping[str, Any]) -> str:
+    """Extra vars as YAML where every string (nested too) carries `!unsafe`."""
+    return yaml.dump(_mark_unsafe(dict(variables)), Dumper=_UnsafeDumper,
+                     default_flow_style=False, allow_unicode=True, sort_keys=True)
+
+
+def inventory(host: HostSpec) -> dict[str, Any]:
+    """The YAML/JSON inventory for one host; its tags and environment become groups."""
+    hostvars: dict[str, Any] = {}
+    if host.local:
+        hostvars["ansible_connection"] = "local"
+        # the worker's own interpreter: works inside a virtualenv
+        hostvars["ansible_python_interpreter"] = sys.executable
+    else:
+        if host.address:
+            hostvars["ansible_host"] = host.address
+        if host.port:
+            hostvars["ansible_port"] = int(host.port)
+        if host.user:
+            hostvars["ansible_user"] = host.user
+        if host.key_path:
+            hostvars["ansible_ssh_private_key_file"] = host.key_path
+    groups = {g: {"hosts": {host.name: None}} for g in host.groups
+              if _GROUP_NAME.match(g) and g not in ("all", "ungrouped")}
+    return {"all": {"hosts": {host.name: hostvars}, "children": groups}}
+
+
+def _environment() -> dict[str, str]:
+    env = {
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+        # ansible-playbook from the worker's own installation, venv or not
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    }
+    env.setdefault("ANSIBLE_HOST_KEY_CHECKING",
+                   os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"))
+    for name in os.environ:
+        if name.startswith(_SCRUBBED_PREFIXES) or name in _SCRUBBED_NAMES:
+            env[name] = ""
+    return env
+
+
+def prepare_data_dir(spec: RunSpec) -> Path:
+    """Create the job's private data dir (0700) with its inventory and extra vars (0600)."""
+    data_dir = spec.runtime_dir / spec.job_id
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    (data_dir / "env").mkdir(parents=True, mode=0o700)
+    (data_dir / "inventory").mkdir(mode=0o700)
+    os.chmod(data_dir, 0o700)
+    _write_private(data_dir / "inventory" / "hosts.json", json.dumps(inventory(spec.host)))
+    variables = {**dict(spec.extra_vars), **dict(spec.secret_vars)}
+    _write_private(data_dir / "env" / "extravars", unsafe_extravars_yaml(variables))
+    return data_dir
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+# running ----------------------------------------------------------------------------------
+
+
+def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
+                 should_cancel: Callable[[], bool],
+                 on_progress: Callable[[RunProgress], None] | None = None) -> RunResult:
+    """Run the playbook of `spec` to its end; never raises for what the playbook does.
+
+    on_event: called in this thread with each Ansible event (dict with `stdout`, `event`,
+        `event_data`, `counter`, `created`), in order.
+    should_cancel: polled every `spec.cancel_poll` seconds; True kills the run.
+    on_progress: called with a copy of the progress whenever counters or the task change.
+    """
+    tracker = EventTracker()
+    data_dir = prepare_data_dir(spec)
+
+    def handle(event: dict[str, Any]) -> bool:
+        on_event(event)
+        if tracker.feed(event) and on_progress is not None:
+            on_progress(tracker.progress.copy())
+        return False  # nothing is written to the data dir's job_events
+
+    try:
+        runner = ansible_runner.run(
+            private_data_dir=str(data_dir),
+            playbook=str(spec.playbook_path),
+            inventory=str(data_dir / "inventory" / "hosts.json"),
+            limit=spec.host.name,
+            cmdline="--check --diff" if spec.check_mode else None,
+            envvars=_environment(),
+            settings={"pexpect_timeout": spec.cancel_poll, "suppress_ansible_output": True,
+                      "suppress_output_file": True},
+            event_handler=handle,
+            cancel_callback=should_cancel,
+            timeout=spec.timeout,
+            quiet=True,
+            ident="run",
+        )
+    except AnsibleRunnerException as exc:
+        return RunResult("failed", None, tracker.progress, tracker.failure,
+                         f"ansible-runner could not run the playbook: {exc}")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return _result(runner.status, runner.rc, tracker, spec)
+
+
+def _result(status: str, rc: int | None, tracker: EventTracker, spec: RunSpec) -> RunResult:
+    progress = tracker.progress
+    if status == "successful":
+        return RunResult("success", rc, progress)
+    if status == "canceled":
+        return RunResult("cancelled", rc, progress, tracker.failure, "cancelled")
+    if status == "timeout":
+        return RunResult("timeout", rc, progress, tracker.failure,
+                         f"timed out: the playbook ran longer than its limit of {spec.timeout} s")
+    if tracker.failure is not None:
+        message = tracker.failure.describe()
+        if tracker.failures > 1:
+            message += f" (and {tracker.failures - 1} more failure"
+            message += "s)" if tracker.failures > 2 else ")"
+        return RunResult("failed", rc, progress, tracker.failure, message)
+    reason = tracker.last_error_line or "no task failed; see the log"
+    return RunResult("failed", rc, progress, None,
+                     f"ansible-playbook exited with code {rc}: {reason}"[:ERROR_MESSAGE_LIMIT * 2])
