@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from bench.results import RESULTS_PATH, write_results
+from bench.results import RESULTS_PATH, summary_table, write_results
 from bench.runner import FIGURES, resolve_names, run_figures
 
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = {**outcome.machine, "elapsed_s": round(elapsed, 1)}
     if not args.no_write:
         write_results(outcome.figures, machine, merge=args.figures != ["all"], quick=args.quick)
+    print("\n" + summary_table(outcome.figures))
     print(f"\n{len(outcome.figures)} figures in {elapsed:.1f}s on {machine['nproc']} CPUs "
           f"({machine['cpu_model']})" + ("" if args.no_write else f"; written to {RESULTS_PATH}"))
     for name, why in outcome.problems.items():

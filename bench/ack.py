@@ -15,9 +15,10 @@ server n mod 50), as a team would; no worker runs, so every job stays pending.
 
 Baseline: a bare Bolt app whose listeners only ack, same signing secret and ack mode,
 behind Bolt's WSGI adapter under waitress with the same thread count, in its own process.
-The kinds run in interleaved rounds; after each /run-playbook round the run waits until
-every job is in the database with its queue message id (so background work of one round
-never overlaps the next, and the figure also shows how long the launches took to drain).
+The kinds run in interleaved rounds; after each round of a product command the run waits
+until the app has done the work behind every ack (for /run-playbook: every job in the
+database with its queue message id; for /jobs: every `jobs.list` audit row), so the work
+of one round never overlaps the next; how long that took after the last ack is reported.
 Target: p99 well under 100 ms and within 3x of the bare app.
 """
 
@@ -45,7 +46,7 @@ from bench.stack import (
     read_ready,
 )
 from bench.stats import summary_ms
-from db.models import Job
+from db.models import AuditLog, Job
 
 TITLE = "Ack latency of signed slash commands vs a bare Bolt app, 20 concurrent clients"
 CONCURRENCY = 20
@@ -95,10 +96,18 @@ def _requests(kind: str, how_many: int, ids: counter, slack_base: str, stack: Pr
     return out
 
 
-def _wait_enqueued(stack: ProductStack, expected: int, timeout: float = 120) -> float:
-    """Seconds until `expected` jobs exist with a queue message id; raises on timeout."""
+def _wait_done(stack: ProductStack, kind: str, expected: int, timeout: float = 180) -> float:
+    """Seconds until the app finished the work after the acks of `expected` requests.
+
+    /run-playbook: that many jobs are in the database with their queue message id.
+    /jobs: that many `jobs.list` audit rows (written just before the reply is posted).
+    Raises RuntimeError on timeout.
+    """
+    if kind == "run":
+        stmt = select(func.count()).select_from(Job).where(Job.dramatiq_message_id.is_not(None))
+    else:
+        stmt = select(func.count()).select_from(AuditLog).where(AuditLog.action == "jobs.list")
     started = time.monotonic()
-    stmt = select(func.count()).select_from(Job).where(Job.dramatiq_message_id.is_not(None))
     while True:
         with stack.session_factory() as session:
             done = session.scalar(stmt) or 0
@@ -109,8 +118,9 @@ def _wait_enqueued(stack: ProductStack, expected: int, timeout: float = 120) -> 
                 by_status = dict(session.execute(
                     select(Job.status, func.count()).group_by(Job.status)).tuples().all())
             raise RuntimeError(
-                f"only {done} of {expected} launched jobs were enqueued after {timeout:.0f}s "
-                f"(jobs by status: {by_status}); web log:\n{stack.web.tail() if stack.web else ''}")
+                f"{kind}: only {done} of {expected} requests were carried out after "
+                f"{timeout:.0f}s (jobs by status: {by_status}); web log:\n"
+                f"{stack.web.tail() if stack.web else ''}")
         time.sleep(0.02)
 
 
@@ -126,7 +136,7 @@ class AckMeasurement:
     """Latencies per kind ("bare", "run", "jobs"), drains, and the two servers' peak RSS."""
 
     results: dict[str, list[LoadResult]]
-    drains: list[float]
+    drains: dict[str, list[float]]  # per kind: seconds from the last ack to the work done
     per_round: int
     jobs_created: int
     threads: int
@@ -144,7 +154,7 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
     bare: Child | None = None
     slack: SlackProcess | None = None
     results: dict[str, list[LoadResult]] = {"bare": [], "run": [], "jobs": []}
-    drains: list[float] = []
+    drains: dict[str, list[float]] = {"run": [], "jobs": []}
     try:
         slack = SlackProcess(Path(mkdtemp(prefix="playbot-bench-ack-")))
         stack = ProductStack(ctx, "ack", slack_api_url=slack.api_url, operators=OPERATORS,
@@ -165,13 +175,14 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         ctx.log(f"process_before_response={info['process_before_response']}, "
                 f"{info['threads']} waitress threads; {total} requests per kind")
 
-        launched = 0
+        sent = {"run": 0, "jobs": 0, "bare": 0}
         for kind in ("bare", "run", "jobs"):  # warm up every path (not counted)
             _check(run_load("127.0.0.1", ports[kind], _requests(kind, warmup, ids,
                                                                   slack.base_url, stack),
                             concurrency=CONCURRENCY), f"warm-up {kind}")
-        launched += warmup
-        _wait_enqueued(stack, launched)
+            sent[kind] += warmup
+            if kind != "bare":
+                _wait_done(stack, kind, sent[kind])
 
         for round_number in range(rounds):
             order = ("bare", "run", "jobs") if round_number % 2 == 0 else ("jobs", "run", "bare")
@@ -180,11 +191,9 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
                 result = run_load("127.0.0.1", ports[kind], prepared, concurrency=CONCURRENCY)
                 _check(result, kind)
                 results[kind].append(result)
-                if kind == "run":
-                    launched += per_round
-                    drains.append(_wait_enqueued(stack, launched))
-                elif kind == "jobs":
-                    time.sleep(0.5)  # let the replies (response_url posts) go out
+                sent[kind] += per_round
+                if kind != "bare":  # the next round starts once this one's work is done
+                    drains[kind].append(_wait_done(stack, kind, sent[kind]))
             ctx.log(f"round {round_number + 1}/{rounds}: " + ", ".join(
                 f"{k} p99 {summary_ms(v[-1].latencies)['p99_ms']:.1f} ms" for k, v in
                 results.items()))
@@ -230,9 +239,9 @@ def run(ctx: BenchContext) -> list[Figure]:
                  "process_before_response": m.process_before_response}
         if kind == "run":
             extra["jobs_created"] = m.jobs_created
-            extra["drain_after_round_s_max"] = max(drains)
             extra["launches_per_s"] = per_round / (
-                min(r.elapsed for r in results["run"]) + max(drains))
+                min(r.elapsed for r in results["run"]) + max(drains["run"]))
+        extra["work_done_after_last_ack_s_max"] = max(drains[kind])
         ratio = stats["p99_ms"] / base["p99_ms"]
         figures.append(Figure(
             key=f"ack_latency.{'run_playbook' if kind == 'run' else 'jobs'}",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
-from typing import Any
 
 from bench.context import BenchContext
 from bench.playbooks import chatty_size, inventory_file
@@ -41,60 +40,59 @@ def plain_ansible(playbook: str, inventory: str, env: dict[str, str]) -> float:
     return seconds
 
 
-def start_e2e_stack(ctx: BenchContext, label: str, **playbooks: Any) -> tuple[Any, ProductStack,
-                                                                           JobDriver]:
-    """FakeSlack in this process, a stack with web and worker processes, and a driver."""
+def line_counts(ctx: BenchContext) -> tuple[int, int]:
+    """The output sizes of figure 4's two jobs at this run's scale."""
+    return ctx.size(1000, 1000, smoke=50), ctx.size(10_000, 10_000, smoke=500)
+
+
+def job_stack(ctx: BenchContext) -> tuple[ProductStack, JobDriver]:
+    """The running product for figures 3, 4 and 6: FakeSlack in this process, the web
+    process and `playbot worker`, every benchmark playbook registered. Started on first use
+    and shared by the figures of one run (stopped when the run ends)."""
+    if "job_stack" in ctx.shared:
+        return ctx.shared["job_stack"]
     from bot.fake_slack import FakeSlack
 
     fake = FakeSlack().start()
-    try:
-        stack = ProductStack(ctx, label, slack_api_url=fake.api_url, playbooks=playbooks)
-    except BaseException:
-        fake.stop()
-        raise
-    try:
-        stack.start_web()
-        stack.start_worker()
-        driver = JobDriver(stack, fake)
-    except BaseException:
-        stack.stop()
-        fake.stop()
-        raise
-    return fake, stack, driver
+    ctx.defer(fake.stop)
+    stack = ProductStack(ctx, "jobs", slack_api_url=fake.api_url,
+                         playbooks={**chatty_size(ctx), "line_counts": line_counts(ctx)})
+    ctx.defer(stack.stop)
+    stack.start_web()
+    stack.start_worker()
+    driver = JobDriver(stack, fake)
+    ctx.shared["job_stack"] = (stack, driver)
+    return stack, driver
 
 
 def run(ctx: BenchContext) -> list[Figure]:
     repeats = ctx.size(3, 1)
-    fake, stack, driver = start_e2e_stack(ctx, "e2e", **chatty_size(ctx))
+    stack, driver = job_stack(ctx)
     inventory = str(inventory_file(stack.tmp / "inventory.ini"))
     plain_env = bench_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                           ANSIBLE_RETRY_FILES_ENABLED="False", PYTHONUNBUFFERED="1")
     product: dict[str, list[float]] = {"small": [], "chatty": []}
     plain: dict[str, list[float]] = {"small": [], "chatty": []}
     lines: dict[str, int] = {}
-    try:
-        if ctx.scale != "smoke":  # warm up: the worker's first job, ansible's first start
-            warm = driver.run("small")
-            if warm.status != "success":
-                raise RuntimeError(f"warm-up job ended {warm.status}; worker log:\n"
-                                   f"{stack.worker.tail() if stack.worker else ''}")
-            plain_ansible(str(stack.playbooks["small"]), inventory, plain_env)
-        for _ in range(repeats):
-            for name in ("small", "chatty"):
-                job = driver.run(name)
-                if job.status != "success":
-                    raise RuntimeError(f"{name} job ended {job.status}")
-                product[name].append(job.seconds)
-                lines[name] = stack.log_rows(job.job_pk).rows
-                plain[name].append(plain_ansible(str(stack.playbooks[name]), inventory,
-                                                 plain_env))
-                ctx.log(f"{name}: product {product[name][-1]:.2f}s, "
-                        f"plain {plain[name][-1]:.2f}s, {lines[name]} lines")
-        ctx.shared["worker_peak_rss_kib"] = stack.worker.peak_rss_kib() if stack.worker else None
-        ctx.shared["worker_ran"] = "small + chatty jobs (e2e)"
-    finally:
-        stack.stop()
-        fake.stop()
+    if ctx.scale != "smoke":  # warm up: the worker's first job, ansible's first start
+        warm = driver.run("small")
+        if warm.status != "success":
+            raise RuntimeError(f"warm-up job ended {warm.status}; worker log:\n"
+                               f"{stack.worker.tail() if stack.worker else ''}")
+        plain_ansible(str(stack.playbooks["small"]), inventory, plain_env)
+    for _ in range(repeats):
+        for name in ("small", "chatty"):
+            job = driver.run(name)
+            if job.status != "success":
+                raise RuntimeError(f"{name} job ended {job.status}")
+            product[name].append(job.seconds)
+            lines[name] = stack.log_rows(job.job_pk).rows
+            plain[name].append(plain_ansible(str(stack.playbooks[name]), inventory,
+                                             plain_env))
+            ctx.log(f"{name}: product {product[name][-1]:.2f}s, "
+                    f"plain {plain[name][-1]:.2f}s, {lines[name]} lines")
+    ctx.shared["worker_peak_rss_kib"] = stack.worker.peak_rss_kib() if stack.worker else None
+    ctx.shared["worker_ran"] = "small and chatty jobs (figure 3)"
 
     figures = []
     for name, label in (("small", "small playbook (3 tasks)"),

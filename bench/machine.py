@@ -48,5 +48,6 @@ def describe(server_versions: dict[str, str]) -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "ansible_core": _ansible_version(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         **server_versions,
     }

@@ -19,8 +19,7 @@ import time
 
 from bench import ack
 from bench.context import BenchContext
-from bench.e2e import start_e2e_stack
-from bench.playbooks import chatty_size
+from bench.e2e import job_stack
 from bench.procs import status_kib
 from bench.results import Figure
 
@@ -59,17 +58,13 @@ def run(ctx: BenchContext) -> list[Figure]:
     worker_ran = ctx.shared.get("worker_ran")
     if worker is None:
         ctx.log("e2e figure not run in this process: running the chatty job once")
-        fake, stack, driver = start_e2e_stack(ctx, "memory", **chatty_size(ctx))
-        try:
-            job = driver.run("chatty")
-            if job.status != "success":
-                raise RuntimeError(f"chatty job ended {job.status}")
-            assert stack.worker is not None
-            worker = stack.worker.peak_rss_kib()
-            worker_ran = "one chatty job"
-        finally:
-            stack.stop()
-            fake.stop()
+        stack, driver = job_stack(ctx)
+        job = driver.run("chatty")
+        if job.status != "success":
+            raise RuntimeError(f"chatty job ended {job.status}")
+        assert stack.worker is not None
+        worker = stack.worker.peak_rss_kib()
+        worker_ran = "one chatty job"
     python = bare_python_peak_kib()
     if web is None or bare is None or worker is None:
         raise RuntimeError(f"could not read a peak RSS (web {web}, bare {bare}, worker {worker})")

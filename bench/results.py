@@ -89,6 +89,16 @@ def render(figure: Figure) -> str:
     return "\n".join(lines)
 
 
+def summary_table(figures: list[Figure]) -> str:
+    """All figures, one line each: value, baseline, ratio and whether the target was met."""
+    rows = [f"{'figure':<26} {'value':>16} {'baseline':>16} {'ratio':>7}  target"]
+    for figure in figures:
+        verdict = {True: "met", False: "MISSED", None: "-"}[figure.met]
+        rows.append(f"{figure.key:<26} {_fmt(figure.value, figure.unit):>16} "
+                    f"{_fmt(figure.baseline, figure.unit):>16} {figure.ratio:>7.2f}  {verdict}")
+    return "\n".join(rows)
+
+
 def write_results(figures: list[Figure], machine: dict[str, Any], path: Path = RESULTS_PATH,
                   *, quick: bool, merge: bool) -> None:
     """Write every figure to `path`.

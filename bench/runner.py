@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ def run_figures(names: list[str], *, scale: str = "full", verbose: bool = True,
     traceback) and the run goes on with the next one.
     """
     outcome = RunOutcome()
+    load_at_start = os.getloadavg()[0]
     own_servers = servers is None
     servers = servers or BenchServers()
     context = BenchContext(servers=servers, scale=scale, verbose=verbose)
@@ -76,7 +78,8 @@ def run_figures(names: list[str], *, scale: str = "full", verbose: bool = True,
                 print(render(figure), flush=True)
             print(f"   ({time.monotonic() - started:.1f}s)", flush=True)
             outcome.figures.extend(results)
-        outcome.machine = describe(servers.versions())
+        outcome.machine = {**describe(servers.versions()),
+                           "load_average_1m_at_start": round(load_at_start, 2)}
     finally:
         context.close()
         if own_servers:

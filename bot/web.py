@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+ROUTES = (EVENTS_PATH, "/healthz", "/metrics")
 HEALTH_TIMEOUT_SECONDS = 2.0
 StartResponse = Callable[..., Any]
 
@@ -120,18 +122,21 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:300]
 
 
-def make_wsgi_app(runtime: Runtime) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """The WSGI application of the web process."""
-    if runtime.app is None:
-        raise ValueError("the runtime has no Bolt app; build it with build_runtime()")
-    slack = PlaybotRequestHandler(runtime.app, path=EVENTS_PATH)
-    health = HealthChecker(runtime)
+class PlaybotWSGI:
+    """The WSGI application of the web process: Slack events, health, metrics."""
 
-    def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __init__(self, runtime: Runtime) -> None:
+        if runtime.app is None:
+            raise ValueError("the runtime has no Bolt app; build it with build_runtime()")
+        self.slack = PlaybotRequestHandler(runtime.app, path=EVENTS_PATH)
+        self.health = HealthChecker(runtime)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse
+                 ) -> Iterable[bytes]:
         started = time.perf_counter()
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        route = path if path in (EVENTS_PATH, "/healthz", "/metrics") else "other"
+        route = path if path in ROUTES else "other"
         captured: dict[str, str] = {}
 
         def recording_start_response(status: str, headers: list[tuple[str, str]],
@@ -141,24 +146,29 @@ def make_wsgi_app(runtime: Runtime) -> Callable[[dict[str, Any], StartResponse],
 
         try:
             if path == EVENTS_PATH and method == "POST":
-                return slack(environ, recording_start_response)
+                return self.slack(environ, recording_start_response)
             if path == "/healthz" and method in ("GET", "HEAD"):
-                healthy, report = health.check()
+                healthy, report = self.health.check()
                 return _json(recording_start_response, 200 if healthy else 503, report)
             if path == "/metrics" and method == "GET":
                 body, content_type = metrics.exposition()
                 recording_start_response("200 OK", [("Content-Type", content_type),
                                                     ("Content-Length", str(len(body)))])
                 return [body]
-            if path in (EVENTS_PATH, "/healthz", "/metrics"):
+            if path in ROUTES:
                 return _json(recording_start_response, 405, {"error": "method not allowed"})
             return _json(recording_start_response, 404, {"error": "not found"})
         finally:
             metrics.HTTP_REQUESTS.labels(route=route, status=captured.get("status", "500")).inc()
             metrics.HTTP_LATENCY.labels(route=route).observe(time.perf_counter() - started)
 
-    application.health = health  # type: ignore[attr-defined]
-    return application
+    def close(self) -> None:
+        self.health.close()
+
+
+def make_wsgi_app(runtime: Runtime) -> PlaybotWSGI:
+    """The WSGI application of the web process (for waitress or any WSGI server)."""
+    return PlaybotWSGI(runtime)
 
 
 def _json(start_response: StartResponse, status: int, payload: dict[str, Any]) -> list[bytes]:
@@ -185,7 +195,6 @@ class WebServer:
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
-        self._closed = threading.Event()
 
     @property
     def url(self) -> str:
@@ -207,19 +216,22 @@ class WebServer:
             # Closed by the thread that polls the sockets, never under its feet.
             server.task_dispatcher.shutdown()  # type: ignore[union-attr]
             server.close()
-            self._closed.set()
 
     def start(self) -> WebServer:
         self._thread = threading.Thread(target=self.run, name="playbot-web", daemon=True)
         self._thread.start()
         return self
 
+    def request_stop(self) -> None:
+        """Ask `run()` to return (safe from a signal handler)."""
+        self._stopping.set()
+
     def stop(self) -> None:
         """Stop accepting requests, let the current ones finish, release the port."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.wsgi_app.health.close()  # type: ignore[attr-defined]
+        self.wsgi_app.close()
 
     def __enter__(self) -> WebServer:
         return self.start()
@@ -234,11 +246,17 @@ def make_server(runtime: Runtime, host: str = "127.0.0.1", port: int = 0,
     return WebServer(runtime, host, port, threads)
 
 
-def serve(runtime: Runtime, host: str = "0.0.0.0", port: int | None = None,  # noqa: S104
+def serve(runtime: Runtime, host: str = "0.0.0.0", port: int | None = None,
           threads: int = 8) -> None:
-    """Serve the app over HTTP with waitress until interrupted (`playbot web`)."""
+    """Serve the app over HTTP with waitress until Ctrl-C or SIGTERM (`playbot web`).
+
+    On the way out, requests in progress and the background work they started finish first
+    (bounded), then the database is released.
+    """
     server = make_server(runtime, host, port if port is not None else runtime.settings.port,
                          threads)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: server.request_stop())
     log.info("Playbot listening on http://%s:%s (Slack events at %s)", host, server.port,
              EVENTS_PATH)
     try:

@@ -49,7 +49,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 TOP_KEYS = ("description", "tags", "timeout_seconds", "allow_free_vars", "variables")
 VARIABLE_KEYS = ("type", "description", "required", "default", "choices", "pattern",
                  "min", "max", "min_length", "max_length", "secret")
-MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_TIMEOUT_SECONDS = 24 * 3600  # the workers cap every run at a day too
 MAX_SIDECAR_BYTES = 256 * 1024
 # Types whose values can never carry a secret, whatever the variable is called.
 _SAFE_TYPES = ("choice", "boolean")

@@ -6,7 +6,6 @@ button and its command behave (and are audited) the same way.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,7 +20,6 @@ from handlers.listeners import Ctx
 from slackui.blocks import short_id
 from slackui.jobs import job_details_blocks, job_details_modal, job_title
 
-log = logging.getLogger(__name__)
 LOG_TAIL = 20
 
 

@@ -81,7 +81,9 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
     request is a repeat."""
     if result.duplicate:
         ctx.deps.observer.job_launched("duplicate", len(result.jobs))
-        answer_duplicate(ctx, result.jobs)
+        intro = (":repeat: You already have this in progress; it was not started again:"
+                 if result.already_running else None)
+        answer_duplicate(ctx, result.jobs, intro=intro)
         return None
     tickets = {t.job_id: t for t in result.approval_tickets}
     announced = announce(ctx, result.jobs, channel_id, tickets)

@@ -111,8 +111,9 @@ def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
                 ) -> Callable[..., None]:
     def run_after_ack(body: dict[str, Any], client: WebClient, respond: Any,
                       request: BoltRequest, context: BoltContext) -> None:
-        ctx = _make_ctx(deps, body, client, respond, request, context)
+        ctx: Ctx | None = None
         try:
+            ctx = _make_ctx(deps, body, client, respond, request, context)
             try:
                 handler(ctx)
             except PlaybotError as error:
@@ -121,7 +122,7 @@ def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
                     ctx.reply.ephemeral(error_text(error))
         except Exception as error:  # noqa: BLE001 - the background half's error boundary
             ref = log_unexpected(error, where=where, body=body, deps=deps)
-            if notify:
+            if notify and ctx is not None:
                 _tell(ctx, unexpected_message(ref))
 
     run_after_ack.__name__ = f"run_{getattr(handler, '__name__', 'handler')}"

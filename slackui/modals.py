@@ -92,19 +92,15 @@ def _playbook_select(playbooks: Sequence[Playbook], selected: Playbook | None) -
 
 def _variable_blocks(variables: Mapping[str, Mapping[str, Any]]) -> list[Block]:
     blocks: list[Block] = []
-    secrets = []
+    secrets = [name for name, spec in variables.items() if (spec or {}).get("secret")]
+    public = [name for name in variables if name not in secrets]
     room = MAX_VIEW_BLOCKS - FIXED_BLOCKS - 2
-    names = list(variables)
-    for name in names:
-        spec = variables[name] or {}
-        if spec.get("secret"):
-            secrets.append(name)
-            continue
-        if len(blocks) >= room:
-            blocks.append(context(f"{len(names) - len(blocks)} more variables do not fit in a "
-                                  "modal: use `/run-playbook <playbook> <target> key=value …`."))
-            break
-        blocks.append(_variable_block(name, spec))
+    shown = public[:room]
+    for name in shown:
+        blocks.append(_variable_block(name, variables[name] or {}))
+    if len(public) > len(shown):
+        blocks.append(context(f"{len(public) - len(shown)} more variables do not fit in a "
+                              "modal: use `/run-playbook <playbook> <target> key=value …`."))
     if secrets:
         listed = ", ".join(f"`{escape(s)}` (from `{secret_env_name(s)}`)" for s in secrets)
         blocks.append(context(f":lock: Secret variables are never typed in Slack; the worker "

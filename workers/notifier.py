@@ -51,6 +51,7 @@ SLACK_ERRORS = (SlackClientError, OSError, http.client.HTTPException, ValueError
 SECTION_CHARS = 2_900
 SECTIONS_PER_POST = 4
 MAX_UPLOAD_CHARS = 20_000_000
+UPDATES_KEY = "\x00chat.update"  # a pacer key no channel id can collide with
 
 Payload = tuple[str, list[dict[str, Any]]]
 
@@ -123,6 +124,7 @@ class Limits:
     max_thread_bytes: int = 200_000
     max_buffer_bytes: int = 256_000
     give_up_after_failures: int = 5
+    updates_pace: float = 0.5  # progress updates of all jobs together: ≤ 2 a second
 
 
 class JobNotifier:
@@ -246,7 +248,7 @@ class JobNotifier:
         if self._buffer and self.channel and self.ts and not self._slack_gone:
             waits.append(max(0.05, min(self.limits.post_interval, 1.0)))
         if self._progress_dirty:
-            waits.append(max(0.0, self._last_update + self.limits.update_interval
+            waits.append(max(0.05, self._last_update + self.limits.update_interval
                              - time.monotonic()))
         return min(waits)
 
@@ -260,8 +262,10 @@ class JobNotifier:
 
     def _due_update(self) -> bool:
         with self._cond:
-            return (self._progress_dirty and self._ending is None
-                    and time.monotonic() - self._last_update >= self.limits.update_interval)
+            due = (self._progress_dirty and self._ending is None
+                   and time.monotonic() - self._last_update >= self.limits.update_interval)
+        # chat.update is rate limited per workspace: share one pace across this process
+        return due and self._pacer.try_take(UPDATES_KEY, self.limits.updates_pace) == 0.0
 
     def _ensure_message(self) -> None:
         if self.ts:

@@ -16,6 +16,8 @@ Safety:
   handlers, and this is how cancel, shutdown and a lost job stop the run (SIGKILL to the
   ansible-playbook process group, within `cancel_poll` seconds).
 - ansible-runner's `timeout` is the playbook's limit, shorter than the actor's time limit.
+- ansible-playbook runs under `workers/guard.py`, which kills it (and its forks) if the
+  worker process dies, so a killed worker leaves no playbook running behind the reaper.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -39,6 +42,7 @@ from core.progress import RunProgress
 
 log = logging.getLogger(__name__)
 
+GUARD = Path(__file__).with_name("guard.py")
 RunStatus = Literal["success", "failed", "cancelled", "timeout"]
 ERROR_MESSAGE_LIMIT = 500
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -305,14 +309,24 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
             on_progress(tracker.progress.copy())
         return False  # nothing is written to the data dir's job_events
 
+    env = _environment()
+    playbook_command = shutil.which("ansible-playbook", path=env["PATH"])
+    if playbook_command is None:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return RunResult("failed", None, tracker.progress, None,
+                         "ansible-playbook is not installed on this worker")
+    # ansible-playbook runs under the guard, so it dies if the worker is killed
+    command = ["-I", str(GUARD), playbook_command, str(spec.playbook_path)]
+    if spec.check_mode:
+        command += ["--check", "--diff"]
     try:
         runner = ansible_runner.run(
             private_data_dir=str(data_dir),
-            playbook=str(spec.playbook_path),
+            binary=sys.executable,
+            cmdline=shlex.join(command),
             inventory=str(data_dir / "inventory" / "hosts.json"),
             limit=spec.host.name,
-            cmdline="--check --diff" if spec.check_mode else None,
-            envvars=_environment(),
+            envvars=env,
             settings={"pexpect_timeout": spec.cancel_poll, "suppress_ansible_output": True,
                       "suppress_output_file": True},
             event_handler=handle,

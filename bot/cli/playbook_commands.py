@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from bot.cli.changes import change, emit_json, origin, table
 from bot.cli.context import settings
-from bot.cli.operator import change, emit_json, origin, table
 from core import playbook_registry
 
 app = typer.Typer(no_args_is_help=True, help="Playbooks of PLAYBOOK_DIR that Playbot may run.")

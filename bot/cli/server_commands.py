@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.operator import change, emit_json, origin, table
+from bot.cli.changes import change, emit_json, origin, table
 from core import inventory, servers
 
 app = typer.Typer(no_args_is_help=True, help="Servers playbooks run on.")
@@ -106,9 +106,7 @@ def import_(
 ) -> None:
     """Create or update servers from an existing Ansible inventory.
 
-    Groups production/staging/development (or the host var playbot_environment) give the
-    environment, other groups become tags; ansible_host, ansible_port, ansible_user,
-    ansible_ssh_private_key_file and ansible_connection=local fill the server's columns.
+    Groups production/staging/development (or the host var playbot_environment) give the environment, other groups become tags; ansible_host, ansible_port, ansible_user, ansible_ssh_private_key_file and ansible_connection=local fill the server's columns.
     """
     with change(dry_run=dry_run) as session:
         specs = inventory.parse_inventory(inventory_file, default_environment=default_env)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.operator import change, emit_json, origin, table
+from bot.cli.changes import change, emit_json, origin, table
 from core import users
 
 app = typer.Typer(no_args_is_help=True, help="People who may use Playbot, and their roles.")

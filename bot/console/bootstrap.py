@@ -48,6 +48,7 @@ CONSOLE_BOT_TOKEN = "xoxb-playbot-console"  # the Web API is the fake: no real t
 DEMO_USERS = (("alice", "admin"), ("bob", "operator"), ("carol", "viewer"))
 CONSOLE_ORIGIN = {"via": "console"}
 WORKER_THREADS = 2
+SHUTDOWN_GRACE = 5.0  # on quit, running playbooks get this long before they are stopped
 
 
 class ConsoleSetupError(Exception):
@@ -207,7 +208,8 @@ def start_playbot(*, inventory: Path | None = None, threads: int = WORKER_THREAD
         session_factory = make_session_factory(engine)
         notes = seed_examples(session_factory, settings,
                               inventory if inventory is not None else default_inventory(settings))
-        workers = start_embedded(WorkerConfig.from_settings(settings), threads=threads)
+        config = WorkerConfig.from_settings(settings, shutdown_grace=SHUTDOWN_GRACE)
+        workers = start_embedded(config, threads=threads)
         closers.append(workers.stop)
         runtime = build_runtime(settings, queue=workers.queue, session_factory=session_factory)
         closers.append(runtime.close)

@@ -15,6 +15,7 @@ ephemeral.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from bot.console.screen import Screen
 from bot.fake_slack import Call, FakeSlack
 from bot.fake_slack import Message as FakeMessage
 
+log = logging.getLogger(__name__)
 MessageKey = tuple[str, str]  # (channel, ts)
 THREAD_INDENT = "    │ "
 BODY_INDENT = "  "
@@ -229,6 +231,10 @@ class Conversation:
             self.calls_seen += 1
             try:
                 self._apply(call)
+            except Exception:  # noqa: BLE001 - a drawing bug must not hide the call: log it
+                log.exception("could not draw the Web API call %s", call.method)
+                self.screen.show(self.screen.style.red(
+                    f"  (could not draw a {call.method} call; see the console log)"))
             finally:
                 self._activity.notify_all()
 
@@ -447,7 +453,7 @@ class Conversation:
             if message.ephemeral_for:
                 mark = style.yellow(self._only(message.ephemeral_for)) + " "
             for index, line in enumerate(lines or [""]):
-                out.append(THREAD_INDENT + (mark if index == 0 else "") + line)
+                out.append((THREAD_INDENT + (mark if index == 0 else "") + line).rstrip())
             return out
         where = style.dim(self.channel_name(message.channel))
         if message.ephemeral_for:

@@ -132,7 +132,7 @@ class FormFiller:
                 self.screen.show(style.dim(f"  ▣ {modal.title}: submitted"))
                 self.settle()
                 return FormOutcome(submitted=True)
-        except FormCancelled:
+        except (FormCancelled, KeyboardInterrupt):  # `cancel`, or Ctrl-C while answering
             self.requests.close(person, modal, self._state(modal, answers))
             self.conversation.close_modal(modal.id)
             self.screen.show(style.dim(f"  ▣ {modal.title}: cancelled"))

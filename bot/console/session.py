@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.console.conversation import ClickTarget, Conversation, Shown
 from bot.console.forms import FormFiller
 from bot.console.people import Directory
+from bot.console.render import BlockRenderer
 from bot.console.screen import Mark, Screen
 from bot.console.slack_requests import Person, SlackRequests
 from bot.fake_slack import SlackResponse
@@ -112,8 +113,10 @@ class ConsoleSession:
         self.expect_timeout = expect_timeout
         self.conversation = backend.conversation
         self.requests = backend.requests
+        # the forms' own renderer: numbering buttons is the conversation's business
         self.forms = FormFiller(screen, self.conversation, self.requests,
-                                self.conversation.renderer, self.settle, scripted=scripted)
+                                BlockRenderer(screen.style, self.conversation.user_name),
+                                self.settle, scripted=scripted)
         self.step: Step | None = None
         self.job_baseline = self._newest_job_pk()
 
@@ -171,8 +174,6 @@ class ConsoleSession:
         if not failed.ok:
             return failed
         command, _, arguments = text.partition(" ")
-        if command == "/run-playbook" and arguments.strip() in ("", "--form"):
-            arguments = ""
         replies = self.conversation.reply_count()
         response = self.requests.command(self.person, command, arguments.strip())
         self._show_ack(response)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from core.errors import InvalidInput
+from handlers.chat import Action, record_refusal
 from handlers.deps import Deps
 from handlers.listeners import Ctx, on_view
 from handlers.ticket_views import resolve_ticket
@@ -19,9 +21,12 @@ def check_note(ctx: Ctx) -> dict[str, str] | None:
 
 
 def resolve_submitted(ctx: Ctx) -> None:
-    if ctx.precheck.get("errors"):
-        return  # the modal stayed open with the error; nothing was done
     metadata = decode_metadata(ctx.view.get("private_metadata"))
+    if ctx.precheck.get("errors"):  # the modal stayed open with the error: audit the refusal
+        record_refusal(ctx.deps, ctx.caller,
+                       Action("ticket.resolve", "ticket", metadata.get("ticket")),
+                       InvalidInput("A resolution note is required."))
+        return
     note = read_resolve_note((ctx.view.get("state") or {}).get("values") or {})
     here = ctx.in_channel(metadata.get("channel"), metadata.get("ts"))
     resolve_ticket(here, str(metadata.get("ticket") or ""), note)

@@ -4,6 +4,10 @@ and /metrics."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -12,12 +16,14 @@ import urllib.request
 import pytest
 from slack_sdk import WebClient
 
+from bot.fake_slack import sign_request
 from bot.runtime import build_runtime
 from bot.web import make_server
 from slackui import ids
 from tests.handlers.fixtures import *  # noqa: F403 - the Slack app fixtures
 from tests.handlers.fixtures import OPERATOR, app_settings
-from tests.handlers.harness import BOT_TOKEN, RecordingQueue
+from tests.handlers.harness import BOT_TOKEN, SIGNING_SECRET, RecordingQueue
+from tests.support.servers import free_port
 
 
 def get(url: str, timeout: float = 10) -> tuple[int, str, dict[str, str]]:
@@ -160,3 +166,49 @@ def test_the_ack_is_fast(slack):
 def test_other_paths_and_methods(slack):
     assert get(slack.server.url + "/nope")[0] == 404
     assert get(slack.server.url + "/slack/events")[0] == 405
+
+
+def test_serve_runs_the_production_server_and_stops_cleanly_on_sigterm(fake_slack,
+                                                                       app_sqlite_url):
+    # given: `playbot web` as a process, configured only by its environment
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("SLACK_", "PLAYBOT_", "REDIS_URL", "DATABASE_URL"))}
+    env.update({"DATABASE_URL": app_sqlite_url, "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": "s3cret", "SLACK_API_URL": fake_slack.api_url,
+                "PORT": str(port)})
+    code = ("from bot.settings import load_settings; from bot.runtime import build_runtime; "
+            "from bot.web import serve; serve(build_runtime(load_settings()), host='127.0.0.1')")
+    process = subprocess.Popen([sys.executable, "-c", code], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # when it is up
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            try:
+                status = get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0]
+                break
+            except OSError:
+                time.sleep(0.2)
+        # then it is healthy (SQLite + the in-process broker), and SIGTERM ends it cleanly
+        assert status == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_slacks_url_verification_challenge_is_answered(slack):
+    # Slack sends this once when the events request URL is saved in the app settings
+    body = json.dumps({"token": "x", "challenge": "c-123", "type": "url_verification"})
+    headers = {"Content-Type": "application/json",
+               **sign_request(SIGNING_SECRET, body)}
+    request = urllib.request.Request(slack.server.events_url, data=body.encode(),
+                                     headers=headers, method="POST")
+
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"challenge": "c-123"}

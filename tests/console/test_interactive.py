@@ -98,3 +98,67 @@ def test_an_operators_production_run_runs_once_an_admin_approves_it(start_consol
     console.expect(r"succeeded · ping on prod-local")
     console.expect(r"Recap\s+prod-local ok \d+")
     assert console.quit() == 0
+
+
+def test_the_run_form_shows_field_errors_and_asks_again(start_console) -> None:
+    # given alice opens the run form (no arguments) and picks the deploy playbook
+    console = start_console("--as", "alice")
+    console.prompt("alice (admin)")
+    console.type("/run-playbook")
+    console.expect(r"▣ Run a playbook")
+    number = console.expect(r"(\d)\) deploy").group(1)
+    console.expect(r"Playbook: ")
+    console.type(number)
+    # then the form continues with deploy's declared variables
+    console.expect(r"Target .*: ")
+    console.type("local")
+    console.expect(r"version \(Release to deploy.*\): ")
+
+    # when she types a version that does not match its pattern, and keeps the defaults
+    console.type("x.y")
+    console.expect(r"1\) blue\s+2\) green")
+    console.expect(r"color .*\[blue\]: ")
+    console.type("2")
+    console.expect(r"replicas .*\[2\]: ")
+    console.type("")
+    console.expect(r"dry_run: yes\? \[y/N\]: ")
+    console.type("")
+    console.expect(r"Check mode.*\? \[y/N\]: ")
+    console.type("")
+
+    # then the app's field error is shown and only that field is asked again
+    console.expect(r"✗ version: .*does not match")
+    console.expect(r"version \(Release to deploy.*\) \[x\.y\]: ")
+    console.type("1.4.2")
+
+    # and the corrected form starts the job with the values given
+    console.expect(r"submitted")
+    console.expect(r"pending · deploy on local")
+    console.type("wait job success")
+    console.expect(r"deploying release 1\.4\.2 to the green slot with 2 replicas")
+    console.expect(r"job \w+ \(deploy on local\): success")
+    assert console.quit() == 0
+
+
+def test_the_prompt_stays_usable_while_a_job_runs_and_cancel_stops_it(start_console) -> None:
+    # given alice started the slow example playbook
+    console = start_console("--as", "alice")
+    console.prompt("alice (admin)")
+    console.type("/run-playbook slow local")
+    cancel = console.button("Cancel")
+    console.expect(r"↻ .*slow on local: running")
+
+    # when she asks for the running jobs while its output streams in
+    console.type("/jobs running")
+    # then she gets her answer at once
+    console.expect(r"Running jobs\s+.*slow on local · running")
+
+    # when she presses Cancel and confirms
+    console.type(f"click {cancel}")
+    console.expect(r"\? \[y/N\]: ")
+    console.type("y")
+
+    # then the job stops within seconds and says so
+    console.expect(r"cancelling")
+    console.expect(r"↻ updated:\s+.*cancelled · slow on local")
+    assert console.quit() == 0

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.console.bootstrap import migrate, seed_examples
 from bot.fake_slack import FakeSlack, SlackSender
+from bot.settings import load_settings
+from db.session import make_engine, make_session_factory
 from tests.console.conftest import REPO, console_command
 from tests.support.cli import run_cli
 
@@ -95,6 +98,56 @@ def test_web_serves_health_and_signed_slack_commands_until_terminated(
             output = process.communicate(timeout=30)[0]
     # and SIGTERM stops it cleanly
     assert process.returncode == 0, output
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_web_and_worker_processes_run_a_job_through_redis(
+        redis_server, tmp_path: Path) -> None:
+    # given the Procfile's processes — `playbot web` and `playbot worker` — on Redis and one
+    # database with the examples registered (as the console registers them)
+    database = f"sqlite:///{tmp_path / 'playbot.db'}"
+    migrate(database)
+    engine = make_engine(database)
+    seed_examples(make_session_factory(engine), load_settings(
+        database_url=database, playbook_dir=REPO / "examples" / "playbooks"),
+        REPO / "examples" / "inventory.yml")
+    engine.dispose()
+    port = free_port()
+    with FakeSlack() as fake:
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("SLACK_", "PLAYBOT_", "REDIS_URL"))}
+        env.update(DATABASE_URL=database, REDIS_URL=redis_server.url.rsplit("/", 1)[0] + "/7",
+                   SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="web-test-secret",
+                   SLACK_API_URL=fake.api_url, PLAYBOOK_DIR=str(REPO / "examples" / "playbooks"),
+                   PLAYBOT_RUNTIME_DIR=str(tmp_path / "runs"), PYTHONPATH=str(REPO))
+        processes = [
+            subprocess.Popen([*console_command(), *args], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for args in (["web", "--host", "127.0.0.1", "--port", str(port)],
+                         ["worker", "--threads", "1"])]
+        try:
+            _wait_for_health(f"http://127.0.0.1:{port}/healthz", processes[0])
+            sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", "web-test-secret",
+                                 fake)
+
+            # when alice runs ping on local through the web process
+            assert sender.command("/run-playbook", "ping local", user="U_ALICE").status == 200
+
+            # then the worker process runs it and the job message ends with its recap
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and not any(
+                    "succeeded" in (call.params.get("text") or "")
+                    for call in fake.calls_to("chat.update")):
+                time.sleep(0.3)
+            assert any("succeeded" in (call.params.get("text") or "")
+                       for call in fake.calls_to("chat.update")), fake.calls
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            outputs = [process.communicate(timeout=60)[0] for process in processes]
+    # and both stop cleanly on SIGTERM
+    assert [process.returncode for process in processes] == [0, 0], outputs
 
 
 def _wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60) -> dict:

@@ -164,3 +164,13 @@ def test_two_admins_approving_at_once_get_one_decision(world, policy, session_fa
         assert session.get(Job, job.id).status == JobStatus.pending
         assert session.scalars(select(AuditLog).where(
             AuditLog.action == "approval.approve")).all().__len__() == 1
+
+
+def test_a_request_withdrawn_by_cancelling_its_job_reads_as_withdrawn(world, policy):
+    job, ticket = production_request(world, policy)
+    jobs.cancel(world.session, world.user("oscar"), job.job_id)
+    world.session.commit()
+    world.session.refresh(ticket)
+    assert approvals.decision(ticket) == "withdrawn"
+    with pytest.raises(InvalidState, match="withdrawn"):
+        approvals.approve(world.session, world.user("alice"), ticket.ticket_id, policy=policy)

@@ -459,3 +459,13 @@ def test_two_deliveries_of_one_request_at_once_make_one_set_of_jobs(world, polic
     assert outcome["A"][1] == outcome["B"][1]
     with session_factory() as session:
         assert count(session, Job) == 1
+
+
+def test_the_launch_audit_row_never_holds_a_secret(world, policy):
+    run(world, policy, playbook="free",
+        raw_vars={"msg": "connect with password=hunter2", "url": "https://u:pw123@h/x"})
+    world.session.commit()
+    [row] = audit_rows(world.session, "job.launch")
+    text = str(row.details)
+    assert "hunter2" not in text and "pw123" not in text
+    assert row.details["extra_vars"]["msg"] == "connect with password=[REDACTED]"

@@ -179,3 +179,35 @@ def test_tickets_can_be_listed_by_status_and_assignee(world, policy):
 def test_an_unknown_ticket_is_explained(world):
     with pytest.raises(UnknownTicket):
         tickets.get_ticket(world.session, "0badc0de")
+
+
+def test_two_operators_taking_a_ticket_at_once_get_one_owner(world, policy, session_factory):
+    import threading
+
+    from db.models import User
+
+    ticket = incident(world, policy)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def take(name: str) -> None:
+        with session_factory() as session:
+            actor = session.scalars(select(User).where(User.username == name)).one()
+            tickets.get_ticket(session, ticket.ticket_id)  # both saw it open
+            barrier.wait(timeout=10)
+            try:
+                tickets.take(session, actor, ticket.ticket_id)
+                session.commit()
+                outcomes[name] = "taken"
+            except InvalidState as exc:
+                session.rollback()
+                outcomes[name] = str(exc)
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in ("oscar", "olga")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    winner = next(n for n, o in outcomes.items() if o == "taken")
+    loser = next(o for o in outcomes.values() if o != "taken")
+    assert f"already taken by @{winner}" in loser

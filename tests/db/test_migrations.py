@@ -63,9 +63,12 @@ def test_migrated_database_matches_the_models_exactly(db_url):
     assert schema_diff(db_url) == []
 
 
-def test_upgrade_downgrade_and_upgrade_again_leaves_the_schema_intact(empty_db_url):
+def test_upgrade_then_downgrade_and_upgrade_step_by_step_leaves_the_schema_intact(
+    empty_db_url,
+):
     # given an empty database
     config = alembic_config(empty_db_url)
+    revisions = revisions_base_to_head()
 
     # when it is upgraded to head
     command.upgrade(config, "head")
@@ -75,35 +78,23 @@ def test_upgrade_downgrade_and_upgrade_again_leaves_the_schema_intact(empty_db_u
     assert {"audit_logs_no_update", "audit_logs_no_delete"} <= triggers
     assert schema_diff(empty_db_url) == []
 
-    # when it is downgraded to base, nothing of Playbot is left but alembic's version table
-    command.downgrade(config, "base")
-    tables, triggers = tables_and_triggers(empty_db_url)
-    assert tables == {"alembic_version"}
-    assert triggers == set()
-    assert current_revision(empty_db_url) is None
-
-    # when it is upgraded again it is exactly as before
-    command.upgrade(config, "head")
-    assert tables_and_triggers(empty_db_url)[0] == SEVEN_TABLES | {"alembic_version"}
-    assert schema_diff(empty_db_url) == []
-
-
-def test_every_revision_steps_down_and_up_one_at_a_time(empty_db_url):
-    # given a database at head
-    config = alembic_config(empty_db_url)
-    command.upgrade(config, "head")
-    revisions = revisions_base_to_head()
-
-    # when it steps down one revision at a time, then the revision follows each step
+    # when it steps down one revision at a time, the revision follows each step
     for expected in [*reversed(revisions[:-1]), None]:
         command.downgrade(config, "-1")
         assert current_revision(empty_db_url) == expected
+    # and at base nothing of Playbot is left but alembic's version table
+    assert tables_and_triggers(empty_db_url) == ({"alembic_version"}, set())
 
-    # and one step at a time back up to head
+    # when it goes back up one step at a time, it is exactly as before
     for expected in revisions:
         command.upgrade(config, "+1")
         assert current_revision(empty_db_url) == expected
+    assert tables_and_triggers(empty_db_url)[0] == SEVEN_TABLES | {"alembic_version"}
     assert schema_diff(empty_db_url) == []
+
+    # and `downgrade base` in one go drops it all too
+    command.downgrade(config, "base")
+    assert tables_and_triggers(empty_db_url) == ({"alembic_version"}, set())
 
 
 def _seed_v1(url: str) -> None:

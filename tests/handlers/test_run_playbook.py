@@ -252,3 +252,16 @@ def test_admins_may_be_exempted_for_small_teams(slack):
 
     [job] = slack.jobs()
     assert job.status == JobStatus.pending
+
+
+def test_quoted_values_keep_their_spaces_and_bad_quotes_are_explained(slack):
+    bad = slack.command(RUN, 'deploy local version="1.2', user=OPERATOR)
+    good = slack.command(RUN, "deploy local version=1.2 \u201cenv_name=green\u201d",
+                         user=OPERATOR)
+
+    assert "check your quotes" in bad.reply_text
+    [row] = slack.audit("command")
+    assert row.resource_id == RUN and row.details["outcome"] == "denied"
+    assert len(good.posted) == 1
+    [job] = slack.jobs()
+    assert job.extra_vars["env_name"] == "green"

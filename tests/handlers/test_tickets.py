@@ -109,6 +109,8 @@ def test_resolve_button_opens_a_modal_and_its_note_resolves(slack):
     empty = slack.submit(view, {ids.BLOCK_RESOLVE_NOTE: text_value("  ")}, user=OPERATOR)
     assert empty.ack["response_action"] == "errors"
     assert slack.tickets()[0].status == TicketStatus.open
+    [refused] = slack.audit("ticket.resolve")
+    assert refused.details["outcome"] == "denied"
 
     done = slack.submit(view, {ids.BLOCK_RESOLVE_NOTE: text_value("disk was full, cleaned")},
                         user=OPERATOR)

@@ -155,6 +155,14 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 @contextmanager
 def worker_process(config, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     values = {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()}
@@ -190,12 +198,12 @@ def test_a_killed_worker_is_reaped_and_its_playbook_is_not_started_again(
         queue.enqueue(job_id)
         assert wait_for(lambda: starts(marker) == 1, timeout=40), (
             (tmp_path / "worker.log").read_text())
-        orphans = _descendants(process.pid)
+        playbook_processes = _descendants(process.pid)
         process.send_signal(signal.SIGKILL)
         process.wait(10)
-        for pid in orphans:  # SIGKILL leaves ansible-playbook orphaned: clean it up
-            with suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+        # the guard takes ansible-playbook and its forks down with the worker
+        assert wait_for(lambda: not any(_alive(pid) for pid in playbook_processes), 10)
+    assert playbook_processes
     assert world.get(job_id).status == JobStatus.running
 
     def reaped() -> bool:
