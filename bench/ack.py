@@ -1,9 +1,8 @@
 """Figure 1 — ack latency of signed slash commands against the real HTTP app.
 
-The web process is the product's (`bench.serve playbot`: `bot.runtime.build_runtime` and
-`bot.web.make_server`, i.e. waitress with 8 threads) in a subprocess of its own, on MariaDB,
-with a queue that really enqueues to Redis and Slack faked at its HTTP boundary (FakeSlack,
-in a third process). 20 closed-loop clients send a fixed count of signed requests, built and
+The web process is the product's, started as an install starts it (`playbot web`: waitress,
+8 threads) in a process of its own, on MariaDB, with a queue that really enqueues to Redis
+and Slack faked at its HTTP boundary (FakeSlack, in a third process). 20 closed-loop clients send a fixed count of signed requests, built and
 signed before the clock starts, each on a keep-alive connection:
 
 - `/run-playbook deploy <server> version=1.<n>` — creates a job (after the ack: vars
@@ -42,6 +41,7 @@ from bench.stack import (
     BOT_TOKEN,
     CHANNEL,
     SIGNING_SECRET,
+    WEB_THREADS,
     ProductStack,
     read_ready,
 )
@@ -159,11 +159,12 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         slack = SlackProcess(Path(mkdtemp(prefix="playbot-bench-ack-")))
         stack = ProductStack(ctx, "ack", slack_api_url=slack.api_url, operators=OPERATORS,
                              servers=SERVERS)
-        info = stack.start_web()
+        stack.start_web()
+        process_before_response = stack.ack_mode()
         bare_port = free_port()
         args = [sys.executable, "-m", "bench.serve", "bare", "--port", str(bare_port),
-                "--threads", str(info["threads"])]
-        if info["process_before_response"]:
+                "--threads", str(WEB_THREADS)]
+        if process_before_response:
             args.append("--process-before-response")
         bare = Child(args, env=bench_env(SLACK_SIGNING_SECRET=SIGNING_SECRET,
                                          SLACK_BOT_TOKEN=BOT_TOKEN,
@@ -172,8 +173,8 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         read_ready(bare)
         wait_port(bare_port, 30, bare.process)
         ports = {"bare": bare_port, "run": stack.web_port, "jobs": stack.web_port}
-        ctx.log(f"process_before_response={info['process_before_response']}, "
-                f"{info['threads']} waitress threads; {total} requests per kind")
+        ctx.log(f"process_before_response={process_before_response}, {WEB_THREADS} waitress "
+                f"threads; {total} requests per kind")
 
         sent = {"run": 0, "jobs": 0, "bare": 0}
         for kind in ("bare", "run", "jobs"):  # warm up every path (not counted)
@@ -202,7 +203,7 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         assert stack.web is not None
         return AckMeasurement(
             results=results, drains=drains, per_round=per_round, jobs_created=jobs_created,
-            threads=info["threads"], process_before_response=info["process_before_response"],
+            threads=WEB_THREADS, process_before_response=process_before_response,
             web_peak_rss_kib=stack.web.peak_rss_kib(), bare_peak_rss_kib=bare.peak_rss_kib(),
             served=warmup * 2 + per_round * rounds * 2)
     finally:

@@ -1,7 +1,8 @@
-"""Entry point of the benchmark's server processes (run as `python -m bench.serve KIND`).
+"""Entry point of the benchmark's own server processes (`python -m bench.serve KIND`).
 
-- `playbot`: the product's web process exactly as `playbot web` builds it — settings from the
-  environment, `bot.runtime.build_runtime`, `bot.web.make_server` (waitress) — on `--port`.
+The product's processes are started as an install starts them (`playbot web`,
+`playbot worker`, see bench/stack.py); these are the others:
+
 - `bare`: the floor: a Bolt app whose listeners only ack (`bench.bare_app`), with the same
   signing secret and ack mode, behind Bolt's own WSGI adapter under waitress with the same
   thread count.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -24,22 +24,6 @@ import threading
 
 def _ready(**info: object) -> None:
     print(json.dumps({"ready": True, "pid": os.getpid(), **info}), flush=True)
-
-
-def serve_playbot(port: int, threads: int) -> None:
-    from bot.runtime import build_runtime
-    from bot.settings import load_settings
-    from bot.web import make_server
-
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    runtime = build_runtime(settings)
-    server = make_server(runtime, host="127.0.0.1", port=port, threads=threads)
-    assert runtime.app is not None
-    _ready(kind="playbot", process_before_response=runtime.app.process_before_response,
-           threads=threads)
-    server.run()
 
 
 def serve_bare(port: int, threads: int, process_before_response: bool) -> None:
@@ -69,15 +53,13 @@ def serve_slack(port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
-    parser.add_argument("kind", choices=["playbot", "bare", "slack"])
+    parser.add_argument("kind", choices=["bare", "slack"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--process-before-response", action="store_true")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    if args.kind == "playbot":
-        serve_playbot(args.port, args.threads)
-    elif args.kind == "bare":
+    if args.kind == "bare":
         serve_bare(args.port, args.threads, args.process_before_response)
     else:
         serve_slack(args.port)

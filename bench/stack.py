@@ -1,11 +1,11 @@
 """The product running for real: MariaDB, Redis, FakeSlack, `playbot web`-style and worker
 processes — what figures 1, 3, 4 and 6 measure.
 
-`ProductStack` seeds a fresh database (operators, local development servers — one of each
-unless asked for more —, the benchmark playbooks registered by the registry's own sync), starts the web process
-(`python -m bench.serve playbot`: build_runtime + make_server, i.e. waitress) and, when
-asked, the worker process (`playbot worker`), both with the environment an install would
-give them, and stops all of it on `stop()`.
+`ProductStack` seeds a fresh database (operators and local development servers — one of
+each unless asked for more — and the benchmark playbooks, registered by the registry's own
+`sync_playbooks`), starts the web process (`playbot web`: waitress) and, when asked, the
+worker process (`playbot worker`), both exactly as an install runs them, with the
+environment it would give them, and stops all of it on `stop()`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ BOT_TOKEN = "xoxb-bench-token"
 OPERATOR = "U_BENCH_OP"
 CHANNEL = "C_BENCH"
 SERVER = "local"
+WEB_THREADS = 8  # `playbot web`'s default
+PLAYBOT = str(Path(sys.executable).parent / "playbot")
 
 
 def read_ready(child: Child, timeout: float = 60) -> dict[str, Any]:
@@ -123,24 +125,38 @@ class ProductStack:
                        marker_lines=int(markers or 0))
 
     # processes -----------------------------------------------------------------------------
-    def start_web(self, threads: int = 8) -> dict[str, Any]:
-        """Start the web process; what it reported once listening (ack mode, threads)."""
-        require("bot.runtime", "build_runtime")
-        require("bot.web", "make_server")
+    def start_web(self, threads: int = WEB_THREADS) -> Child:
+        """Start `playbot web` on a free loopback port; return once it accepts connections."""
+        require("bot.web", "serve")
         self.web_port = free_port()
-        self.web = Child([sys.executable, "-m", "bench.serve", "playbot",
-                          "--port", str(self.web_port), "--threads", str(threads)],
+        self.web = Child([PLAYBOT, "web", "--host", "127.0.0.1", "--port", str(self.web_port),
+                          "--threads", str(threads)],
                          env=self.env(), log_path=self.tmp / "web.log")
-        info = read_ready(self.web)
-        wait_port(self.web_port, 30, self.web.process)
-        return info
+        wait_port(self.web_port, 60, self.web.process)
+        return self.web
 
     def start_worker(self) -> Child:
         """Start `playbot worker` (Dramatiq on Redis) as an install runs it."""
-        require("workers.main")
-        self.worker = Child([str(Path(sys.executable).parent / "playbot"), "worker"],
-                            env=self.env(), log_path=self.tmp / "worker.log")
+        require("workers.main", "run_worker")
+        self.worker = Child([PLAYBOT, "worker"], env=self.env(),
+                            log_path=self.tmp / "worker.log")
         return self.worker
+
+    def ack_mode(self) -> bool:
+        """The product app's `process_before_response`, read from an app built in this
+        process with the same settings (so the bare baseline acks the same way)."""
+        runtime_mod = require("bot.runtime", "build_runtime")
+        settings_mod = require("bot.settings", "Settings")
+        env = self.env()
+        settings = settings_mod.Settings(
+            database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"],
+            slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=self.slack_api_url, playbook_dir=self.playbook_dir)
+        runtime = runtime_mod.build_runtime(settings)
+        try:
+            return bool(runtime.app.process_before_response)
+        finally:
+            runtime.close()
 
     def stop(self) -> None:
         for child in (self.worker, self.web):
@@ -152,8 +168,23 @@ class ProductStack:
 
 # driving jobs end to end ---------------------------------------------------------------------
 
-SUCCESS_MARK = ":white_check_mark:"
-FAILURE_MARKS = (":x:", ":no_entry_sign:")
+# The job message's first section starts with the status emoji (slackui.jobs.STATUS_EMOJI):
+# succeeded, failed, cancelled.
+FINAL_MARKS = (":white_check_mark:", ":x:", ":no_entry_sign:")
+
+
+def headline(params: dict[str, Any]) -> str:
+    """The text of the first block of a chat.update / chat.postMessage call."""
+    blocks = params.get("blocks") or []
+    if isinstance(blocks, str):
+        try:
+            blocks = json.loads(blocks)
+        except ValueError:
+            return ""
+    if not blocks or not isinstance(blocks[0], dict):
+        return ""
+    text = blocks[0].get("text") or {}
+    return str(text.get("text", "")) if isinstance(text, dict) else ""
 
 
 @dataclass
@@ -202,8 +233,7 @@ class JobDriver:
             watched = self._watch.get(channel)
         if watched is None:
             return
-        shown = f"{call.params.get('text', '')}\n{call.params.get('blocks', '')}"
-        if SUCCESS_MARK in shown or any(mark in shown for mark in FAILURE_MARKS):
+        if headline(call.params).startswith(FINAL_MARKS):
             watched[1].append(time.perf_counter())
             watched[0].set()
 

@@ -14,6 +14,7 @@ otherwise; it never hangs on a dead dependency.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -229,6 +230,11 @@ class WebServer:
     def stop(self) -> None:
         """Stop accepting requests, let the current ones finish, release the port."""
         self._stopping.set()
+        if self._thread is not None and self._thread.is_alive():
+            # Wake the loop now rather than at its next timeout; it may have just closed
+            # the trigger on its own, which is fine.
+            with contextlib.suppress(OSError):
+                self._server.pull_trigger()  # type: ignore[union-attr]
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.wsgi_app.close()

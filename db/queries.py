@@ -11,18 +11,18 @@ Each query is written so that MariaDB/MySQL answers it from the index the ERD na
 4. `audit_trail` — everything recorded about one resource, newest first (`idx_audit_resource`).
 5. `job_stats` — job counts by status over the last N days (a scan; fine for an aggregate).
 
-Ties and order: within one status (pattern 1) and one resource (pattern 4) rows come newest
-first with the primary key as tie-breaker; InnoDB keeps the primary key at the end of every
-secondary index, so that order is read straight from the index with no sort. The audit trail
-is ordered by `id`: the table is append-only, so insertion order is the order of events (and
-immune to clock differences between the processes that wrote the rows).
+Order: jobs come newest first by `created_at`, the primary key breaking ties; InnoDB keeps
+the primary key at the end of every secondary index, so within one status (pattern 1) that
+order is read straight from the index, with no sort. The audit trail is ordered by `id`:
+the table is append-only, so insertion order is the order of events (immune to clock
+differences between the processes that wrote the rows), again read from the index.
 
-Functions only read; they never flush or commit.
+Functions only read and never commit (like any query, they autoflush pending changes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -180,9 +180,9 @@ def job_stats(session: Session, days: int = 7) -> dict[JobStatus, int]:
     Every status is present (0 when none), in the enum's order.
     """
     since = utcnow() - timedelta(days=_positive(days, "days"))
-    rows: Sequence[tuple[JobStatus, int]] = session.execute(
+    rows = session.execute(
         select(Job.status, func.count()).where(Job.created_at >= since).group_by(Job.status)
-    ).all()
+    )
     counts = dict.fromkeys(JobStatus, 0)
     for status, count in rows:
         counts[JobStatus(status)] = int(count)

@@ -404,11 +404,12 @@ def _wait_for_server(config: WorkerConfig, claim: execution.Claim, job_id: str,
                      session: Session) -> None:
     busy = claim.busy_with
     assert busy is not None
-    log.info("job %s waits: job %s is running on %s", job_id, busy.job_id,
-             busy.server.hostname)
     with _waits_lock:
         if _announced.get(job_id) == busy.job_id:
+            log.debug("job %s still waits for %s", job_id, busy.server.hostname)
             return
+        log.info("job %s waits: job %s is running on %s", job_id, busy.job_id,
+                 busy.server.hostname)
         _announced[job_id] = busy.job_id
         while len(_announced) > 1000:
             _announced.popitem(last=False)

@@ -11,6 +11,9 @@ A `JobNotifier` follows one run in its own thread, fed through non-blocking call
 - stops posting output once the thread holds `max_thread_posts` posts or
   `max_thread_bytes` of output, and at the end says how much was left out and uploads the
   full log as a file (files_upload_v2) in the thread;
+- shows the ending (final status, recap, error) the moment the job ends; output still
+  waiting is then cut to `tail_posts` posts (the rest goes into the uploaded file), so the
+  thread does not trickle on for seconds after the job is over;
 - posts the incident ticket (with its Take / Resolve / Retry buttons) of a failed job.
 
 Slack being slow, down or rate limiting (429s are retried by slack-sdk's
@@ -125,6 +128,7 @@ class Limits:
     max_buffer_bytes: int = 256_000
     give_up_after_failures: int = 5
     updates_pace: float = 0.5  # progress updates of all jobs together: ≤ 2 a second
+    tail_posts: int = 2  # output posts still made after the job ended
 
 
 class JobNotifier:
@@ -206,7 +210,8 @@ class JobNotifier:
 
     def finish(self, job: Job, *, ticket: Payload | None = None,
                full_log: Callable[[], str] | None = None, total_lines: int = 0) -> None:
-        """The job ended: flush output, post the summary/log file/ticket, final update."""
+        """The job ended: show its final state, then the output's tail, the summary and
+        log file if output was left out, and the ticket."""
         final = snapshot(job)
         with self._cond:
             self._job = final
@@ -223,16 +228,21 @@ class JobNotifier:
     def _run(self) -> None:
         try:
             self._ensure_message()
+            final_shown = False
             while True:
                 with self._cond:
                     wait = self._next_wait()
                     if wait > 0:
                         self._cond.wait(wait)
                     ending = self._ending
-                    has_lines = bool(self._buffer)
-                if has_lines:
+                if ending is not None and not final_shown:
+                    # the ending is shown at once; the output backlog follows (or is cut)
+                    self._show_final(ending)
+                    final_shown = True
+                    self._cut_backlog()
+                if self._buffer:
                     self._post_lines()
-                if self._due_update():
+                if ending is None and self._due_update():
                     self._update_message()
                 if ending is not None and not self._has_lines_to_post():
                     self._end(ending)
@@ -240,6 +250,23 @@ class JobNotifier:
         finally:
             self._done.set()
             _unregister(self)
+
+    def _cut_backlog(self) -> None:
+        """At the end, keep at most `tail_posts` more posts of output waiting to be posted;
+        the rest is counted (and the full log uploaded) rather than trickled out for
+        seconds after the job is over."""
+        room = self.limits.tail_posts * SECTIONS_PER_POST * (SECTION_CHARS - 100)
+        with self._cond:
+            kept = 0
+            cut = 0
+            for index, line in enumerate(self._buffer):
+                kept += len(line) + 1
+                if kept > room:
+                    cut = len(self._buffer) - index
+                    break
+            for _ in range(cut):
+                self._buffer_bytes -= len(self._buffer.pop()) + 1
+            self._omitted += cut
 
     def _next_wait(self) -> float:
         if self._ending is not None and not self._buffer:
@@ -345,12 +372,19 @@ class JobNotifier:
         self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
                    blocks=blocks)
 
-    def _end(self, ending: Ending) -> None:
+    def _show_final(self, ending: Ending) -> None:
+        """The job's message in its final state (posted now if it never was)."""
         if not (self.channel and self.ts):
-            self._ensure_message()
-        if not (self.channel and self.ts):
+            self._ensure_message()  # renders the final job
             return
         self._slack_gone = False  # one more try for what matters most
+        text, blocks = ending.message
+        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
+                   blocks=blocks)
+
+    def _end(self, ending: Ending) -> None:
+        if not (self.channel and self.ts):
+            return
         omitted = self._omitted
         if omitted:
             shown = ending.total_lines - omitted if ending.total_lines else self._accepted
@@ -363,9 +397,6 @@ class JobNotifier:
                 self._call(self._client.chat_postMessage, channel=self.channel,
                            thread_ts=self.ts, text=note + " The full log is in `/job "
                            f"{short_id(self._job.job_id)}`.")
-        text, blocks = ending.message
-        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
-                   blocks=blocks)
         if ending.ticket is not None:
             ticket_text, ticket_blocks = ending.ticket
             response = self._call(self._client.chat_postMessage, channel=self.channel,

@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy import func, select
+
 from bot.console.bootstrap import (
     CONSOLE_CHANNEL,
     CONSOLE_CHANNEL_NAME,
+    SHUTDOWN_GRACE,
     ConsoleSetupError,
     Playbot,
     start_playbot,
@@ -28,6 +31,7 @@ from bot.console.script import run_script
 from bot.console.session import Backend, ConsoleSession
 from bot.console.slack_requests import SlackRequests
 from bot.settings import SettingsError, load_settings
+from db.models import Job, JobStatus
 
 DEFAULT_USER = "alice"
 
@@ -74,10 +78,27 @@ def run_console(*, as_user: str = DEFAULT_USER, script: str | None = None,
     except (SettingsError, ConsoleSetupError) as exc:
         err.write(f"error: {exc}\n")
         return 2
+    except KeyboardInterrupt:
+        return 130
     try:
         return _converse(playbot, screen, as_user, lines, script, log_path)
+    except KeyboardInterrupt:
+        return 130
     finally:
+        _say_goodbye(playbot, screen)
         playbot.close()
+
+
+def _say_goodbye(playbot: Playbot, screen: Screen) -> None:
+    """Tell the user when running jobs are about to be stopped."""
+    with playbot.session_factory() as session:
+        running = session.scalar(select(func.count(Job.id)).where(
+            Job.status == JobStatus.running)) or 0
+    if running:
+        screen.show(screen.style.dim(
+            f"Stopping: {running} running job{'s' if running != 1 else ''} "
+            f"get{'s' if running == 1 else ''} {SHUTDOWN_GRACE:g} s to finish, then "
+            f"{'it is' if running == 1 else 'they are'} stopped."))
 
 
 def _converse(playbot: Playbot, screen: Screen, as_user: str, lines: list[str] | None,

@@ -362,7 +362,8 @@ class ConsoleSession:
             return self._refuse(f"job {short_id(job.job_id)} is still {label} after "
                                 f"{timeout:g} s")
         if wanted is not None and job.status != wanted:
-            return self._refuse(f"job {short_id(job.job_id)} ended {label}, expected "
+            verb = "ended" if job.status.is_final else "is"
+            return self._refuse(f"job {short_id(job.job_id)} {verb} {label}, expected "
                                 f"{wanted.value.replace('_', ' ')}"
                                 + (f": {job.error_message}" if job.error_message else ""))
         return StepResult()

@@ -55,10 +55,16 @@ class Drawn:
         return self.out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
 @pytest.fixture
-def drawn() -> Iterator[Drawn]:
-    with FakeSlack() as fake:
-        yield Drawn(fake)
+def drawn(fake: FakeSlack) -> Drawn:
+    fake.reset()
+    return Drawn(fake)
 
 
 def test_mrkdwn_is_shown_as_a_person_reads_it() -> None:

@@ -145,12 +145,13 @@ def test_app_home_shows_my_jobs_running_jobs_tickets_and_stats(slack):
 
 
 def test_long_lists_stay_within_slack_limits(slack):
-    for _ in range(60):
-        add_job(slack, status=JobStatus.failed, logs=["x" * 500] * 30)
+    for _ in range(40):
+        add_job(slack, status=JobStatus.failed)
+    long_one = add_job(slack, status=JobStatus.failed, logs=["x" * 500] * 30,
+                       error="e" * 5000)
 
     listing = slack.command(ids.CMD_JOBS, "failed", user=VIEWER)
-    [job] = slack.jobs()[-1:]
-    details = slack.command(ids.CMD_JOB, job.job_id, user=VIEWER)
+    details = slack.command(ids.CMD_JOB, long_one, user=VIEWER)
 
     for result in (listing, details):
         blocks = result.replies[0].blocks

@@ -37,6 +37,9 @@ def test_output_goes_to_the_thread_in_few_coalesced_posts_within_size_limits(
 
     for i in range(3_000):
         notifier.lines([(f"line {i} " + "x" * 20, "INFO")])
+    deadline = time.monotonic() + 20  # the run goes on while the output is posted
+    while notifier._buffer and time.monotonic() < deadline:
+        time.sleep(0.05)
     notifier.finish(_finished(sqlite_world, job_id), total_lines=3_000)
     assert notifier.join(20)
 
@@ -185,3 +188,25 @@ def test_a_failed_job_posts_its_ticket_with_take_resolve_and_retry(sqlite_world,
     final = fake_slack.find_message("C_OPS", job.slack_message_ts)
     assert "boom" in final.text
     assert ids.ACTION_JOB_RETRY in str(final.blocks)
+
+
+def test_the_ending_is_shown_at_once_and_a_big_backlog_goes_into_the_log_file(
+        sqlite_world, client, fake_slack):
+    job_id = sqlite_world.job()
+    job = sqlite_world.get(job_id)
+    notifier = _notifier(client, job)
+    lines = [f"{i:05d} " + "z" * 60 for i in range(5_000)]
+    notifier.lines([(line, "INFO") for line in lines])
+
+    ended = _finished(sqlite_world, job_id)
+    finished_at = time.monotonic()
+    notifier.finish(ended, total_lines=5_000, full_log=lambda: "\n".join(lines) + "\n")
+    assert notifier.join(20)
+
+    final = [c for c in fake_slack.calls_to("chat.update")
+             if ":white_check_mark:" in str(c.params.get("text"))]
+    assert final and final[0].at - finished_at < 2.0  # not after ~30 s of posting
+    posts = [m for m in fake_slack.thread("C_OPS", job.slack_message_ts)]
+    assert len(posts) <= 3  # two output posts at most, then the summary with the file
+    [upload] = fake_slack.files
+    assert upload["content"].decode().splitlines() == lines
