@@ -7,6 +7,7 @@ bad variable, so an operator sees exactly what to fix before anything else runs.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,11 +33,11 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for the Dramatiq broker; unset runs an in-process broker."
     )
-    slack_bot_token: str | None = Field(default=None, description="xoxb- bot token.")
+    slack_bot_token: str | None = Field(default=None, repr=False, description="xoxb- bot token.")
     slack_signing_secret: str | None = Field(
-        default=None, description="Verifies that requests come from Slack."
+        default=None, repr=False, description="Verifies that requests come from Slack."
     )
-    slack_app_token: str | None = Field(default=None, description="xapp- token for Socket Mode.")
+    slack_app_token: str | None = Field(default=None, repr=False, description="xapp- token for Socket Mode.")
     slack_api_url: str = Field(
         default=DEFAULT_SLACK_API_URL, description="Slack Web API base URL (GovSlack, tests)."
     )
@@ -106,9 +107,24 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return upper
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        # Passwords inside URLs stay out of logs and tracebacks; tokens are repr=False.
+        for name, value in super().__repr_args__():
+            if name in ("database_url", "redis_url") and isinstance(value, str):
+                value = _hide_password(value)
+            yield name, value
+
     @property
     def uses_redis(self) -> bool:
         return self.redis_url is not None
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def load_settings(**overrides: object) -> Settings:

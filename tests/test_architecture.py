@@ -26,7 +26,10 @@ def _lint_imports() -> str:
 
 def test_the_style_rules_are_all_declared():
     assert {contract["id"] for contract in CONTRACTS} >= {
-        "layers", "nothing-imports-bot", "workers-not-slack-inbound", "core-is-plain",
+        "layers",
+        "nothing-imports-bot",
+        "workers-not-slack-inbound",
+        "core-is-plain",
         "one-ansible-seam",
     }
 
@@ -35,6 +38,9 @@ def test_the_style_rules_are_all_declared():
 def test_contract_is_kept(contract):
     result = subprocess.run(
         [_lint_imports(), "--contract", contract["id"], "--no-cache"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, f"{contract['name']} is broken:\n{result.stdout}{result.stderr}"

@@ -50,7 +50,9 @@ def upgrade(
 def downgrade(
     revision: Annotated[
         str | None,
-        typer.Argument(help="Target revision: an id, -N (N steps down) or base (drops everything)."),
+        typer.Argument(
+            help="Target revision: an id, -N (N steps down) or base (drops everything)."
+        ),
     ] = None,
 ) -> None:
     """Revert migrations down to REVISION. There is no default: say where to stop."""

@@ -9,8 +9,16 @@ import pytest
 
 from bot.settings import Settings, SettingsError, load_settings
 
-DOCUMENTED = ("DATABASE_URL", "REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET",
-              "SLACK_APP_TOKEN", "SLACK_API_URL", "PLAYBOOK_DIR", "PORT")
+DOCUMENTED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "PLAYBOOK_DIR",
+    "PORT",
+)
 
 
 @pytest.fixture(autouse=True)

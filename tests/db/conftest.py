@@ -25,4 +25,3 @@ def empty_mariadb_url(mariadb_server: MariaDBServer) -> str:
 def empty_db_url(request) -> str:
     """An empty database with no schema at all, once per engine."""
     return request.getfixturevalue(f"empty_{request.param}_url")
-

@@ -47,16 +47,30 @@ class World:
     @classmethod
     def create(cls, session: Session) -> World:
         n = next(_serial)
-        alice = User(username=f"alice{n}", email=f"alice{n}@example.com", role=Role.operator,
-                     slack_user_id=f"UA{n}")
-        bob = User(username=f"bob{n}", email=f"bob{n}@example.com", role=Role.admin,
-                   slack_user_id=f"UB{n}")
-        web = Server(hostname=f"web-{n}", ip_address="10.0.0.1", tags=["web"],
-                     environment=Environment.development)
-        db = Server(hostname=f"db-{n}", ip_address="10.0.0.2", tags=["db"],
-                    environment=Environment.production)
-        ping = Playbook(name=f"ping{n}", file_path="ping.yml", file_hash="a" * 64,
-                        tags=["smoke"], variables={})
+        alice = User(
+            username=f"alice{n}",
+            email=f"alice{n}@example.com",
+            role=Role.operator,
+            slack_user_id=f"UA{n}",
+        )
+        bob = User(
+            username=f"bob{n}", email=f"bob{n}@example.com", role=Role.admin, slack_user_id=f"UB{n}"
+        )
+        web = Server(
+            hostname=f"web-{n}",
+            ip_address="10.0.0.1",
+            tags=["web"],
+            environment=Environment.development,
+        )
+        db = Server(
+            hostname=f"db-{n}",
+            ip_address="10.0.0.2",
+            tags=["db"],
+            environment=Environment.production,
+        )
+        ping = Playbook(
+            name=f"ping{n}", file_path="ping.yml", file_hash="a" * 64, tags=["smoke"], variables={}
+        )
         session.add_all([alice, bob, web, db, ping])
         session.flush()
         return cls(alice=alice, bob=bob, web=web, db=db, ping=ping)
@@ -93,12 +107,22 @@ def add_logs(session: Session, job: Job, lines: Iterable[int]) -> None:
 
 
 def add_audit(
-    session: Session, *, resource_type: str, resource_id: str, action: str = "job.launch",
-    user: User | None = None, at: datetime | None = None,
+    session: Session,
+    *,
+    resource_type: str,
+    resource_id: str,
+    action: str = "job.launch",
+    user: User | None = None,
+    at: datetime | None = None,
 ) -> AuditLog:
-    row = AuditLog(user_id=user.id if user else None, action=action,
-                   resource_type=resource_type, resource_id=resource_id,
-                   details={"outcome": "allowed"}, timestamp=at or utcnow())
+    row = AuditLog(
+        user_id=user.id if user else None,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        details={"outcome": "allowed"},
+        timestamp=at or utcnow(),
+    )
     session.add(row)
     session.flush()
     return row
@@ -113,14 +137,26 @@ def bulk_insert(
 
 
 def job_row(
-    pk: int, *, user_id: int, server_id: int, playbook_id: int, status: str,
+    pk: int,
+    *,
+    user_id: int,
+    server_id: int,
+    playbook_id: int,
+    status: str,
     created_at: datetime,
 ) -> dict[str, Any]:
     """A `jobs` row as a plain mapping for `bulk_insert`."""
     return {
-        "id": pk, "job_id": str(uuid.UUID(int=pk)), "playbook_id": playbook_id,
-        "server_id": server_id, "user_id": user_id, "status": status, "extra_vars": {},
-        "created_at": created_at, "check_mode": False, "cancel_requested": False,
+        "id": pk,
+        "job_id": str(uuid.UUID(int=pk)),
+        "playbook_id": playbook_id,
+        "server_id": server_id,
+        "user_id": user_id,
+        "status": status,
+        "extra_vars": {},
+        "created_at": created_at,
+        "check_mode": False,
+        "cancel_requested": False,
     }
 
 

@@ -15,8 +15,13 @@ from tests.db.seed import World, add_audit
 def audited(session):
     """A committed audit row about server web-N, written by alice."""
     world = World.create(session)
-    row = add_audit(session, resource_type="server", resource_id=str(world.web.id),
-                    action="server.add", user=world.alice)
+    row = add_audit(
+        session,
+        resource_type="server",
+        resource_id=str(world.web.id),
+        action="server.add",
+        user=world.alice,
+    )
     session.commit()
     return world, row.id
 

@@ -34,8 +34,11 @@ def test_upgrade_builds_the_schema_says_so_and_audits_it(env):
     engine = make_engine(env["DATABASE_URL"])
     with make_session_factory(engine)() as session:
         row = session.scalars(select(AuditLog)).one()
-        assert (row.action, row.resource_type, row.resource_id) == ("db.upgrade", "database",
-                                                                    "0002")
+        assert (row.action, row.resource_type, row.resource_id) == (
+            "db.upgrade",
+            "database",
+            "0002",
+        )
         assert row.details["from"] == "base"
     engine.dispose()
 
@@ -82,8 +85,7 @@ def test_unknown_revision_is_a_clear_error(env):
 
 
 def test_grants_prints_least_privilege_statements_for_the_runtime_user():
-    result = run_cli("db", "grants", "playbot_app", "--database", "playbot",
-                     "--host", "10.0.%")
+    result = run_cli("db", "grants", "playbot_app", "--database", "playbot", "--host", "10.0.%")
 
     assert result.exit_code == 0, result.output
     grants = [line for line in result.stdout.splitlines() if not line.startswith("--")]
@@ -103,7 +105,14 @@ def test_grants_take_the_database_from_a_mysql_database_url():
     ("args", "complaint"),
     [
         (["app'; DROP TABLE users; --", "--database", "p"], "invalid user name"),
-        (["app", "--database", "p`; x", ], "invalid database name"),
+        (
+            [
+                "app",
+                "--database",
+                "p`; x",
+            ],
+            "invalid database name",
+        ),
         (["app", "--database", "p", "--host", "evil' OR 1"], "invalid host"),
         (["app"], "not a MySQL/MariaDB database"),
     ],

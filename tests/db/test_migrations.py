@@ -34,8 +34,10 @@ def tables_and_triggers(url: str) -> tuple[set[str], set[str]]:
             if connection.dialect.name == "sqlite":
                 sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
             else:
-                sql = "SELECT trigger_name FROM information_schema.triggers " \
-                      "WHERE trigger_schema = DATABASE()"
+                sql = (
+                    "SELECT trigger_name FROM information_schema.triggers "
+                    "WHERE trigger_schema = DATABASE()"
+                )
             triggers = {row[0] for row in connection.execute(text(sql))}
             return tables, triggers
     finally:
@@ -102,32 +104,53 @@ def _seed_v1(url: str) -> None:
     engine = make_engine(url)
     stamp = "2025-06-01 12:00:00"
     with engine.begin() as c:
-        c.execute(text(
-            "INSERT INTO users (id, username, email, role, is_active, created_at, updated_at) "
-            f"VALUES (1, 'alice', 'alice@example.com', 'admin', 1, '{stamp}', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO servers (id, hostname, ssh_port, tags, environment, is_active, "
-            f"created_at, updated_at) VALUES (1, 'web-01', 22, '[\"web\"]', 'production', 1, "
-            f"'{stamp}', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO playbooks (id, name, file_path, file_hash, tags, variables, is_active, "
-            f"created_at, updated_at) VALUES (1, 'ping', 'ping.yml', '{'a' * 64}', '[]', '{{}}', "
-            f"1, '{stamp}', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO jobs (id, job_id, playbook_id, server_id, user_id, status, extra_vars, "
-            "created_at) VALUES (1, '00000000-0000-0000-0000-000000000001', 1, 1, 1, 'failed', "
-            f"'{{}}', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO job_logs (job_id, line_number, content, log_level, timestamp) "
-            f"VALUES (1, 1, 'PLAY [all]', 'INFO', '{stamp}'), "
-            f"(1, 2, 'fatal: boom', 'ERROR', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO tickets (id, ticket_id, job_id, created_by, title, status, priority, "
-            "created_at, updated_at) VALUES (1, '00000000-0000-0000-0000-0000000000aa', 1, 1, "
-            f"'ping failed', 'open', 'critical', '{stamp}', '{stamp}')"))
-        c.execute(text(
-            "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details, "
-            f"timestamp) VALUES (1, 'job.launch', 'job', '1', '{{}}', '{stamp}')"))
+        c.execute(
+            text(
+                "INSERT INTO users (id, username, email, role, is_active, created_at, updated_at) "
+                f"VALUES (1, 'alice', 'alice@example.com', 'admin', 1, '{stamp}', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO servers (id, hostname, ssh_port, tags, environment, is_active, "
+                f"created_at, updated_at) VALUES (1, 'web-01', 22, '[\"web\"]', 'production', 1, "
+                f"'{stamp}', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO playbooks (id, name, file_path, file_hash, tags, variables, is_active, "
+                f"created_at, updated_at) VALUES (1, 'ping', 'ping.yml', '{'a' * 64}', '[]', '{{}}', "
+                f"1, '{stamp}', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO jobs (id, job_id, playbook_id, server_id, user_id, status, extra_vars, "
+                "created_at) VALUES (1, '00000000-0000-0000-0000-000000000001', 1, 1, 1, 'failed', "
+                f"'{{}}', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO job_logs (job_id, line_number, content, log_level, timestamp) "
+                f"VALUES (1, 1, 'PLAY [all]', 'INFO', '{stamp}'), "
+                f"(1, 2, 'fatal: boom', 'ERROR', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO tickets (id, ticket_id, job_id, created_by, title, status, priority, "
+                "created_at, updated_at) VALUES (1, '00000000-0000-0000-0000-0000000000aa', 1, 1, "
+                f"'ping failed', 'open', 'critical', '{stamp}', '{stamp}')"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details, "
+                f"timestamp) VALUES (1, 'job.launch', 'job', '1', '{{}}', '{stamp}')"
+            )
+        )
     engine.dispose()
 
 
@@ -135,8 +158,10 @@ def _counts(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as c:
-            return {t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
-                    for t in sorted(SEVEN_TABLES)}
+            return {
+                t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in sorted(SEVEN_TABLES)
+            }
     finally:
         engine.dispose()
 

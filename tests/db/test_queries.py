@@ -26,8 +26,9 @@ def _ids(jobs):
 
 def test_recent_jobs_in_a_status_come_newest_first_and_are_limited(session, world):
     # given running jobs created at different times, and jobs in other statuses
-    running = [world.job(session, status=JobStatus.running, created_at=days_ago(d))
-               for d in (3, 1, 2, 0.5)]
+    running = [
+        world.job(session, status=JobStatus.running, created_at=days_ago(d)) for d in (3, 1, 2, 0.5)
+    ]
     world.job(session, status=JobStatus.failed, created_at=days_ago(0.1))
     session.commit()
 
@@ -36,8 +37,10 @@ def test_recent_jobs_in_a_status_come_newest_first_and_are_limited(session, worl
 
     # then it gets the two newest running jobs, newest first
     assert _ids(jobs) == [running[3].id, running[1].id]
-    assert queries.recent_jobs(session, status="running", limit=10) == \
-        queries.recent_jobs(session, status=JobStatus.running)[:10]
+    assert (
+        queries.recent_jobs(session, status="running", limit=10)
+        == queries.recent_jobs(session, status=JobStatus.running)[:10]
+    )
 
 
 def test_recent_jobs_of_one_user_in_one_status(session, world):
@@ -76,8 +79,11 @@ def test_jobs_come_back_with_playbook_server_and_user_loaded(session, session_fa
         [job] = queries.recent_jobs(reader, status=JobStatus.running)
 
     # then its playbook, server and user are there without another query
-    assert (job.playbook.name, job.server.hostname, job.user.username) == \
-        (world.ping.name, world.db.hostname, world.alice.username)
+    assert (job.playbook.name, job.server.hostname, job.user.username) == (
+        world.ping.name,
+        world.db.hostname,
+        world.alice.username,
+    )
 
 
 # 2. job with logs -------------------------------------------------------------------------
@@ -134,8 +140,7 @@ def test_log_pages_walk_a_long_log_without_gaps_or_overlaps(session, world):
     # then the pages follow each other exactly
     assert [len(p) for p in pages] == [60, 60, 30]
     assert sum(pages, []) == list(range(101, 251))
-    assert [log.line_number for log in queries.latest_log_lines(session, job.id, 2)] == \
-        [249, 250]
+    assert [log.line_number for log in queries.latest_log_lines(session, job.id, 2)] == [249, 250]
 
 
 # 3. user history --------------------------------------------------------------------------
@@ -155,8 +160,9 @@ def test_user_history_lists_one_users_jobs_in_the_asked_statuses_newest_first(se
 
     # then exactly those come, newest first
     assert _ids(jobs) == [new_fail.id, cancelled.id, old_fail.id]
-    assert _ids(queries.user_history(session, world.alice.id, [JobStatus.failed], limit=1)) \
-        == [new_fail.id]
+    assert _ids(queries.user_history(session, world.alice.id, [JobStatus.failed], limit=1)) == [
+        new_fail.id
+    ]
     assert queries.user_history(session, world.alice.id, []) == []
 
 
@@ -174,10 +180,17 @@ def test_user_history_without_statuses_shows_all_but_archived_jobs(session, worl
 def test_audit_trail_lists_one_resources_rows_newest_first(session, world):
     # given audit rows about two servers and about a job with the same id
     server_id = str(world.web.id)
-    first = add_audit(session, resource_type="server", resource_id=server_id,
-                      action="server.add", at=days_ago(3))
-    second = add_audit(session, resource_type="server", resource_id=server_id,
-                       action="server.deactivate", user=world.bob, at=days_ago(1))
+    first = add_audit(
+        session, resource_type="server", resource_id=server_id, action="server.add", at=days_ago(3)
+    )
+    second = add_audit(
+        session,
+        resource_type="server",
+        resource_id=server_id,
+        action="server.deactivate",
+        user=world.bob,
+        at=days_ago(1),
+    )
     add_audit(session, resource_type="server", resource_id=str(world.db.id))
     add_audit(session, resource_type="job", resource_id=server_id)
     session.commit()
@@ -187,8 +200,9 @@ def test_audit_trail_lists_one_resources_rows_newest_first(session, world):
 
     # then it holds exactly its rows, newest first
     assert [row.id for row in trail] == [second.id, first.id]
-    assert [row.action for row in queries.audit_trail(session, "server", server_id, limit=1)] \
-        == ["server.deactivate"]
+    assert [row.action for row in queries.audit_trail(session, "server", server_id, limit=1)] == [
+        "server.deactivate"
+    ]
 
 
 # 5. statistics ----------------------------------------------------------------------------
@@ -196,16 +210,26 @@ def test_audit_trail_lists_one_resources_rows_newest_first(session, world):
 
 def test_job_stats_count_the_last_seven_days_by_status(session, world):
     # given jobs of the last week and older ones
-    for status, age in [("success", 1), ("success", 6.9), ("failed", 2), ("running", 0),
-                        ("success", 8), ("failed", 30)]:
+    for status, age in [
+        ("success", 1),
+        ("success", 6.9),
+        ("failed", 2),
+        ("running", 0),
+        ("success", 8),
+        ("failed", 30),
+    ]:
         world.job(session, status=JobStatus(status), created_at=days_ago(age))
     session.commit()
 
     stats = queries.job_stats(session)
 
     # then only the last seven days count, and every status has a number
-    assert stats == {**dict.fromkeys(JobStatus, 0), JobStatus.success: 2,
-                     JobStatus.failed: 1, JobStatus.running: 1}
+    assert stats == {
+        **dict.fromkeys(JobStatus, 0),
+        JobStatus.success: 2,
+        JobStatus.failed: 1,
+        JobStatus.running: 1,
+    }
     assert list(stats) == list(JobStatus)
     assert queries.job_stats(session, days=31)[JobStatus.failed] == 2
 
@@ -215,4 +239,3 @@ def test_queries_refuse_a_limit_below_one(session, world):
         queries.recent_jobs(session, limit=0)
     with pytest.raises(ValueError, match="days must be at least 1"):
         queries.job_stats(session, days=0)
-

@@ -30,8 +30,9 @@ USERS, SERVERS, PLAYBOOKS, JOBS = 50, 20, 10, 4000
 LOGGED_JOBS, LINES_PER_JOB = 20, 200
 AUDIT_ROWS = 3000
 # A realistic mix: mostly finished runs, few running or waiting at any time.
-STATUS_MIX = ["success"] * 80 + ["failed"] * 12 + ["cancelled"] * 3 + ["pending"] * 3 \
-    + ["running"] * 2
+STATUS_MIX = (
+    ["success"] * 80 + ["failed"] * 12 + ["cancelled"] * 3 + ["pending"] * 3 + ["running"] * 2
+)
 
 
 @dataclass
@@ -54,30 +55,103 @@ def _seed(engine: Engine) -> None:
     rnd = random.Random(3)
     start = datetime(2026, 1, 1)
     with engine.begin() as c:
-        bulk_insert(c, User, [
-            {"id": i, "username": f"user{i}", "role": "operator", "is_active": True,
-             "created_at": start, "updated_at": start} for i in range(1, USERS + 1)])
-        bulk_insert(c, Server, [
-            {"id": i, "hostname": f"host{i}", "ssh_port": 22, "tags": [],
-             "environment": "development", "is_active": True, "connection": "ssh",
-             "created_at": start, "updated_at": start} for i in range(1, SERVERS + 1)])
-        bulk_insert(c, Playbook, [
-            {"id": i, "name": f"play{i}", "file_path": f"play{i}.yml", "file_hash": "0" * 64,
-             "tags": [], "variables": {}, "is_active": True, "allow_free_vars": False,
-             "created_at": start, "updated_at": start} for i in range(1, PLAYBOOKS + 1)])
-        bulk_insert(c, Job, [
-            job_row(i, user_id=rnd.randint(1, USERS), server_id=rnd.randint(1, SERVERS),
-                    playbook_id=rnd.randint(1, PLAYBOOKS), status=rnd.choice(STATUS_MIX),
-                    created_at=start + timedelta(minutes=i)) for i in range(1, JOBS + 1)])
-        bulk_insert(c, JobLog, [
-            {"job_id": job, "line_number": n, "content": f"TASK [step {n}] ok",
-             "log_level": "INFO", "timestamp": start}
-            for job in range(1, LOGGED_JOBS + 1) for n in range(1, LINES_PER_JOB + 1)])
-        bulk_insert(c, AuditLog, [
-            {"user_id": rnd.randint(1, USERS), "action": rnd.choice(["job.launch", "job.cancel"]),
-             "resource_type": rnd.choice(["job", "server", "playbook", "user"]),
-             "resource_id": str(rnd.randint(1, 100)), "details": {},
-             "timestamp": start + timedelta(seconds=i)} for i in range(AUDIT_ROWS)])
+        bulk_insert(
+            c,
+            User,
+            [
+                {
+                    "id": i,
+                    "username": f"user{i}",
+                    "role": "operator",
+                    "is_active": True,
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for i in range(1, USERS + 1)
+            ],
+        )
+        bulk_insert(
+            c,
+            Server,
+            [
+                {
+                    "id": i,
+                    "hostname": f"host{i}",
+                    "ssh_port": 22,
+                    "tags": [],
+                    "environment": "development",
+                    "is_active": True,
+                    "connection": "ssh",
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for i in range(1, SERVERS + 1)
+            ],
+        )
+        bulk_insert(
+            c,
+            Playbook,
+            [
+                {
+                    "id": i,
+                    "name": f"play{i}",
+                    "file_path": f"play{i}.yml",
+                    "file_hash": "0" * 64,
+                    "tags": [],
+                    "variables": {},
+                    "is_active": True,
+                    "allow_free_vars": False,
+                    "created_at": start,
+                    "updated_at": start,
+                }
+                for i in range(1, PLAYBOOKS + 1)
+            ],
+        )
+        bulk_insert(
+            c,
+            Job,
+            [
+                job_row(
+                    i,
+                    user_id=rnd.randint(1, USERS),
+                    server_id=rnd.randint(1, SERVERS),
+                    playbook_id=rnd.randint(1, PLAYBOOKS),
+                    status=rnd.choice(STATUS_MIX),
+                    created_at=start + timedelta(minutes=i),
+                )
+                for i in range(1, JOBS + 1)
+            ],
+        )
+        bulk_insert(
+            c,
+            JobLog,
+            [
+                {
+                    "job_id": job,
+                    "line_number": n,
+                    "content": f"TASK [step {n}] ok",
+                    "log_level": "INFO",
+                    "timestamp": start,
+                }
+                for job in range(1, LOGGED_JOBS + 1)
+                for n in range(1, LINES_PER_JOB + 1)
+            ],
+        )
+        bulk_insert(
+            c,
+            AuditLog,
+            [
+                {
+                    "user_id": rnd.randint(1, USERS),
+                    "action": rnd.choice(["job.launch", "job.cancel"]),
+                    "resource_type": rnd.choice(["job", "server", "playbook", "user"]),
+                    "resource_id": str(rnd.randint(1, 100)),
+                    "details": {},
+                    "timestamp": start + timedelta(seconds=i),
+                }
+                for i in range(AUDIT_ROWS)
+            ],
+        )
         for table in ("users", "servers", "playbooks", "jobs", "job_logs", "audit_logs"):
             c.exec_driver_sql(f"ANALYZE TABLE {table}").all()
 
@@ -122,7 +196,9 @@ def test_pattern_1_without_a_status_reads_the_newest_rows_by_primary_key(engine)
 def test_pattern_2_job_and_its_joins_use_primary_keys(engine):
     plans = explain(engine, lambda s: queries.job_with_logs(s, 7), "jobs")
     assert {(p.table.split("_")[0], p.key) for p in plans} == {
-        ("jobs", "PRIMARY"), ("playbooks", "PRIMARY"), ("servers", "PRIMARY"),
+        ("jobs", "PRIMARY"),
+        ("playbooks", "PRIMARY"),
+        ("servers", "PRIMARY"),
         ("users", "PRIMARY"),
     }
 
@@ -151,4 +227,3 @@ def test_pattern_4_audit_trail_uses_idx_audit_resource(engine):
     [plan] = explain(engine, lambda s: queries.audit_trail(s, "server", "42"), "audit_logs")
     assert (plan.table, plan.key) == ("audit_logs", "idx_audit_resource")
     assert "filesort" not in plan.extra
-

@@ -78,30 +78,48 @@ def test_runtime_user_does_the_apps_everyday_writes(runtime_factory):
 
         # a job is launched, claimed under a row lock on its server, and runs
         job = world.job(session, status=JobStatus.pending)
-        audit.record(session, user=world.alice, action="job.launch", resource_type="job",
-                     resource_id=job.job_id, details={"playbook": world.ping.name})
+        audit.record(
+            session,
+            user=world.alice,
+            action="job.launch",
+            resource_type="job",
+            resource_id=job.job_id,
+            details={"playbook": world.ping.name},
+        )
         session.commit()
         session.execute(select(Server.id).where(Server.id == job.server_id).with_for_update())
         claimed = session.execute(
-            update(Job).where(Job.id == job.id, Job.status == JobStatus.pending)
+            update(Job)
+            .where(Job.id == job.id, Job.status == JobStatus.pending)
             .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow())
         )
         assert claimed.rowcount == 1
-        session.add_all(JobLog(job_id=job.id, line_number=n, content=f"line {n}",
-                               log_level=LogLevel.INFO, timestamp=utcnow() - timedelta(days=100))
-                        for n in range(1, 51))
+        session.add_all(
+            JobLog(
+                job_id=job.id,
+                line_number=n,
+                content=f"line {n}",
+                log_level=LogLevel.INFO,
+                timestamp=utcnow() - timedelta(days=100),
+            )
+            for n in range(1, 51)
+        )
         session.commit()
 
         # it fails, an incident ticket is opened, taken and resolved
         job.status, job.completed_at, job.error_message = JobStatus.failed, utcnow(), "boom"
-        ticket = Ticket(job_id=job.id, created_by=world.alice.id, title="ping failed",
-                        kind=TicketKind.incident)
+        ticket = Ticket(
+            job_id=job.id, created_by=world.alice.id, title="ping failed", kind=TicketKind.incident
+        )
         session.add(ticket)
         session.commit()
         ticket.status, ticket.assignee_id = TicketStatus.in_progress, world.bob.id
         session.commit()
         ticket.status, ticket.resolved_at, ticket.resolution_note = (
-            TicketStatus.resolved, utcnow(), "fixed the disk")
+            TicketStatus.resolved,
+            utcnow(),
+            "fixed the disk",
+        )
         session.commit()
 
         # retention removes old log lines; the job itself is archived, never deleted
@@ -112,8 +130,9 @@ def test_runtime_user_does_the_apps_everyday_writes(runtime_factory):
         # and every read the app makes works
         assert session.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         assert queries.job_with_logs(session, job.id).logs == []
-        assert [row.action for row in queries.audit_trail(session, "job", job.job_id)] == \
-            ["job.launch"]
+        assert [row.action for row in queries.audit_trail(session, "job", job.job_id)] == [
+            "job.launch"
+        ]
         assert queries.job_stats(session)[JobStatus.archived] == 1
 
 
@@ -135,8 +154,9 @@ def test_runtime_user_does_the_apps_everyday_writes(runtime_factory):
 def test_runtime_user_cannot_rewrite_the_audit_trail_or_the_schema(runtime_factory, sql, refused):
     # given an audit row written by the app
     with runtime_factory() as session:
-        audit.record(session, user=None, action="server.add", resource_type="server",
-                     resource_id="1")
+        audit.record(
+            session, user=None, action="server.add", resource_type="server", resource_id="1"
+        )
         session.commit()
 
         # when the runtime user tries to change, empty or drop it (or the schema)

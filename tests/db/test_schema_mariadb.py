@@ -102,25 +102,33 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
 # microsecond timestamps, the ENUMs' values.
 COLUMN_TYPES: dict[str, dict[str, str]] = {
     "users": {
-        "id": "int(11)", "role": "enum('admin','operator','viewer')",
-        "created_at": "datetime(6)", "is_active": "tinyint(1)",
+        "id": "int(11)",
+        "role": "enum('admin','operator','viewer')",
+        "created_at": "datetime(6)",
+        "is_active": "tinyint(1)",
     },
     "servers": {
-        "id": "int(11)", "environment": "enum('production','staging','development')",
+        "id": "int(11)",
+        "environment": "enum('production','staging','development')",
         "ssh_port": "int(11)",
     },
     "playbooks": {"id": "int(11)", "file_hash": "char(64)"},
     "jobs": {
-        "id": "int(11)", "job_id": "char(36)", "created_at": "datetime(6)",
+        "id": "int(11)",
+        "job_id": "char(36)",
+        "created_at": "datetime(6)",
         "status": "enum('pending','awaiting_approval','running','success','failed',"
-                  "'cancelled','archived')",
+        "'cancelled','archived')",
     },
     "job_logs": {
-        "id": "bigint(20)", "job_id": "int(11)", "content": "text",
+        "id": "bigint(20)",
+        "job_id": "int(11)",
+        "content": "text",
         "log_level": "enum('DEBUG','INFO','WARNING','ERROR')",
     },
     "tickets": {
-        "id": "int(11)", "ticket_id": "char(36)",
+        "id": "int(11)",
+        "ticket_id": "char(36)",
         "status": "enum('open','in_progress','resolved','closed')",
         "priority": "enum('critical','high','medium','low')",
         "kind": "enum('incident','approval')",
@@ -161,17 +169,24 @@ def _rows(connection, sql: str, **params):
 
 
 def test_the_database_holds_the_seven_tables_and_nothing_else(schema):
-    names = {row[0] for row in _rows(
-        schema, "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = DATABASE()")}
+    names = {
+        row[0]
+        for row in _rows(
+            schema,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+    }
     assert names == {*TABLES, "alembic_version"}
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_table_is_innodb_in_utf8mb4(schema, table):
     engine, collation = _rows(
-        schema, "SELECT engine, table_collation FROM information_schema.tables "
-                "WHERE table_schema = DATABASE() AND table_name = :t", t=table)[0]
+        schema,
+        "SELECT engine, table_collation FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = :t",
+        t=table,
+    )[0]
     assert engine == "InnoDB"
     assert collation.startswith("utf8mb4_")
 
@@ -214,28 +229,41 @@ def test_table_has_every_foreign_key_with_the_erd_delete_rule(schema, table):
 
 @pytest.mark.parametrize("table", TABLES)
 def test_table_columns_have_the_erd_types(schema, table):
-    types = dict(_rows(
-        schema, "SELECT column_name, column_type FROM information_schema.columns "
-                "WHERE table_schema = DATABASE() AND table_name = :t", t=table))
+    types = dict(
+        _rows(
+            schema,
+            "SELECT column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = :t",
+            t=table,
+        )
+    )
     assert {name: types.get(name) for name in COLUMN_TYPES[table]} == COLUMN_TYPES[table]
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_json_columns_only_accept_valid_json(schema, table):
-    checked = {column for (column,) in _rows(
-        schema,
-        "SELECT constraint_name FROM information_schema.check_constraints "
-        "WHERE constraint_schema = DATABASE() AND table_name = :t "
-        "  AND check_clause LIKE 'json_valid(%'", t=table)}
+    checked = {
+        column
+        for (column,) in _rows(
+            schema,
+            "SELECT constraint_name FROM information_schema.check_constraints "
+            "WHERE constraint_schema = DATABASE() AND table_name = :t "
+            "  AND check_clause LIKE 'json_valid(%'",
+            t=table,
+        )
+    }
     assert checked == JSON_COLUMNS[table]
 
 
 def test_audit_logs_has_the_append_only_triggers(schema):
-    triggers = set(_rows(
-        schema,
-        "SELECT trigger_name, action_timing, event_manipulation "
-        "FROM information_schema.triggers "
-        "WHERE trigger_schema = DATABASE() AND event_object_table = 'audit_logs'"))
+    triggers = set(
+        _rows(
+            schema,
+            "SELECT trigger_name, action_timing, event_manipulation "
+            "FROM information_schema.triggers "
+            "WHERE trigger_schema = DATABASE() AND event_object_table = 'audit_logs'",
+        )
+    )
     assert triggers == {
         ("audit_logs_no_update", "BEFORE", "UPDATE"),
         ("audit_logs_no_delete", "BEFORE", "DELETE"),
