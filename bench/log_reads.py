@@ -4,6 +4,8 @@
 LOAD DATA LOCAL INFILE. Each sample opens a session, calls the project's query function
 (`db.queries.latest_log_lines`, `db.queries.log_page`; `job_with_logs(..., last_lines=100)`
 as the /job view reads it) for a random job and reads the rows, like a request would.
+For reference the same 100 rows are also read with raw PyMySQL on one open connection
+(`same_rows_raw_pymysql_*`): what the database alone costs, without session or ORM.
 Baseline: a primary-key point lookup of one random `job_logs` row through the same
 sessions (`session.get(JobLog, id)`). Target: p99 in single-digit milliseconds.
 """
@@ -17,14 +19,16 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.context import BenchContext, require
-from bench.fixtures import base_rows, finished_jobs, load_job_logs
+from bench.fixtures import base_rows, finished_jobs, load_job_logs, pymysql_connect
 from bench.results import Figure
-from bench.stats import summary_ms
+from bench.stats import summary_ms, time_calls
 from db.models import Job, JobLog
 from db.session import make_engine, make_session_factory, transaction
 
 TITLE = "Log reads at scale (latest 100 lines, a middle page) vs a primary-key lookup"
 PAGE = 100
+RAW_TAIL = ("SELECT id, job_id, line_number, content, log_level, timestamp FROM job_logs "
+            "WHERE job_id = %s ORDER BY line_number DESC LIMIT %s")
 TARGET_MS = 10.0
 
 
@@ -88,16 +92,29 @@ def run(ctx: BenchContext) -> list[Figure]:
         def point(session: Session, row_id: int) -> int:
             return 1 if session.get(JobLog, row_id) is not None else 0
 
+        raw = pymysql_connect(url, autocommit=True)
+
+        def raw_tail(job_pk: int) -> int:
+            """The same 100 rows with raw PyMySQL: what the database alone costs."""
+            with raw.cursor() as cur:
+                cur.execute(RAW_TAIL, (job_pk, PAGE))
+                return len(cur.fetchall())
+
+        warm = ctx.size(50, 50, smoke=2)
         for read, pick in ((tail, random_job), (middle, random_job), (point, random_row)):
-            _sample(factory, ctx.size(50, 50, smoke=2), read, pick)  # warm the pool and the code paths
+            _sample(factory, warm, read, pick)  # warm the pool and the code paths
         # Interleaved rounds, so drift on a noisy machine hits every query alike.
-        results: dict[str, list[float]] = {"tail": [], "middle": [], "job_view": [], "point": []}
+        results: dict[str, list[float]] = {
+            "tail": [], "middle": [], "job_view": [], "point": [], "raw_tail": []}
         rounds = 10
         for _ in range(rounds):
             results["point"] += _sample(factory, samples // rounds, point, random_row)
             results["tail"] += _sample(factory, samples // rounds, tail, random_job)
             results["middle"] += _sample(factory, samples // rounds, middle, random_job)
             results["job_view"] += _sample(factory, samples // rounds, job_view, random_job)
+            results["raw_tail"] += time_calls(lambda _: raw_tail(random_job()),
+                                              samples // rounds)
+        raw.close()
     finally:
         engine.dispose()
 
@@ -115,6 +132,9 @@ def run(ctx: BenchContext) -> list[Figure]:
             view = summary_ms(results["job_view"])
             extra["job_with_logs_p50_ms"] = view["p50_ms"]
             extra["job_with_logs_p99_ms"] = view["p99_ms"]
+            raw_stats = summary_ms(results["raw_tail"])
+            extra["same_rows_raw_pymysql_p50_ms"] = raw_stats["p50_ms"]
+            extra["same_rows_raw_pymysql_p99_ms"] = raw_stats["p99_ms"]
         figures.append(Figure(
             key=f"log_reads.{name}", title=f"Log reads at scale: {label}",
             value=stats["p99_ms"], unit="ms (p99)", baseline=base["p99_ms"],

@@ -8,7 +8,8 @@ Modules: `identity` (Slack user → users row), `permissions` (the role table), 
 tag: / env:), `suggestions` (closest matches), `jobs` (launch, retry, cancel, lookup),
 `approvals` (four-eyes decisions, expiry), `tickets` (incidents and the queue), `refs`
 (uuid / prefix / id lookup), `execution` (the workers' side), `playbook_files`,
-`playbook_registry`, `inventory`, `servers`, `users` (registration and administration).
+`playbook_registry`, `inventory`, `servers`, `users`, `labels` (registration and
+administration).
 
 Audit: who writes which row
 ---------------------------

@@ -294,10 +294,16 @@ def _repeat(session: Session, actor: User, jobs: Sequence[Job], key: str,
         audit.record(session, user=actor, action="job.launch", resource_type="job",
                      resource_id=job.job_id, request=request,
                      details={"duplicate": True, "request_key": key, "status": job.status})
-    tickets = [t for t in (approval_ticket(session, j) for j in jobs if
-                           j.status == JobStatus.awaiting_approval) if t is not None]
+    tickets = _open_approvals(session, jobs)
     return LaunchResult(jobs=list(jobs), approval_tickets=tickets, duplicate=True,
                         needs_approval=bool(tickets))
+
+
+def _open_approvals(session: Session, jobs: Sequence[Job]) -> list[Ticket]:
+    """The approval tickets of those jobs that still await approval."""
+    found = (approval_ticket(session, job) for job in jobs
+             if job.status == JobStatus.awaiting_approval)
+    return [ticket for ticket in found if ticket is not None]
 
 
 def _in_progress_twin(session: Session, actor: User, book: Playbook, server: Server,
@@ -332,14 +338,9 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
             audit.record(session, user=actor, action="job.launch", resource_type="job",
                          resource_id=job.job_id, request=request,
                          details={"duplicate": True, "already": job.status, "target": target})
-        return LaunchResult(jobs=running, duplicate=True, already_running=running,
-                            needs_approval=any(j.status == JobStatus.awaiting_approval
-                                               for j in running),
-                            approval_tickets=[t for t in (approval_ticket(session, j)
-                                                          for j in running
-                                                          if j.status ==
-                                                          JobStatus.awaiting_approval)
-                                              if t is not None])
+        tickets = _open_approvals(session, running)
+        return LaunchResult(jobs=running, approval_tickets=tickets, duplicate=True,
+                            needs_approval=bool(tickets), already_running=running)
     created: list[Job] = []
     tickets: list[Ticket] = []
     for server in fresh:
