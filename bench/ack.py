@@ -216,8 +216,8 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    m = measure(ctx, total=ctx.size(3000, 200, smoke=40), rounds=ctx.size(3, 1),
-                warmup=ctx.size(100, 20, smoke=5))
+    m = measure(ctx, total=ctx.size(3000, 150, smoke=40), rounds=ctx.size(3, 1),
+                warmup=ctx.size(100, 10, smoke=5))
     ctx.shared["ack"] = m
     results, drains, per_round = m.results, m.drains, m.per_round
 

@@ -9,7 +9,8 @@ output, about 3,600 lines in all).
 
 Baseline: plain `ansible-playbook -i <inventory> <playbook>` on the very same playbook
 file and the same host variables (local connection, the same interpreter), output read
-through a pipe. Runs alternate product / plain; the median of each is compared.
+through a pipe. After a warm-up job (full size only), runs alternate product / plain, three
+of each (quick: one); the median of each is compared.
 Target: the chatty playbook within 1.3x of plain ansible-playbook.
 """
 
@@ -74,7 +75,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     product: dict[str, list[float]] = {"small": [], "chatty": []}
     plain: dict[str, list[float]] = {"small": [], "chatty": []}
     lines: dict[str, int] = {}
-    if ctx.scale != "smoke":  # warm up: the worker's first job, ansible's first start
+    if not ctx.quick:  # warm up: the worker's first job, ansible's first start
         warm = driver.run("small")
         if warm.status != "success":
             raise RuntimeError(f"warm-up job ended {warm.status}; worker log:\n"

@@ -51,7 +51,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     queries = require("db.queries", "latest_log_lines", "log_page", "job_with_logs")
     jobs = ctx.size(5000, 100, smoke=3)
     lines_per_job = ctx.size(1000, 1000, smoke=300)
-    samples = ctx.size(1000, 200, smoke=20)
+    samples = ctx.size(1000, 100, smoke=20)
 
     url = ctx.servers.database("log_reads")
     engine = make_engine(url)
@@ -100,7 +100,7 @@ def run(ctx: BenchContext) -> list[Figure]:
                 cur.execute(RAW_TAIL, (job_pk, PAGE))
                 return len(cur.fetchall())
 
-        warm = ctx.size(50, 50, smoke=2)
+        warm = ctx.size(50, 10, smoke=2)
         for read, pick in ((tail, random_job), (middle, random_job), (point, random_row)):
             _sample(factory, warm, read, pick)  # warm the pool and the code paths
         # Interleaved rounds, so drift on a noisy machine hits every query alike.
