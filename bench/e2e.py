@@ -59,8 +59,8 @@ def job_stack(ctx: BenchContext) -> tuple[ProductStack, JobDriver]:
     stack = ProductStack(ctx, "jobs", slack_api_url=fake.api_url,
                          playbooks={**chatty_size(ctx), "line_counts": line_counts(ctx)})
     ctx.defer(stack.stop)
+    stack.start_worker()  # both start at once; the first job waits in Redis for the worker
     stack.start_web()
-    stack.start_worker()
     driver = JobDriver(stack, fake)
     ctx.shared["job_stack"] = (stack, driver)
     return stack, driver

@@ -125,15 +125,24 @@ class ProductStack:
                        marker_lines=int(markers or 0))
 
     # processes -----------------------------------------------------------------------------
-    def start_web(self, threads: int = WEB_THREADS) -> Child:
-        """Start `playbot web` on a free loopback port; return once it accepts connections."""
+    def start_web(self, threads: int = WEB_THREADS, *, wait: bool = True) -> Child:
+        """Start `playbot web` on a free loopback port; with `wait`, return once it accepts
+        connections (else call `wait_web()`)."""
         require("bot.web", "serve")
         self.web_port = free_port()
         self.web = Child([PLAYBOT, "web", "--host", "127.0.0.1", "--port", str(self.web_port),
                           "--threads", str(threads)],
                          env=self.env(), log_path=self.tmp / "web.log")
-        wait_port(self.web_port, 60, self.web.process)
+        if wait:
+            self.wait_web()
         return self.web
+
+    def wait_web(self) -> None:
+        assert self.web is not None and self.web_port is not None
+        try:
+            wait_port(self.web_port, 60, self.web.process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; web log:\n{self.web.tail()}") from None
 
     def start_worker(self) -> Child:
         """Start `playbot worker` (Dramatiq on Redis) as an install runs it."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -23,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,8 +219,8 @@ class FakeSlack:
         for callback in list(self._subscribers):
             try:
                 callback(call)
-            except Exception:  # a drawing bug must not break the API
-                pass
+            except Exception:  # a drawing bug must not break the API, but must be seen
+                logger.exception("FakeSlack subscriber failed on %s", call.method)
 
     def _next_ts(self) -> str:
         return f"{1700000000 + next(self._ts)}.000100"

@@ -86,9 +86,13 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "mysql", "mariadb")):
-            raise ValueError("must be a sqlite:// or mysql+pymysql:// URL")
-        return value
+        scheme = value.split("://", 1)[0]
+        if scheme in ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql"):
+            # PyMySQL is the driver we ship; a bare mysql:// would look for MySQLdb.
+            return "mysql+pymysql://" + value.split("://", 1)[1] if "://" in value else value
+        if scheme.startswith("sqlite"):
+            return value
+        raise ValueError("must be a sqlite:/// or mysql+pymysql:// URL")
 
     @field_validator("redis_url")
     @classmethod

@@ -1,4 +1,4 @@
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 
 def test_migrated_database_has_the_seven_tables(session):
