@@ -60,6 +60,14 @@ class Console:
         self.child.expect(pattern, timeout=timeout if timeout is not None else STEP_TIMEOUT)
         return self.child.match
 
+    def expect_all(self, *patterns: str, timeout: float | None = None) -> None:
+        """Wait until every pattern has been shown, in whatever order they come."""
+        waiting = list(patterns)
+        while waiting:
+            index = self.child.expect(waiting, timeout=timeout if timeout is not None
+                                      else STEP_TIMEOUT)
+            waiting.pop(index)
+
     def prompt(self, who: str) -> None:
         """Wait for the prompt of `who`, e.g. "alice (admin)"."""
         self.expect(re.escape(f"{who}> "))
