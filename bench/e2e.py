@@ -11,7 +11,10 @@ Baseline: plain `ansible-playbook -i <inventory> <playbook>` on the very same pl
 file and the same host variables (local connection, the same interpreter), output read
 through a pipe. After a warm-up job (full size only), runs alternate product / plain, three
 of each (quick: one); the median of each is compared.
-Target: the chatty playbook within 1.3x of plain ansible-playbook.
+Target: the chatty playbook within 1.3x of plain ansible-playbook. The product's time is
+also split by the job's own timestamps: command → job row (`to_job_row`), waiting in the
+queue until a worker claims it (`queued`), the playbook run (`running`: started_at →
+completed_at), and completed_at → the final update in Slack (`to_final_update`).
 """
 
 from __future__ import annotations
@@ -66,6 +69,13 @@ def job_stack(ctx: BenchContext) -> tuple[ProductStack, JobDriver]:
     return stack, driver
 
 
+def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per phase of the product's runs (see JobRun.phases), the median, as `phase_<name>`."""
+    names = {name for run in runs for name in run}
+    return {f"phase_{name}": statistics.median(run[name] for run in runs if name in run)
+            for name in sorted(names)}
+
+
 def run(ctx: BenchContext) -> list[Figure]:
     repeats = ctx.size(3, 1)
     stack, driver = job_stack(ctx)
@@ -73,6 +83,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     plain_env = bench_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                           ANSIBLE_RETRY_FILES_ENABLED="False", PYTHONUNBUFFERED="1")
     product: dict[str, list[float]] = {"small": [], "chatty": []}
+    phases: dict[str, list[dict[str, float]]] = {"small": [], "chatty": []}
     plain: dict[str, list[float]] = {"small": [], "chatty": []}
     lines: dict[str, int] = {}
     if not ctx.quick:  # warm up: the worker's first job, ansible's first start
@@ -87,6 +98,7 @@ def run(ctx: BenchContext) -> list[Figure]:
             if job.status != "success":
                 raise RuntimeError(f"{name} job ended {job.status}")
             product[name].append(job.seconds)
+            phases[name].append(job.phases)
             lines[name] = stack.log_rows(job.job_pk).rows
             plain[name].append(plain_ansible(str(stack.playbooks[name]), inventory,
                                              plain_env))
@@ -107,5 +119,6 @@ def run(ctx: BenchContext) -> list[Figure]:
             target=f"<= {MAX_CHATTY_RATIO}x plain" if name == "chatty" else "",
             met=ratio <= MAX_CHATTY_RATIO if name == "chatty" else None,
             extra={"runs": repeats, "product_s": product[name], "plain_s": plain[name],
-                   "overhead_s": value - base, "log_lines": lines[name]}))
+                   "overhead_s": value - base, "log_lines": lines[name],
+                   **_median_phases(phases[name])}))
     return figures

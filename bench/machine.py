@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,9 @@ def _mem_total_gib() -> float | None:
 
 def _ansible_version() -> str | None:
     try:
-        out = subprocess.run(["ansible-playbook", "--version"], capture_output=True, text=True,
-                             timeout=30)
+        tool = Path(sys.executable).parent / "ansible-playbook"
+        out = subprocess.run([str(tool) if tool.exists() else "ansible-playbook", "--version"],
+                             capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = out.stdout.splitlines()[0] if out.stdout else ""

@@ -207,6 +207,8 @@ class JobRun:
     job_uuid: str
     status: str
     calls: list[Any] = field(default_factory=list)  # FakeSlack calls while it ran
+    # where the time went, in seconds (wall clock against the job's own timestamps)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def calls_by_method(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -244,6 +246,7 @@ class JobDriver:
             return
         if headline(call.params).startswith(FINAL_MARKS):
             watched[1].append(time.perf_counter())
+            watched[1].append(time.time())
             watched[0].set()
 
     def run(self, playbook: str, *, timeout: float = 300) -> JobRun:
@@ -254,6 +257,7 @@ class JobDriver:
         with self._lock:
             self._watch[channel] = (done, ended_at)
         first_call = len(self.fake.calls)
+        sent_wall = time.time()
         started = time.perf_counter()
         response = self.sender.command("/run-playbook", f"{playbook} {SERVER}", user=OPERATOR,
                                        channel=channel)
@@ -269,7 +273,19 @@ class JobDriver:
             job = session.scalars(select(Job).where(Job.slack_channel_id == channel)).one()
             status = job.status.value
             pk, uuid = job.id, job.job_id
+            phases = _phases(sent_wall, ended_at[1], job)
         time.sleep(0.2)  # calls still in flight after the final update are counted too
         calls = list(self.fake.calls[first_call:])
         return JobRun(playbook=playbook, channel=channel, seconds=seconds, job_pk=pk,
-                      job_uuid=uuid, status=status, calls=calls)
+                      job_uuid=uuid, status=status, calls=calls, phases=phases)
+
+
+def _phases(sent: float, final_update: float, job: Job) -> dict[str, float]:
+    """Command sent → job row created → claimed by the worker → playbook done → final update."""
+    marks = [sent, job.created_at.timestamp(),
+             job.started_at.timestamp() if job.started_at else None,
+             job.completed_at.timestamp() if job.completed_at else None, final_update]
+    names = ("to_job_row_s", "queued_s", "running_s", "to_final_update_s")
+    return {name: later - earlier for name, earlier, later in zip(names, marks[:-1], marks[1:],
+                                                                  strict=True)
+            if earlier is not None and later is not None}

@@ -247,7 +247,7 @@ class FakeSlack:
         if error := self._channel_error(channel):
             return error
         message = Message(channel=channel, ts=self._next_ts(), text=p.get("text") or "",
-                          blocks=_json_list(p.get("blocks")), user=self.BOT_USER_ID,
+                          blocks=json_list(p.get("blocks")), user=self.BOT_USER_ID,
                           thread_ts=p.get("thread_ts"))
         self.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts,
@@ -258,7 +258,7 @@ class FakeSlack:
         if error := self._channel_error(channel):
             return error
         message = Message(channel=channel, ts=self._next_ts(), text=p.get("text") or "",
-                          blocks=_json_list(p.get("blocks")), ephemeral_for=p.get("user"),
+                          blocks=json_list(p.get("blocks")), ephemeral_for=p.get("user"),
                           thread_ts=p.get("thread_ts"))
         self.messages.append(message)
         return {"ok": True, "message_ts": message.ts}
@@ -270,7 +270,7 @@ class FakeSlack:
         if "text" in p:
             message.text = p.get("text") or ""
         if "blocks" in p:
-            message.blocks = _json_list(p.get("blocks"))
+            message.blocks = json_list(p.get("blocks"))
         message.updated += 1
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
@@ -289,20 +289,20 @@ class FakeSlack:
         return {"ok": True, "user": info}
 
     def _api_views_open(self, p: dict[str, Any]) -> dict[str, Any]:
-        view = _json_obj(p.get("view"))
+        view = json_obj(p.get("view"))
         view_id = f"V{next(self._ids)}"
         view["id"] = view_id
         self.views.append(view)
         return {"ok": True, "view": view}
 
     def _api_views_update(self, p: dict[str, Any]) -> dict[str, Any]:
-        view = _json_obj(p.get("view"))
+        view = json_obj(p.get("view"))
         view["id"] = p.get("view_id") or f"V{next(self._ids)}"
         self.views.append(view)
         return {"ok": True, "view": view}
 
     def _api_views_publish(self, p: dict[str, Any]) -> dict[str, Any]:
-        view = _json_obj(p.get("view"))
+        view = json_obj(p.get("view"))
         self.home_views[p.get("user_id", "")] = view
         return {"ok": True, "view": view}
 
@@ -312,7 +312,7 @@ class FakeSlack:
         return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
 
     def _api_files_completeUploadExternal(self, p: dict[str, Any]) -> dict[str, Any]:
-        files = _json_list(p.get("files"))
+        files = json_list(p.get("files"))
         done = []
         for entry in files:
             record = self._pending_uploads.pop(entry.get("id"), {"id": entry.get("id")})
@@ -325,7 +325,7 @@ class FakeSlack:
     def _apply_response(self, path: str, p: dict[str, Any]) -> None:
         """What a response_url post does in Slack: an ephemeral reply, or a message change."""
         text = p.get("text") or ""
-        blocks = _json_list(p.get("blocks"))
+        blocks = json_list(p.get("blocks"))
         if p.get("response_type") == "in_channel":
             self.messages.append(Message(channel=p.get("channel", "response"), ts=self._next_ts(),
                                          text=text, blocks=blocks))
@@ -346,7 +346,8 @@ def _decode(content_type: str, raw: bytes) -> dict[str, Any]:
     return {key: values[-1] for key, values in parsed.items()}
 
 
-def _json_list(value: Any) -> list[dict[str, Any]]:
+def json_list(value: Any) -> list[dict[str, Any]]:
+    """A Web API list parameter (blocks, files) whether sent as JSON text or as a list."""
     if value in (None, ""):
         return []
     if isinstance(value, str):
@@ -357,7 +358,8 @@ def _json_list(value: Any) -> list[dict[str, Any]]:
     return list(value)
 
 
-def _json_obj(value: Any) -> dict[str, Any]:
+def json_obj(value: Any) -> dict[str, Any]:
+    """A Web API object parameter (view) whether sent as JSON text or as a dict."""
     if isinstance(value, str):
         try:
             return json.loads(value)

@@ -14,7 +14,6 @@ ephemeral.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from bot.console.render import BlockRenderer, Choice, Rendered
 from bot.console.screen import Screen
-from bot.fake_slack import Call, FakeSlack
+from bot.fake_slack import Call, FakeSlack, json_list, json_obj
 from bot.fake_slack import Message as FakeMessage
 
 log = logging.getLogger(__name__)
@@ -309,7 +308,7 @@ class Conversation:
         if "text" in p:
             message.text = p.get("text") or ""
         if "blocks" in p:
-            message.blocks = _as_list(p.get("blocks"))
+            message.blocks = json_list(p.get("blocks"))
         self._redraw(message)
 
     def _redraw(self, message: Shown) -> None:
@@ -361,7 +360,7 @@ class Conversation:
                                 and m.ephemeral_for is not None and m.text == text)
         key = found.ephemeral_for if found is not None and found.ephemeral_for else None
         origin = self._origin_for(key)
-        blocks = _as_list(p.get("blocks"))
+        blocks = json_list(p.get("blocks"))
         if _truthy(p.get("delete_original")) and origin.message:
             self._delete(*origin.message)
             return
@@ -385,7 +384,7 @@ class Conversation:
         return Origin(user=user, channel=self.default_channel)
 
     def _file(self, p: dict[str, Any]) -> None:
-        files = _as_list(p.get("files"))
+        files = json_list(p.get("files"))
         names = ", ".join(str(f.get("title") or f.get("id")) for f in files) or "a file"
         comment = p.get("initial_comment") or ""
         line = f"📎 {names}" + (f" — {comment}" if comment else "")
@@ -395,7 +394,7 @@ class Conversation:
 
     # views -----------------------------------------------------------------------------
     def _view_opened(self, p: dict[str, Any]) -> None:
-        view = _as_dict(p.get("view"))
+        view = json_obj(p.get("view"))
         stored = self._stored_view(view.get("callback_id"))
         view_id = str(stored.get("id")) if stored else f"V_console_{len(self.modals) + 1}"
         user = self.triggers.get(str(p.get("trigger_id") or ""), self.current_user())
@@ -412,7 +411,7 @@ class Conversation:
         return None
 
     def _view_updated(self, p: dict[str, Any]) -> None:
-        view = _as_dict(p.get("view"))
+        view = json_obj(p.get("view"))
         view_id = str(p.get("view_id") or "")
         modal = self.modals.get(view_id)
         if modal is None:
@@ -422,7 +421,7 @@ class Conversation:
 
     def _home(self, p: dict[str, Any]) -> None:
         user = str(p.get("user_id") or "")
-        view = _as_dict(p.get("view"))
+        view = json_obj(p.get("view"))
         self.home_views[user] = view
         if user not in self.want_home:
             return
@@ -468,26 +467,6 @@ class Conversation:
         if user == self.current_user():
             return "(only you)"
         return f"(only {self.user_name(user)})"
-
-
-def _as_list(value: Any) -> list[dict[str, Any]]:
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return list(value)
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return dict(value or {})
 
 
 def _truthy(value: Any) -> bool:
