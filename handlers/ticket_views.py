@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from core import approvals, permissions
 from core import tickets as core_tickets
-from core.errors import PlaybotError, UnknownTicket
+from core.errors import InvalidState, PlaybotError, UnknownTicket
 from db.models import Job, Ticket, TicketKind
+from db.session import transaction
 from handlers.chat import Action, perform
 from handlers.launching import Announced, refresh_job_message, start_approved
 from handlers.listeners import Ctx
@@ -129,6 +130,13 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
 
     try:
         job = perform(ctx.deps, ctx.caller, action, work)
+    except InvalidState:
+        # An expired request is refused inside a transaction that rolls back; settle every
+        # overdue request now rather than waiting for the clock, so the redraw says so.
+        with transaction(ctx.deps.session_factory) as session:
+            approvals.expire_overdue(session)
+        redraw_approval(ctx, ref)
+        raise
     except PlaybotError:
         redraw_approval(ctx, ref)
         raise

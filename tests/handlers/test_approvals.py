@@ -94,7 +94,7 @@ def test_an_expired_request_cannot_be_approved_and_shows_it(slack):
 
     assert "expired" in result.reply_text
     assert slack.queue.enqueued == []
-    assert slack.job(job.job_id).status != JobStatus.pending
+    assert slack.job(job.job_id).status == JobStatus.cancelled
     [redraw] = result.updated
     assert "expired" in str(redraw.params["blocks"])
     assert ids.ACTION_APPROVAL_APPROVE not in str(redraw.params["blocks"])
