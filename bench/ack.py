@@ -2,8 +2,9 @@
 
 The web process is the product's, started as an install starts it (`playbot web`: waitress,
 8 threads) in a process of its own, on MariaDB, with a queue that really enqueues to Redis
-and Slack faked at its HTTP boundary (FakeSlack, in a third process). 20 closed-loop clients send a fixed count of signed requests, built and
-signed before the clock starts, each on a keep-alive connection:
+and Slack faked at its HTTP boundary (FakeSlack, in a third process). 20 closed-loop
+clients send a fixed count of signed requests, built and signed before the clock starts,
+each on a keep-alive connection:
 
 - `/run-playbook deploy <server> version=1.<n>` — creates a job (after the ack: vars
   validated against the declared ones, job and audit rows) and enqueues it to Redis;

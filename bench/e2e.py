@@ -28,6 +28,7 @@ from bench.playbooks import chatty_size, inventory_file
 from bench.procs import bench_env
 from bench.results import Figure
 from bench.stack import JobDriver, ProductStack
+from bot.fake_slack import FakeSlack
 
 TITLE = "End-to-end: slash command to success in Slack vs plain ansible-playbook"
 MAX_CHATTY_RATIO = 1.3
@@ -55,8 +56,6 @@ def job_stack(ctx: BenchContext) -> tuple[ProductStack, JobDriver]:
     and shared by the figures of one run (stopped when the run ends)."""
     if "job_stack" in ctx.shared:
         return ctx.shared["job_stack"]
-    from bot.fake_slack import FakeSlack
-
     fake = FakeSlack().start()
     ctx.defer(fake.stop)
     stack = ProductStack(ctx, "jobs", slack_api_url=fake.api_url,

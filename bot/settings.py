@@ -92,7 +92,7 @@ class Settings(BaseSettings):
             return "mysql+pymysql://" + value.split("://", 1)[1] if "://" in value else value
         if scheme.startswith("sqlite"):
             return value
-        raise ValueError("must be a sqlite:/// or mysql+pymysql:// URL")
+        raise ValueError("must be a sqlite:// or mysql+pymysql:// URL")
 
     @field_validator("redis_url")
     @classmethod

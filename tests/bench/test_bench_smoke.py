@@ -33,10 +33,11 @@ def bench_context(mariadb_server, redis_server) -> Iterator[BenchContext]:
 
 
 def run_figure(module, context: BenchContext) -> list[Figure]:
+    """Run one figure; a product piece it measures having gone missing is a failure."""
     try:
         return module.run(context)
-    except ProductPieceMissing as missing:  # allowed only until the piece lands
-        pytest.skip(f"product piece missing: {missing}")
+    except ProductPieceMissing as missing:
+        pytest.fail(f"product piece missing: {missing}")
 
 
 def assert_reported(figures: list[Figure], *keys: str) -> None:
