@@ -218,7 +218,7 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    m = measure(ctx, total=ctx.size(1500, 150, smoke=40), rounds=ctx.size(3, 1),
+    m = measure(ctx, total=ctx.size(1500, 100, smoke=40), rounds=ctx.size(3, 1),
                 warmup=ctx.size(100, 10, smoke=5))
     ctx.shared["ack"] = m
     results, drains, per_round = m.results, m.drains, m.per_round

@@ -14,7 +14,9 @@ of each (quick: one); the median of each is compared.
 Target: the chatty playbook within 1.3x of plain ansible-playbook. The product's time is
 also split by the job's own timestamps: command → job row (`to_job_row`), waiting in the
 queue until a worker claims it (`queued`), the playbook run (`running`: started_at →
-completed_at), and completed_at → the final update in Slack (`to_final_update`).
+completed_at), and completed_at → the final update in Slack (`to_final_update`). At full
+size each round also runs the playbook through `workers.runner.run_playbook` alone, events
+dropped (`runner_seam_only_s`): plain ansible → + ansible-runner → + the rest of the worker.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from __future__ import annotations
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
-from bench.context import BenchContext
+from bench.context import BenchContext, require
 from bench.playbooks import chatty_size, inventory_file
 from bench.procs import bench_env
 from bench.results import Figure
@@ -42,6 +45,21 @@ def plain_ansible(playbook: str, inventory: str, env: dict[str, str]) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"ansible-playbook {playbook} failed:\n{done.stdout.decode()[-2000:]}")
+    return seconds
+
+
+def runner_only(playbook: Path, tmp: Path) -> float:
+    """Wall time of the same playbook through `workers.runner.run_playbook` alone (the
+    worker's ansible-runner seam, events dropped): what ansible-runner adds by itself."""
+    runner = require("workers.runner", "run_playbook", "RunSpec", "HostSpec")
+    spec = runner.RunSpec(job_id=f"bench-runner-{time.monotonic_ns()}", playbook_path=playbook,
+                          host=runner.HostSpec(name="local", local=True), runtime_dir=tmp)
+    started = time.perf_counter()
+    result = runner.run_playbook(spec, on_event=lambda _event: None,
+                                 should_cancel=lambda: False)
+    seconds = time.perf_counter() - started
+    if result.status != "success":
+        raise RuntimeError(f"run_playbook({playbook.name}) ended {result.status}")
     return seconds
 
 
@@ -84,6 +102,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     product: dict[str, list[float]] = {"small": [], "chatty": []}
     phases: dict[str, list[dict[str, float]]] = {"small": [], "chatty": []}
     plain: dict[str, list[float]] = {"small": [], "chatty": []}
+    seam: dict[str, list[float]] = {"small": [], "chatty": []}
     lines: dict[str, int] = {}
     if not ctx.quick:  # warm up: the worker's first job, ansible's first start
         warm = driver.run("small")
@@ -101,6 +120,8 @@ def run(ctx: BenchContext) -> list[Figure]:
             lines[name] = stack.log_rows(job.job_pk).rows
             plain[name].append(plain_ansible(str(stack.playbooks[name]), inventory,
                                              plain_env))
+            if not ctx.quick:
+                seam[name].append(runner_only(stack.playbooks[name], stack.tmp / "seam"))
             ctx.log(f"{name}: product {product[name][-1]:.2f}s, "
                     f"plain {plain[name][-1]:.2f}s, {lines[name]} lines")
     ctx.shared["worker_peak_rss_kib"] = stack.worker.peak_rss_kib() if stack.worker else None
@@ -120,4 +141,6 @@ def run(ctx: BenchContext) -> list[Figure]:
             extra={"runs": repeats, "product_s": product[name], "plain_s": plain[name],
                    "overhead_s": value - base, "log_lines": lines[name],
                    **_median_phases(phases[name])}))
+        if seam[name]:
+            figures[-1].extra["runner_seam_only_s"] = statistics.median(seam[name])
     return figures

@@ -113,6 +113,7 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
         session_factory=session_factory,
         client=client or make_client(settings),
         queue=queue if queue is not None else default_queue(settings),
+        background=BackgroundExecutor(settings.playbot_background_threads),
     )
     runtime.app = create_app(settings, client=runtime.client, runtime=runtime)
     return runtime

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     playbot_max_targets: int = Field(
         default=50, ge=1, description="Most servers one tag:/env: target may expand to."
     )
+    playbot_background_threads: int = Field(
+        default=2, ge=1, le=64,
+        description="Threads doing the work after each Slack ack in the web process.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("database_url")
