@@ -179,6 +179,7 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
                 f"threads; {total} requests per kind")
 
         sent = {"run": 0, "jobs": 0, "bare": 0}
+        ctx.settle()
         for kind in ("bare", "run", "jobs"):  # warm up every path (not counted)
             _check(run_load("127.0.0.1", ports[kind], _requests(kind, warmup, ids,
                                                                   slack.base_url, stack),

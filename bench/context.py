@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,7 @@ class BenchContext:
     shared: dict[str, Any] = field(default_factory=dict)
     _start: float = field(default_factory=time.monotonic)
     _cleanups: list[Callable[[], object]] = field(default_factory=list)
+    _prepared: dict[str, Future[Any]] = field(default_factory=dict)
 
     def log(self, message: str) -> None:
         if self.verbose:
@@ -43,8 +47,33 @@ class BenchContext:
         self._cleanups.append(cleanup)
 
     def close(self) -> None:
+        self.settle()
         while self._cleanups:
             self._cleanups.pop()()
+
+    def prepare(self, name: str, work: Callable[[], Any]) -> None:
+        """Start `work` in the background now (e.g. while servers start); `prepared(name,
+        ...)` gets its result. Figures call `settle()` before they measure anything."""
+        future: Future[Any] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as error:  # handed to whoever awaits it
+                future.set_exception(error)
+
+        threading.Thread(target=run, name=f"bench-prepare-{name}", daemon=True).start()
+        self._prepared[name] = future
+
+    def prepared(self, name: str, work: Callable[[], Any]) -> Any:
+        """The result of `prepare(name, ...)` (waited for), or of `work()` run now."""
+        future = self._prepared.pop(name, None)
+        return future.result() if future is not None else work()
+
+    def settle(self) -> None:
+        """Wait until background preparation is done, so it does not disturb a measurement."""
+        for future in list(self._prepared.values()):
+            wait([future])
 
     @property
     def quick(self) -> bool:
@@ -59,8 +88,6 @@ class BenchContext:
 
 def require(module: str, *names: str) -> Any:
     """Import `module` and check it has `names`; raise ProductPieceMissing naming what is absent."""
-    import importlib
-
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as error:

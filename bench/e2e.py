@@ -9,7 +9,7 @@ output, about 3,600 lines in all).
 
 Baseline: plain `ansible-playbook -i <inventory> <playbook>` on the very same playbook
 file and the same host variables (local connection, the same interpreter), output read
-through a pipe. After a warm-up job (full size only), runs alternate product / plain, three
+through a pipe. After a warm-up job (full size only), runs alternate product / plain, five
 of each (quick: one); the median of each is compared.
 Target: the chatty playbook within 1.3x of plain ansible-playbook. The product's time is
 also split by the job's own timestamps: command → job row (`to_job_row`), waiting in the
@@ -94,7 +94,7 @@ def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    repeats = ctx.size(3, 1)
+    repeats = ctx.size(5, 1)
     stack, driver = job_stack(ctx)
     inventory = str(inventory_file(stack.tmp / "inventory.ini"))
     plain_env = bench_env(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
@@ -104,6 +104,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     plain: dict[str, list[float]] = {"small": [], "chatty": []}
     seam: dict[str, list[float]] = {"small": [], "chatty": []}
     lines: dict[str, int] = {}
+    ctx.settle()
     if not ctx.quick:  # warm up: the worker's first job, ansible's first start
         warm = driver.run("small")
         if warm.status != "success":

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pymysql
@@ -134,8 +133,3 @@ def pymysql_connect(database_url: str, **kwargs: object) -> pymysql.Connection:
     url = make_url(database_url)
     return pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password,
                            database=url.database, charset="utf8mb4", **kwargs)
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -35,9 +35,13 @@ RAW_INSERT = ("INSERT INTO job_logs (job_id, line_number, content, log_level, ti
 
 
 def record_events(ctx: BenchContext) -> list[dict[str, Any]]:
-    """Every Ansible event of one real run of the chatty playbook (cached for the run)."""
-    if "chatty_events" in ctx.shared:
-        return ctx.shared["chatty_events"]
+    """Every Ansible event of one real run of the chatty playbook (recorded in the
+    background at the start of `all`, see bench/runner.py, or now)."""
+    return ctx.prepared("chatty_events", lambda: record_events_now(ctx))
+
+
+def record_events_now(ctx: BenchContext) -> list[dict[str, Any]]:
+    """Run the chatty playbook through `workers.runner.run_playbook`; its events."""
     runner = require("workers.runner", "run_playbook", "RunSpec", "HostSpec")
     events: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="playbot-bench-events-") as tmp:
@@ -49,7 +53,6 @@ def record_events(ctx: BenchContext) -> list[dict[str, Any]]:
     if result.status != "success":
         raise RuntimeError(f"recording run of the chatty playbook ended {result.status}: "
                            f"{result.error_message}")
-    ctx.shared["chatty_events"] = events
     return events
 
 

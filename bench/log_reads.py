@@ -100,6 +100,7 @@ def run(ctx: BenchContext) -> list[Figure]:
                 cur.execute(RAW_TAIL, (job_pk, PAGE))
                 return len(cur.fetchall())
 
+        ctx.settle()
         warm = ctx.size(50, 10, smoke=2)
         for read, pick in ((tail, random_job), (middle, random_job), (point, random_row)):
             _sample(factory, warm, read, pick)  # warm the pool and the code paths

@@ -45,38 +45,6 @@ def status_kib(pid: int, field: str) -> int | None:
     return None
 
 
-def children(pid: int) -> list[int]:
-    """Direct children of a process, from /proc/<pid>/task/*/children."""
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            try:
-                found.extend(int(p) for p in (task / "children").read_text().split())
-            except OSError:
-                continue
-    except OSError:
-        return []
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    result = []
-    stack = [pid]
-    while stack:
-        for child in children(stack.pop()):
-            result.append(child)
-            stack.append(child)
-    return result
-
-
-def command_line(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment for a child: this venv's tools first on PATH, the repo importable."""
     env = dict(os.environ)
@@ -117,11 +85,16 @@ class Child:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM the process group, then SIGKILL if it lingers; the exit code."""
+    def terminate(self) -> None:
+        """SIGTERM the process group, without waiting (see `stop`)."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        """SIGTERM the process group, then SIGKILL if it lingers; the exit code."""
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

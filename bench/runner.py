@@ -59,6 +59,12 @@ def run_figures(names: list[str], *, scale: str = "full", verbose: bool = True,
     servers = servers or BenchServers()
     context = BenchContext(servers=servers, scale=scale, verbose=verbose)
     try:
+        if "ingest" in names and names[0] != "ingest":
+            # The ingest figure replays the events of a real run: record them while the
+            # servers of the first figure start (figures settle() before measuring).
+            from bench.ingest import record_events_now
+
+            context.prepare("chatty_events", lambda: record_events_now(context))
         for name in names:
             module = importlib.import_module(FIGURES[name])
             print(f"== {name}: {module.TITLE}", flush=True)

@@ -42,6 +42,7 @@ def run(ctx: BenchContext) -> list[Figure]:
     stack, driver = job_stack(ctx)
     runs: dict[int, JobRun] = {}
     kept: dict[int, LogRows] = {}
+    ctx.settle()
     for count in (small, big):
         job = driver.run(f"lines_{count}")
         if job.status != "success":

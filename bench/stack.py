@@ -71,21 +71,25 @@ class ProductStack:
                  operators: int = 1, servers: int = 1) -> None:
         self.ctx = ctx
         self.label = label
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"playbot-bench-{label}-"))
-        self.playbook_dir = self.tmp / "playbooks"
-        self.playbooks = write_playbooks(self.playbook_dir, **(playbooks or {}))
-        self.database_url = ctx.servers.database(label)
-        self.redis = ctx.servers.redis()
         self.slack_api_url = slack_api_url
         self.log_level = log_level
         self.web: Child | None = None
         self.web_port: int | None = None
         self.worker: Child | None = None
-        self.engine = make_engine(self.database_url)
-        self.session_factory = make_session_factory(self.engine)
         self.operators = [OPERATOR] + [f"{OPERATOR}{n}" for n in range(2, operators + 1)]
         self.servers = [SERVER] + [f"{SERVER}-{n:02d}" for n in range(2, servers + 1)]
-        self._seed()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"playbot-bench-{label}-"))
+        try:
+            self.playbook_dir = self.tmp / "playbooks"
+            self.playbooks = write_playbooks(self.playbook_dir, **(playbooks or {}))
+            self.database_url = ctx.servers.database(label)
+            self.redis = ctx.servers.redis()
+            self.engine = make_engine(self.database_url)
+            self.session_factory = make_session_factory(self.engine)
+            self._seed()
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
 
     # environment ---------------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -168,9 +172,11 @@ class ProductStack:
             runtime.close()
 
     def stop(self) -> None:
-        for child in (self.worker, self.web):
-            if child is not None:
-                child.stop()
+        children = [child for child in (self.worker, self.web) if child is not None]
+        for child in children:  # both shut down at once
+            child.terminate()
+        for child in children:
+            child.stop()
         self.engine.dispose()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
