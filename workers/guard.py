@@ -13,6 +13,7 @@ Run as a script (not `-m`), with the standard library only, so it starts in mill
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -22,7 +23,15 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
+_child: subprocess.Popen[bytes] | None = None
+
+
 def _kill_group(_signum: int = 0, _frame: object = None) -> None:
+    # ansible-playbook may move itself into a process group of its own (it does when it
+    # finds a terminal, as under ansible-runner's pty): kill that group too, then ours.
+    if _child is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(os.getpgid(_child.pid), signal.SIGKILL)
     os.killpg(0, signal.SIGKILL)
 
 
@@ -42,8 +51,9 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: guard.py PROGRAM [ARGS...]", file=sys.stderr)
         return 2
+    global _child
     _die_with_parent()
-    child = subprocess.Popen(argv)
+    _child = child = subprocess.Popen(argv)
     code = child.wait()
     return code if code >= 0 else 128 - code
 
