@@ -119,24 +119,19 @@ def add_server(
     session: Session,
     hostname: str,
     *,
-    ip_address: str | None = None,
-    ssh_port: int | str | None = 22,
-    ssh_user: str | None = None,
-    ssh_key_path: str | None = None,
-    environment: str | Environment = Environment.development,
-    tags: Iterable[Any] | None = None,
-    connection: str = "ssh",
-    description: str | None = None,
     actor: User | None = None,
     origin: Mapping[str, Any] | None = None,
     request: RequestInfo | None = None,
+    **settings: Any,
 ) -> Server:
-    """Register a new active server. Raises InvalidInput for bad values or when the hostname
-    is already registered (active or deactivated)."""
-    spec = check_spec(hostname, ip_address=ip_address, ssh_port=ssh_port, ssh_user=ssh_user,
-                      ssh_key_path=ssh_key_path, environment=environment, tags=tags,
-                      connection=connection, description=description)
-    return create_server(session, spec, actor=actor, origin=origin, request=request)
+    """Register a new active server: `check_spec(hostname, **settings)`, then `create_server`.
+
+    settings: `check_spec`'s keywords (ip_address, ssh_port, ssh_user, ssh_key_path,
+    environment, tags, connection, description). Raises InvalidInput for bad values or when
+    the hostname is already registered (active or deactivated).
+    """
+    return create_server(session, check_spec(hostname, **settings), actor=actor, origin=origin,
+                         request=request)
 
 
 def create_server(session: Session, spec: ServerSpec, *, actor: User | None = None,

@@ -5,6 +5,7 @@ and approval decisions (Approve / Reject), each redrawing the ticket's message a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -46,17 +47,23 @@ def list_queue(ctx: Ctx) -> None:
 
 
 def show_ticket(ctx: Ctx, ref: str) -> None:
-    action = Action("ticket.show", "ticket", ref)
+    ticket = _read(ctx, "ticket.show", ref, permissions.TICKET_VIEW)
+    text, blocks = ticket_message(ticket)
+    ctx.reply.ephemeral(text, blocks)
+
+
+def _read(ctx: Ctx, name: str, ref: str, permission: str) -> Ticket:
+    """The ticket `ref`, ready for its message, for a caller holding `permission` (the look is
+    audited as `name`)."""
+    action = Action(name, "ticket", ref)
 
     def work(session: Session, user: Any) -> Ticket:
-        permissions.require(user, permissions.TICKET_VIEW)
+        permissions.require(user, permission)
         ticket = core_tickets.get_ticket(session, ref)
         action.resource_id = ticket.ticket_id
         return _load(ticket)
 
-    ticket = perform(ctx.deps, ctx.caller, action, work)
-    text, blocks = ticket_message(ticket)
-    ctx.reply.ephemeral(text, blocks)
+    return perform(ctx.deps, ctx.caller, action, work)
 
 
 def take_ticket(ctx: Ctx, ref: str) -> None:
@@ -87,15 +94,7 @@ def _change(ctx: Ctx, name: str, ref: str, change: Any) -> Ticket:
 
 def open_resolve_modal(ctx: Ctx, ref: str) -> None:
     """The Resolve button: ask for the note in a modal (checked again on submit)."""
-    action = Action("ticket.resolve_form", "ticket", ref)
-
-    def work(session: Session, user: Any) -> Ticket:
-        permissions.require(user, permissions.TICKET_RESOLVE)
-        ticket = core_tickets.get_ticket(session, ref)
-        action.resource_id = ticket.ticket_id
-        return _load(ticket)
-
-    ticket = perform(ctx.deps, ctx.caller, action, work)
+    ticket = _read(ctx, "ticket.resolve_form", ref, permissions.TICKET_RESOLVE)
     metadata = {"channel": ctx.caller.channel_id, "ts": ctx.message_ts}
     ctx.client.views_open(trigger_id=ctx.caller.trigger_id,
                           view=resolve_ticket_modal(ticket, metadata=metadata))
@@ -120,16 +119,9 @@ def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
 def approve_request(ctx: Ctx, ref: str) -> Announced | None:
     """Approve a production run: the job becomes pending, its message the job message, and it
     is enqueued. A refusal (requester, expired, decided) also redraws the request."""
-    action = Action("approval.approve", "ticket", ref, audited_by_core=True)
-
-    def work(session: Session, user: Any) -> Job:
-        job = approvals.approve(session, user, ref, policy=ctx.deps.policy,
-                                request=ctx.caller.request)
-        _ = (job.playbook, job.server, job.user)
-        return job
-
     try:
-        job = perform(ctx.deps, ctx.caller, action, work)
+        job = _decide(ctx, "approval.approve", ref, lambda s, u: approvals.approve(
+            s, u, ref, policy=ctx.deps.policy, request=ctx.caller.request))
     except InvalidState:
         # An expired request is refused inside a transaction that rolls back; settle every
         # overdue request now rather than waiting for the clock, so the redraw says so.
@@ -147,20 +139,27 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
 
 
 def reject_request(ctx: Ctx, ref: str, reason: str | None = None) -> None:
-    action = Action("approval.reject", "ticket", ref, audited_by_core=True)
-
-    def work(session: Session, user: Any) -> Job:
-        job = approvals.reject(session, user, ref, reason=reason, request=ctx.caller.request)
-        _ = (job.playbook, job.server, job.user)
-        return job
-
     try:
-        job = perform(ctx.deps, ctx.caller, action, work)
+        job = _decide(ctx, "approval.reject", ref, lambda s, u: approvals.reject(
+            s, u, ref, reason=reason, request=ctx.caller.request))
     except PlaybotError:
         redraw_approval(ctx, ref)
         raise
     redraw_approval(ctx, ref)
     ctx.reply.ephemeral(f":no_entry_sign: Rejected: job `{short_id(job.job_id)}` is cancelled.")
+
+
+def _decide(ctx: Ctx, name: str, ref: str, decide: Callable[[Session, Any], Job]) -> Job:
+    """Make an approval decision as the caller: `decide(session, user)`, which the core
+    audits (a refusal is audited here as `name`). The job comes back ready for its message."""
+    action = Action(name, "ticket", ref, audited_by_core=True)
+
+    def work(session: Session, user: Any) -> Job:
+        job = decide(session, user)
+        _ = (job.playbook, job.server, job.user)
+        return job
+
+    return perform(ctx.deps, ctx.caller, action, work)
 
 
 def redraw_approval(ctx: Ctx, ref: str) -> None:

@@ -6,7 +6,6 @@ user, never the runtime user (see `playbot db grants` and docs/database.md).
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
@@ -18,6 +17,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cli.changes import first_line, os_user
 from bot.cli.context import fail, settings
 from core import audit
 from db.grants import GrantInputError, runtime_grants_script
@@ -123,7 +123,7 @@ def _current(url: str) -> str | None:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
-        fail(f"cannot read the database at DATABASE_URL: {_first_line(exc)}", code=1)
+        fail(f"cannot read the database at DATABASE_URL: {first_line(exc)}", code=1)
     finally:
         engine.dispose()
 
@@ -134,7 +134,7 @@ def _run(step) -> None:  # type: ignore[no-untyped-def]
     except CommandError as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        fail(f"migration failed: {_first_line(exc)}", code=1)
+        fail(f"migration failed: {first_line(exc)}", code=1)
 
 
 def _audit(url: str, action: str, before: str | None, after: str | None) -> None:
@@ -150,18 +150,7 @@ def _audit(url: str, action: str, before: str | None, after: str | None) -> None
                 action=action,
                 resource_type="database",
                 resource_id=after or "base",
-                details={"from": before or "base", "to": after or "base", "os_user": _os_user()},
+                details={"from": before or "base", "to": after or "base", "os_user": os_user()},
             )
     finally:
         engine.dispose()
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

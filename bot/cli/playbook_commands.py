@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.changes import change, emit_json, origin, table
+from bot.cli.changes import change, emit_new_and_updated, emit_rows, origin
 from bot.cli.context import settings
 from core import playbook_registry
 
@@ -33,10 +33,7 @@ def sync(
     typer.echo(f"Playbooks in {directory}: {len(report.created)} new, {len(report.updated)} "
                f"updated, {len(report.unchanged)} unchanged, {len(report.deactivated)} "
                f"deactivated{' (dry run: nothing written)' if dry_run else ''}.")
-    for name in report.created:
-        typer.echo(f"  + {name}")
-    for name, what in report.updated.items():
-        typer.echo(f"  ~ {name} ({', '.join(what)})")
+    emit_new_and_updated(report.created, report.updated)
     for name in report.deactivated:
         typer.echo(f"  - {name} (file gone)")
     for filename, why in report.skipped.items():
@@ -53,21 +50,17 @@ def list_(
     with change() as session:
         found = playbook_registry.list_playbooks(session, tag=tag, active_only=not show_all)
         rows = [_row(book) for book in found]
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        typer.echo("No playbooks match." if tag else
-                   "No playbooks registered. Put them in PLAYBOOK_DIR and run: playbot playbooks sync")
-        return
     headers = ["name", "tags", "variables", "sha-256", "description"]
     if show_all:
         headers.insert(1, "active")
-    typer.echo(table(headers, [
-        [r["name"]] + (["yes" if r["active"] else "no"] if show_all else [])
-        + [",".join(r["tags"]) or "-", ",".join(r["variables"]) or "-", r["file_hash"][:12],
-           _short(r["description"] or "")]
-        for r in rows]))
+    emit_rows(rows, as_json=as_json,
+              empty="No playbooks match." if tag else
+                    "No playbooks registered. Put them in PLAYBOOK_DIR and run: playbot playbooks sync",
+              headers=headers,
+              cells=[[r["name"]] + (["yes" if r["active"] else "no"] if show_all else [])
+                     + [",".join(r["tags"]) or "-", ",".join(r["variables"]) or "-",
+                        r["file_hash"][:12], _short(r["description"] or "")]
+                     for r in rows])
 
 
 @app.command("show")

@@ -12,7 +12,13 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.changes import change, emit_json, origin, table
+from bot.cli.changes import (
+    activation_line,
+    change,
+    emit_new_and_updated,
+    emit_rows,
+    origin,
+)
 from core import inventory, servers
 
 app = typer.Typer(no_args_is_help=True, help="Servers playbooks run on.")
@@ -57,42 +63,30 @@ def list_(
                  "address": s.ip_address, "port": s.ssh_port, "user": s.ssh_user,
                  "key": s.ssh_key_path, "connection": s.connection, "tags": list(s.tags or []),
                  "active": s.is_active, "description": s.description} for s in found]
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        typer.echo("No servers match." if env or tag else
-                   "No servers. Add one (playbot servers add HOSTNAME) or import an inventory "
-                   "(playbot servers import FILE).")
-        return
     headers = ["hostname", "environment", "address", "port", "user", "connection", "tags"]
     if show_all:
         headers.append("active")
-    typer.echo(table(headers, [
-        [r["hostname"], r["environment"], r["address"] or "-", r["port"], r["user"] or "-",
-         r["connection"], ",".join(r["tags"]) or "-"] + (["yes" if r["active"] else "no"]
-                                                          if show_all else [])
-        for r in rows]))
+    emit_rows(rows, as_json=as_json,
+              empty="No servers match." if env or tag else
+                    "No servers. Add one (playbot servers add HOSTNAME) or import an inventory "
+                    "(playbot servers import FILE).",
+              headers=headers,
+              cells=[[r["hostname"], r["environment"], r["address"] or "-", r["port"],
+                      r["user"] or "-", r["connection"], ",".join(r["tags"]) or "-"]
+                     + (["yes" if r["active"] else "no"] if show_all else [])
+                     for r in rows])
 
 
 @app.command("deactivate")
 def deactivate(hostname: Annotated[str, typer.Argument(help="The server.")]) -> None:
     """Stop offering a server as a target (its jobs and history stay)."""
-    with change() as session:
-        was_active = servers.get_server(session, hostname).is_active
-        server = servers.deactivate_server(session, hostname, origin=origin())
-        typer.echo(f"Deactivated {server.hostname}." if was_active
-                   else f"{server.hostname} is already deactivated; nothing changed.")
+    _set_active(hostname, active=False)
 
 
 @app.command("activate")
 def activate(hostname: Annotated[str, typer.Argument(help="The server.")]) -> None:
     """Offer a deactivated server as a target again."""
-    with change() as session:
-        was_active = servers.get_server(session, hostname).is_active
-        server = servers.activate_server(session, hostname, origin=origin())
-        typer.echo(f"{server.hostname} is already active; nothing changed." if was_active
-                   else f"Activated {server.hostname}.")
+    _set_active(hostname, active=True)
 
 
 @app.command("import")
@@ -116,13 +110,19 @@ def import_(
     typer.echo(f"{prefix} {len(specs)} host{'s' if len(specs) != 1 else ''} from "
                f"{inventory_file}: {len(report.created)} new, {len(report.updated)} updated, "
                f"{len(report.unchanged)} unchanged.")
-    for name in report.created:
-        typer.echo(f"  + {name}")
-    for name, columns in report.updated.items():
-        typer.echo(f"  ~ {name} ({', '.join(columns)})")
+    emit_new_and_updated(report.created, report.updated)
     for name in report.inactive:
         typer.echo(f"  note: {name} is deactivated and stays so "
                    f"(playbot servers activate {name})")
+
+
+def _set_active(hostname: str, *, active: bool) -> None:
+    """Turn the server on or off (the core audits a change) and say what changed, if anything."""
+    switch = servers.activate_server if active else servers.deactivate_server
+    with change() as session:
+        was_active = servers.get_server(session, hostname).is_active
+        server = switch(session, hostname, origin=origin())
+        typer.echo(activation_line(server.hostname, was_active=was_active, active=active))
 
 
 def _split(tags: list[str] | None) -> list[str]:

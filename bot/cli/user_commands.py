@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.changes import change, emit_json, origin, table
+from bot.cli.changes import activation_line, change, emit_rows, origin
 from core import users
 
 app = typer.Typer(no_args_is_help=True, help="People who may use Playbot, and their roles.")
@@ -45,16 +45,12 @@ def list_(
                  "email": u.email, "active": u.is_active,
                  "last_login": u.last_login.isoformat(timespec="seconds") if u.last_login else None}
                 for u in found]
-    if as_json:
-        emit_json(rows)
-        return
-    if not rows:
-        typer.echo("No users. Add one: playbot users add USERNAME --slack-id ID --role ROLE")
-        return
-    typer.echo(table(["username", "role", "slack id", "email", "active", "last login"],
-                     [[r["username"], r["role"], r["slack_user_id"] or "-", r["email"] or "-",
-                       "yes" if r["active"] else "no", r["last_login"] or "never"]
-                      for r in rows]))
+    emit_rows(rows, as_json=as_json,
+              empty="No users. Add one: playbot users add USERNAME --slack-id ID --role ROLE",
+              headers=["username", "role", "slack id", "email", "active", "last login"],
+              cells=[[r["username"], r["role"], r["slack_user_id"] or "-", r["email"] or "-",
+                      "yes" if r["active"] else "no", r["last_login"] or "never"]
+                     for r in rows])
 
 
 @app.command("set-role")
@@ -75,18 +71,21 @@ def set_role(
 @app.command("deactivate")
 def deactivate(username: Annotated[str, typer.Argument(help="The user.")]) -> None:
     """Turn a user off: Playbot refuses them from now on (their history stays)."""
-    with change() as session:
-        was_active = users.get_user(session, username).is_active
-        user = users.deactivate_user(session, username, origin=origin())
-        typer.echo(f"Deactivated {user.username}." if was_active
-                   else f"{user.username} is already deactivated; nothing changed.")
+    _set_active(username, active=False)
 
 
 @app.command("activate")
 def activate(username: Annotated[str, typer.Argument(help="The user.")]) -> None:
     """Turn a deactivated user back on."""
+    _set_active(username, active=True)
+
+
+def _set_active(username: str, *, active: bool) -> None:
+    """Turn the user on or off (the core audits a change) and say what changed, if anything."""
+    switch = users.activate_user if active else users.deactivate_user
     with change() as session:
         was_active = users.get_user(session, username).is_active
-        user = users.activate_user(session, username, origin=origin())
-        typer.echo(f"{user.username} is already active; nothing changed." if was_active
-                   else f"Activated {user.username} ({user.role.value}).")
+        user = switch(session, username, origin=origin())
+        role = f" ({user.role.value})" if active else ""
+        typer.echo(activation_line(user.username, was_active=was_active, active=active,
+                                   detail=role))
