@@ -4,7 +4,8 @@ Ack strategy (see docs/slack-app.md): `process_before_response=True`, so the HTT
 (the ack) is sent as soon as the listener's ack function returns — no 10 ms polling loop —
 and every listener's ack function does only in-memory work (parsing, choosing a message).
 Everything slow — database writes, Slack Web API calls, queue round trips — runs in Bolt
-lazy listeners on our own thread pool (`BackgroundExecutor`) after the ack. The one
+lazy listeners after the ack: on our own thread pool (`BackgroundExecutor`), or for
+`playbot web` on MariaDB + Redis in processes of their own (`bot.after_ack`). The one
 exception is the run-playbook modal's submission, whose ack must carry field errors: it
 reads the playbook and checks the values (database reads only) before answering.
 """
@@ -28,12 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, client: WebClient | None = None,
-               runtime: Runtime | None = None) -> App:
+               runtime: Runtime | None = None, verify_requests: bool = True) -> App:
     """Build the Bolt app with every listener registered.
 
     client: the Web API client (default: SLACK_API_URL with a 429 retry handler).
     runtime: supplies the database, queue and thread pool; without one a runtime is built
         from the settings (which also builds its own app — this returns that one).
+    verify_requests: False only in the after-ack processes (`bot.after_ack`), whose requests
+        come from the web process that verified them.
     The bot token is checked once here with `auth.test`, so a wrong token fails at start.
     """
     from bot.runtime import build_runtime, make_client
@@ -52,8 +55,13 @@ def create_app(settings: Settings, *, client: WebClient | None = None,
         client=client,
         process_before_response=True,
         listener_executor=runtime.background,
+        request_verification_enabled=verify_requests,
         name="playbot",
     )
+    if runtime.after_ack is not None:
+        from bot.after_ack import ProcessLazyRunner
+
+        app.listener_runner.lazy_listener_runner = ProcessLazyRunner(runtime.after_ack)
     deps = runtime.deps()
     app.error(make_global_error_handler(deps))
     register_all(app, deps)

@@ -1,8 +1,9 @@
 """The thread pool that runs the slow half of every Slack request, after the ack.
 
 Bolt runs lazy listeners on the app's `listener_executor`; this is that executor, with a count
-of the work in flight so that shutdown can drain it and tests can wait until the app has
-finished reacting to a request (`wait_idle`).
+of the work in flight (`InFlight`) so that shutdown can drain it and tests can wait until the
+app has finished reacting to a request (`wait_idle`). `playbot web` on MariaDB + Redis sends
+that work to processes of its own instead (`bot.after_ack`), which count the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,39 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+
+class InFlight:
+    """A count of submitted work not finished yet, and a way to wait until it is zero."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def started(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def finished(self, _future: Future[Any] | None = None) -> None:
+        with self._idle:
+            self._count -= 1
+            if self._count == 0:
+                self._idle.notify_all()
+
+    def track(self, future: Future[Any]) -> None:
+        """Count `future` until it is done."""
+        self.started()
+        future.add_done_callback(self.finished)
+
+    @property
+    def count(self) -> int:
+        with self._idle:
+            return self._count
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until nothing is in flight (True) or `timeout` passes (False)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
 
 
 class BackgroundExecutor(ThreadPoolExecutor):
@@ -22,32 +56,22 @@ class BackgroundExecutor(ThreadPoolExecutor):
     # 200 ms, and launches/s went up (bench: `python -m bench ack`).
     def __init__(self, max_workers: int = 2) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix="playbot-bg")
-        self._in_flight = 0
-        self._idle = threading.Condition()
+        self._work = InFlight()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        with self._idle:
-            self._in_flight += 1
+        self._work.started()
         try:
             future = super().submit(fn, *args, **kwargs)
         except BaseException:
-            self._done(None)
+            self._work.finished()
             raise
-        future.add_done_callback(self._done)
+        future.add_done_callback(self._work.finished)
         return future
-
-    def _done(self, _future: Future[Any] | None) -> None:
-        with self._idle:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.notify_all()
 
     @property
     def in_flight(self) -> int:
-        with self._idle:
-            return self._in_flight
+        return self._work.count
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no submitted work is left (True) or `timeout` passes (False)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+        return self._work.wait_idle(timeout)

@@ -16,12 +16,13 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.after_ack import AfterAckProcesses
 from bot.background import BackgroundExecutor
 from bot.metrics import PrometheusObserver
 from bot.settings import Settings
 from core.queue import JobQueue
 from db.session import make_engine, make_session_factory
-from handlers.deps import Deps
+from handlers.deps import Deps, Observer
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -41,16 +42,26 @@ class Runtime:
     client: WebClient
     queue: JobQueue
     background: BackgroundExecutor = field(default_factory=BackgroundExecutor)
+    observer: Observer = field(default_factory=PrometheusObserver)
+    after_ack: AfterAckProcesses | None = None  # else the work after the ack runs on `background`
     app: App | None = None
 
     def deps(self) -> Deps:
         """The listeners' dependencies, derived from this runtime's settings."""
-        return build_deps(self.settings, self.session_factory, self.queue)
+        return build_deps(self.settings, self.session_factory, self.queue, self.observer)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until the work after every ack so far is done (True) or `timeout` (False)."""
+        if not self.background.wait_idle(timeout):
+            return False
+        return self.after_ack is None or self.after_ack.wait_idle(timeout)
 
     def close(self) -> None:
         """Let background work finish (bounded), then release the database."""
         self.background.wait_idle(timeout=30)
         self.background.shutdown(wait=True, cancel_futures=False)
+        if self.after_ack is not None:
+            self.after_ack.close(timeout=30)
         self.engine.dispose()
 
 
@@ -75,14 +86,14 @@ def launch_policy(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def build_deps(settings: Settings, session_factory: sessionmaker[Session],
-               queue: JobQueue) -> Deps:
+               queue: JobQueue, observer: Observer | None = None) -> Deps:
     return Deps(
         session_factory=session_factory,
         queue=queue,
         policy=launch_policy(settings),
         jobs_channel=settings.playbot_jobs_channel,
         auto_provision=settings.playbot_auto_provision,
-        observer=PrometheusObserver(),
+        observer=observer if observer is not None else PrometheusObserver(),
     )
 
 
@@ -95,10 +106,15 @@ def default_queue(settings: Settings) -> JobQueue:
 
 def build_runtime(settings: Settings, *, client: WebClient | None = None,
                   queue: JobQueue | None = None,
-                  session_factory: sessionmaker[Session] | None = None) -> Runtime:
+                  session_factory: sessionmaker[Session] | None = None,
+                  observer: Observer | None = None, verify_requests: bool = True,
+                  after_ack_processes: int = 0) -> Runtime:
     """Wire the process: database engine, Slack client, queue and the Bolt app.
 
     `client`, `queue` and `session_factory` replace the defaults (tests, the console).
+    after_ack_processes: run the work after each ack in that many processes of its own
+        (`bot.after_ack`; they build their own client, queue and database from `settings`,
+        so it cannot be combined with the three replacements); 0 keeps it on threads.
     """
     from bot.app import create_app
 
@@ -114,6 +130,12 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
         client=client or make_client(settings),
         queue=queue if queue is not None else default_queue(settings),
         background=BackgroundExecutor(settings.playbot_background_threads),
+        observer=observer if observer is not None else PrometheusObserver(),
     )
-    runtime.app = create_app(settings, client=runtime.client, runtime=runtime)
+    if after_ack_processes:
+        if client is not None or queue is not None:
+            raise ValueError("after-ack processes build their own Slack client and queue")
+        runtime.after_ack = AfterAckProcesses(settings, after_ack_processes, runtime.observer)
+    runtime.app = create_app(settings, client=runtime.client, runtime=runtime,
+                             verify_requests=verify_requests)
     return runtime

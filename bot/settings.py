@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64,
         description="Threads doing the work after each Slack ack in the web process.",
     )
+    playbot_after_ack_processes: int = Field(
+        default=2, ge=0, le=32,
+        description="Processes doing the work after each Slack ack, beside `playbot web`/`socket` "
+        "on MariaDB + Redis (0: threads in the web process, as the embedded default does).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("database_url")

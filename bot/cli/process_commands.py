@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,6 +67,7 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
     """The app's runtime; with no REDIS_URL also the embedded workers it enqueues to."""
     from slack_sdk.errors import SlackApiError, SlackClientError
 
+    from bot.after_ack import after_ack_processes
     from bot.runtime import build_runtime
 
     missing = [name for name, value in (("SLACK_BOT_TOKEN", loaded.slack_bot_token),
@@ -83,18 +85,30 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
         embedded = start_embedded(_worker_config(loaded))
         queue = embedded.queue
         log.info("REDIS_URL is not set: jobs run in this process (in-process broker)")
+    processes = after_ack_processes(loaded)
+    runtime = None
     try:
-        return build_runtime(loaded, queue=queue), embedded
+        runtime = build_runtime(loaded, queue=queue, after_ack_processes=processes)
+        if runtime.after_ack is not None:
+            runtime.after_ack.warm_up()
+            log.info("the work after each ack runs in %d processes of its own", processes)
+        return runtime, embedded
     except ValueError as exc:  # missing token or signing secret
-        _stop(embedded)
+        _stop(embedded, runtime)
         fail(str(exc))
     except (SlackApiError, SlackClientError, OSError) as exc:
-        _stop(embedded)
+        _stop(embedded, runtime)
         fail(f"Slack refused the bot token or could not be reached ({exc}). Check "
              "SLACK_BOT_TOKEN (xoxb-…) and SLACK_API_URL.")
+    except BrokenProcessPool as exc:
+        _stop(embedded, runtime)
+        fail(f"the after-ack processes could not start ({exc}); their log lines above say "
+             "why. PLAYBOT_AFTER_ACK_PROCESSES=0 keeps that work in the web process.")
 
 
-def _stop(embedded: Any) -> None:
+def _stop(embedded: Any, runtime: Runtime | None = None) -> None:
+    if runtime is not None:
+        runtime.close()
     if embedded is not None:
         embedded.stop()
 

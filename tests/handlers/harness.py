@@ -258,7 +258,7 @@ class SlackHarness:
 
     # plumbing ------------------------------------------------------------------------
     def wait_idle(self, timeout: float = 15.0) -> None:
-        assert self.runtime.background.wait_idle(timeout), "background work did not finish"
+        assert self.runtime.wait_idle(timeout), "background work did not finish"
 
     def _run(self, send: Any, user: str | None) -> Result:
         self.wait_idle()
