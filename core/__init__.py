@@ -46,6 +46,9 @@ Audit: who writes which row
 Concurrency: every state transition (approve/reject/expire, cancel, take/resolve/close) is a
 conditional UPDATE on the expected state, so double clicks and simultaneous admins get one
 winner; the loser gets InvalidState saying what happened. Repeated launches are deduplicated
-by `jobs.request_key` (unique): a concurrent duplicate raises IntegrityError at flush or
-commit, and retrying the whole request in a new transaction returns the first one's jobs.
+by `jobs.request_key` (unique), identical launches still in progress by
+`jobs.active_fingerprint` (unique). An identical launch racing another one loses inside a
+SAVEPOINT and is answered with the winner's job; IntegrityError reaches the caller only when
+the clash is on `request_key` alone, and retrying the whole request in a new transaction then
+returns the first delivery's jobs.
 """

@@ -32,7 +32,7 @@ from core.errors import InvalidInput, InvalidState, NotAllowed
 from core.jobs import LaunchPolicy
 from core.tickets import get_ticket, short
 from db.base import utcnow
-from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User
+from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User, job_values
 
 Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn"]
 MAX_REASON = 1000
@@ -62,7 +62,7 @@ def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: Lau
             resolved_at=now, resolution_note=f"Approved by @{actor.username}")
     moved = session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.awaiting_approval)
-        .values(status=JobStatus.pending, heartbeat_at=now)
+        .values(job_values(status=JobStatus.pending, heartbeat_at=now))
         .execution_options(synchronize_session=False)
     ).rowcount
     session.refresh(job, with_for_update={"read": True})
@@ -97,7 +97,7 @@ def reject(session: Session, actor: User, ticket_ref: str | int, *, reason: str 
             resolution_note=text)
     session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.awaiting_approval)
-        .values(status=JobStatus.cancelled, completed_at=now, error_message=why)
+        .values(job_values(status=JobStatus.cancelled, completed_at=now, error_message=why))
         .execution_options(synchronize_session=False)
     )
     session.refresh(job, with_for_update={"read": True})
@@ -201,9 +201,10 @@ def _expire(session: Session, ticket: Ticket, now: datetime) -> bool:
         session.execute(
             update(Job).where(Job.id == ticket.job_id,
                               Job.status == JobStatus.awaiting_approval)
-            .values(status=JobStatus.cancelled, completed_at=now,
-                    error_message=f"Approval request expired at {_when(ticket.expires_at)} "
-                                  f"(nobody approved it{minutes}).")
+            .values(job_values(
+                status=JobStatus.cancelled, completed_at=now,
+                error_message=f"Approval request expired at {_when(ticket.expires_at)} "
+                              f"(nobody approved it{minutes})."))
             .execution_options(synchronize_session=False)
         )
     session.refresh(ticket)

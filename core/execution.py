@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from core.tickets import open_incident
 from db.base import utcnow
-from db.models import Job, JobStatus, Server, Ticket, TicketKind
+from db.models import Job, JobStatus, Server, Ticket, TicketKind, job_values
 
 ENDINGS = frozenset({JobStatus.success, JobStatus.failed, JobStatus.cancelled})
 
@@ -80,7 +80,7 @@ def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> 
     won = session.execute(
         update(Job)
         .where(Job.id == found.id, Job.status == JobStatus.pending)
-        .values(status=JobStatus.running, started_at=now, heartbeat_at=now)
+        .values(job_values(status=JobStatus.running, started_at=now, heartbeat_at=now))
         .execution_options(synchronize_session=False)
     ).rowcount
     if won != 1:
@@ -99,7 +99,7 @@ def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> 
     if other_id is not None:
         session.execute(
             update(Job).where(Job.id == found.id)
-            .values(status=JobStatus.pending, started_at=None, heartbeat_at=now)
+            .values(job_values(status=JobStatus.pending, started_at=None, heartbeat_at=now))
             .execution_options(synchronize_session=False)
         )
         return Claim(None, busy_with=_load(session, other_id), status=JobStatus.pending)
@@ -169,13 +169,13 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
     """
     if status not in ENDINGS:
         raise ValueError(f"{status.value} is not a final status")
-    values: dict[str, Any] = {"status": status, "completed_at": now or utcnow(),
-                              "error_message": error_message}
+    values = job_values(status=status, completed_at=now or utcnow(),
+                        error_message=error_message)
     if recap is not None:
         values["recap"] = dict(recap)
     ended = session.execute(
         update(Job).where(Job.job_id == job_id, Job.status == JobStatus.running)
-        .values(**values)
+        .values(values)
         .execution_options(synchronize_session=False)
     ).rowcount
     if ended != 1:
@@ -212,7 +212,8 @@ def reap_stale(session: Session, *, now: datetime | None = None,
             update(Job)
             .where(Job.id == row.id, Job.status == JobStatus.running,
                    func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at) < cutoff)
-            .values(status=JobStatus.failed, completed_at=now, error_message=message)
+            .values(job_values(status=JobStatus.failed, completed_at=now,
+                               error_message=message))
             .execution_options(synchronize_session=False)
         ).rowcount
         if ended == 1:

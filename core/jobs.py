@@ -17,6 +17,12 @@ Repeats never create a second job:
   some servers of a target have such a job, new jobs are made for the others and the
   running ones are listed in `LaunchResult.already_running`.
 
+  Such a job carries `jobs.active_fingerprint` (`launch_fingerprint`), unique, cleared as
+  soon as the job leaves those statuses or is asked to stop (`db.models.job_values`). The
+  twin is found by that indexed column, and two identical launches at the same moment
+  cannot both insert: the job is inserted in a SAVEPOINT, and the loser rolls back to it
+  (nothing of it is written) and answers with the winner's job like any repeat.
+
 Each job created (or found again) gets a `job.launch` audit row written here; denials are
 audited by the caller after its rollback (see `core/__init__`). Nothing here commits.
 """
@@ -24,14 +30,17 @@ audited by the caller after its rollback (see `core/__init__`). Nothing here com
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, SessionTransaction, lazyload
 
 from core import audit, extra_vars, permissions, playbook_files
 from core.audit import RequestInfo
@@ -41,6 +50,7 @@ from core.suggestions import closest
 from core.targets import resolve_target
 from db.base import utcnow
 from db.models import (
+    ACTIVE_JOB_STATUSES,
     Environment,
     Job,
     JobStatus,
@@ -52,9 +62,10 @@ from db.models import (
     TicketPriority,
     TicketStatus,
     User,
+    job_values,
 )
 
-ACTIVE_STATUSES = (JobStatus.pending, JobStatus.awaiting_approval, JobStatus.running)
+ACTIVE_STATUSES = tuple(s for s in JobStatus if s in ACTIVE_JOB_STATUSES)
 RETRYABLE_STATUSES = (JobStatus.failed, JobStatus.cancelled)
 REQUEST_KEY_MAX = 100  # leaves room for "@<server id>" in jobs.request_key (128)
 
@@ -118,7 +129,7 @@ def launch(
     if key is not None:
         earlier = jobs_for_request(session, key)
         if earlier:
-            return _repeat(session, actor, earlier, key, request)
+            return _repeat(session, actor, earlier, request, details={"request_key": key})
     book = _runnable_playbook(session, playbook, policy)
     variables = extra_vars.validate(book, raw_vars, source="chat")
     servers = resolve_target(session, target, limit=policy.max_targets)
@@ -141,7 +152,7 @@ def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str
     if key is not None:
         earlier = jobs_for_request(session, key)
         if earlier:
-            return _repeat(session, actor, earlier, key, request)
+            return _repeat(session, actor, earlier, request, details={"request_key": key})
     if original.status not in RETRYABLE_STATUSES:
         raise InvalidState(f"Job {short(original)} is {label(original.status)}; only failed or "
                            "cancelled jobs can be retried.")
@@ -173,7 +184,8 @@ def cancel(session: Session, actor: User, job_ref: str | int, *, reason: str | N
     if previous in (JobStatus.pending, JobStatus.awaiting_approval):
         stopped = session.execute(
             update(Job).where(Job.id == job.id, Job.status == previous)
-            .values(status=JobStatus.cancelled, completed_at=now, error_message=why[:2000])
+            .values(job_values(status=JobStatus.cancelled, completed_at=now,
+                               error_message=why[:2000]))
             .execution_options(synchronize_session=False)
         ).rowcount
         if stopped == 1:
@@ -188,7 +200,7 @@ def cancel(session: Session, actor: User, job_ref: str | int, *, reason: str | N
                                "stops at the next task.")
         asked = session.execute(
             update(Job).where(Job.id == job.id, Job.status == JobStatus.running)
-            .values(cancel_requested=True)
+            .values(job_values(cancel_requested=True))
             .execution_options(synchronize_session=False)
         ).rowcount
         if asked == 1:
@@ -235,12 +247,34 @@ def jobs_for_request(session: Session, request_key: str) -> list[Job]:
     ).unique())
 
 
-def approval_ticket(session: Session, job: Job) -> Ticket | None:
-    """The newest approval ticket of a job, if it has one."""
-    return session.scalars(
-        select(Ticket).where(Ticket.job_id == job.id, Ticket.kind == TicketKind.approval)
-        .order_by(Ticket.id.desc()).limit(1)
-    ).unique().first()
+def approval_ticket(session: Session, job: Job, *, locking: bool = False) -> Ticket | None:
+    """The newest approval ticket of a job, if it has one.
+
+    `locking` reads the latest committed row (a shared-lock read), for a job another
+    transaction created after this one's MariaDB snapshot.
+    """
+    query = (select(Ticket).where(Ticket.job_id == job.id, Ticket.kind == TicketKind.approval)
+             .order_by(Ticket.id.desc()).limit(1))
+    if locking:
+        query = query.with_for_update(read=True)
+    return session.scalars(query).unique().first()
+
+
+def launch_fingerprint(user_id: int, playbook_id: int, server_id: int, check_mode: bool,
+                       extra_vars: Mapping[str, Any]) -> str:
+    """What makes two launches identical, as the SHA-256 hex stored in
+    `jobs.active_fingerprint`: the user, playbook, server, check mode and the validated
+    extra vars (canonical JSON: key order does not matter, types do).
+
+    Migration 0003 holds a frozen copy of this function for its backfill; change both (and
+    add a migration recomputing the column) if this ever changes.
+    """
+    canonical = json.dumps(
+        {"user": user_id, "playbook": playbook_id, "server": server_id,
+         "check_mode": bool(check_mode), "extra_vars": dict(extra_vars)},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def needs_approval(server: Server, actor: User, *, check_mode: bool,
@@ -287,37 +321,82 @@ def _runnable_playbook(session: Session, name: str, policy: LaunchPolicy) -> Pla
     return book
 
 
-def _repeat(session: Session, actor: User, jobs: Sequence[Job], key: str,
-            request: RequestInfo | None) -> LaunchResult:
-    """The answer to a request seen before: its jobs, audited as a repeat."""
+def _repeat(session: Session, actor: User, jobs: Sequence[Job], request: RequestInfo | None,
+            *, details: Mapping[str, Any], in_progress: bool = False,
+            locking: bool = False) -> LaunchResult:
+    """The answer to a launch that creates nothing: the jobs an earlier request with the same
+    key made, or (`in_progress`) this user's identical jobs still in progress. Each is
+    audited as a repeat (`job.launch`, duplicate=true). `locking`: the jobs were committed
+    after this transaction's snapshot, so their approval tickets are read with a lock."""
     for job in jobs:
         audit.record(session, user=actor, action="job.launch", resource_type="job",
                      resource_id=job.job_id, request=request,
-                     details={"duplicate": True, "request_key": key, "status": job.status})
-    tickets = _open_approvals(session, jobs)
+                     details={"duplicate": True, **details, "status": job.status})
+    tickets = _open_approvals(session, jobs, locking=locking)
     return LaunchResult(jobs=list(jobs), approval_tickets=tickets, duplicate=True,
-                        needs_approval=bool(tickets))
+                        needs_approval=bool(tickets),
+                        already_running=list(jobs) if in_progress else [])
 
 
-def _open_approvals(session: Session, jobs: Sequence[Job]) -> list[Ticket]:
+def _open_approvals(session: Session, jobs: Sequence[Job], *,
+                    locking: bool = False) -> list[Ticket]:
     """The approval tickets of those jobs that still await approval."""
-    found = (approval_ticket(session, job) for job in jobs
+    found = (approval_ticket(session, job, locking=locking) for job in jobs
              if job.status == JobStatus.awaiting_approval)
     return [ticket for ticket in found if ticket is not None]
 
 
-def _in_progress_twin(session: Session, actor: User, book: Playbook, server: Server,
-                      variables: Mapping[str, Any], check_mode: bool) -> Job | None:
-    """This user's identical job still pending, awaiting approval or running, if any."""
-    candidates = session.scalars(
-        select(Job).where(Job.user_id == actor.id, Job.playbook_id == book.id,
-                          Job.server_id == server.id, Job.check_mode.is_(check_mode),
-                          Job.status.in_(ACTIVE_STATUSES))
-        .order_by(Job.id.desc())
-    ).unique()
-    return next((job for job in candidates
-                 if (job.extra_vars or {}) == dict(variables) and not job.cancel_requested),
-                None)
+def job_in_progress(session: Session, fingerprint: str, *, locking: bool = False) -> Job | None:
+    """The job in progress with this launch fingerprint (one lookup of a unique index).
+
+    `locking` reads the latest committed row (a shared-lock read: MariaDB's snapshot would
+    not show a job committed after this transaction began). Its playbook, server and user
+    are then loaded apart, without locking their rows (a worker's claim holds the server
+    row while it updates the job).
+    """
+    query = select(Job).where(Job.active_fingerprint == fingerprint)
+    if locking:
+        query = (query.options(lazyload(Job.playbook), lazyload(Job.server), lazyload(Job.user))
+                 .with_for_update(read=True))
+    return session.scalars(query).unique().first()
+
+
+def _insert_unless_raced(session: Session, job: Job, fingerprint: str) -> Job | None:
+    """Insert a new job in a SAVEPOINT. None when inserted; else the identical job that a
+    concurrent launch committed first (the savepoint is rolled back: nothing of this job is
+    written).
+
+    Re-raises the IntegrityError when no such job exists (the clash was on another unique
+    key, e.g. a concurrent delivery of the same request_key: the caller retries the request).
+    """
+    try:
+        with _savepoint(session):
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        winner = job_in_progress(session, fingerprint, locking=True)
+        if winner is None:
+            raise
+        return winner
+    return None
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[SessionTransaction]:
+    """`session.begin_nested()` that stays inside the caller's transaction on SQLite too.
+
+    pysqlite opens no transaction before a SAVEPOINT: when the savepoint is the first write
+    of the caller's transaction it becomes the transaction itself, and releasing it commits
+    the job at once, even if the caller later rolls back (its ticket and audit row with
+    it). So on SQLite the real transaction is begun first.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+    with session.begin_nested() as nested:
+        yield nested
 
 
 def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Server],
@@ -325,34 +404,29 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
             channel_id: str | None, policy: LaunchPolicy, request: RequestInfo | None,
             target: str, retry_of: Job | None = None) -> LaunchResult:
     now = utcnow()
-    running: list[Job] = []
-    fresh: list[Server] = []
-    for server in servers:
-        twin = _in_progress_twin(session, actor, book, server, variables, check_mode)
-        if twin is not None:
-            running.append(twin)
-        else:
-            fresh.append(server)
-    if not fresh:
-        for job in running:
-            audit.record(session, user=actor, action="job.launch", resource_type="job",
-                         resource_id=job.job_id, request=request,
-                         details={"duplicate": True, "already": job.status, "target": target})
-        tickets = _open_approvals(session, running)
-        return LaunchResult(jobs=running, approval_tickets=tickets, duplicate=True,
-                            needs_approval=bool(tickets), already_running=running)
     created: list[Job] = []
     tickets: list[Ticket] = []
-    for server in fresh:
+    running: list[Job] = []
+    raced = False
+    for server in servers:
+        fingerprint = launch_fingerprint(actor.id, book.id, server.id, check_mode, variables)
+        twin = job_in_progress(session, fingerprint)
+        if twin is not None:
+            running.append(twin)
+            continue
         waits = needs_approval(server, actor, check_mode=check_mode, policy=policy)
         job = Job(playbook_id=book.id, server_id=server.id, user_id=actor.id,
                   status=JobStatus.awaiting_approval if waits else JobStatus.pending,
                   extra_vars=dict(variables), check_mode=check_mode,
                   slack_channel_id=channel_id,
                   request_key=f"{key}@{server.id}" if key else None,
-                  retry_of_id=retry_of.id if retry_of else None, created_at=now)
-        session.add(job)
-        session.flush()
+                  retry_of_id=retry_of.id if retry_of else None, created_at=now,
+                  active_fingerprint=fingerprint)
+        winner = _insert_unless_raced(session, job, fingerprint)
+        if winner is not None:
+            running.append(winner)
+            raced = True
+            continue
         session.refresh(job)  # load playbook/server/user for the caller's messages
         ticket = _approval_request(session, job, actor, policy, now) if waits else None
         if ticket is not None:
@@ -372,6 +446,9 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
                      resource_type="job", resource_id=job.job_id, details=details,
                      request=request)
         created.append(job)
+    if not created:
+        return _repeat(session, actor, running, request, in_progress=True, locking=raced,
+                       details={"in_progress": True, "target": target})
     return LaunchResult(jobs=created, approval_tickets=tickets, duplicate=False,
                         needs_approval=bool(tickets), already_running=running)
 

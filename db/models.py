@@ -1,14 +1,16 @@
 """The seven tables of ERD.md as typed SQLAlchemy models, plus the columns the product adds.
 
 Revision 0001 creates the v1.0.0 seed schema exactly; revision 0002 adds what Playbot needs
-beyond it (Slack ids, the job's Slack message, heartbeat, approval tickets...). The migrations
-are the only way the schema changes; a test proves they produce exactly these models.
+beyond it (Slack ids, the job's Slack message, heartbeat, approval tickets...); revision 0003
+adds `jobs.active_fingerprint`. The migrations are the only way the schema changes; a test
+proves they produce exactly these models.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +25,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from db.base import Base, JSONType, UTCDateTime, utcnow
 
@@ -64,6 +66,29 @@ class JobStatus(str, enum.Enum):
 FINAL_JOB_STATUSES = frozenset(
     {JobStatus.success, JobStatus.failed, JobStatus.cancelled, JobStatus.archived}
 )
+# A job in one of these is "in progress": an identical launch is answered with it.
+ACTIVE_JOB_STATUSES = frozenset(
+    {JobStatus.pending, JobStatus.awaiting_approval, JobStatus.running}
+)
+
+
+def job_values(**values: Any) -> dict[str, Any]:
+    """The values of an UPDATE on `jobs` rows, with `active_fingerprint` cleared when they
+    take the job out of the active statuses or ask for its cancellation.
+
+    Every bulk UPDATE that sets `status` or `cancel_requested` builds its values here, so no
+    finished job keeps blocking identical launches. (Assigning `job.status` or
+    `job.cancel_requested` on a loaded `Job` clears it too, see `Job._release_fingerprint`.)
+    """
+    if _releases_fingerprint(values):
+        values["active_fingerprint"] = None
+    return values
+
+
+def _releases_fingerprint(values: Mapping[str, Any]) -> bool:
+    status = values.get("status")
+    leaves = status is not None and JobStatus(status) not in ACTIVE_JOB_STATUSES
+    return leaves or bool(values.get("cancel_requested"))
 
 
 class LogLevel(str, enum.Enum):
@@ -179,6 +204,8 @@ class Job(Base):
         Index("idx_jobs_dramatiq_message_id", "dramatiq_message_id"),
         Index("idx_jobs_status_created", "status", "created_at"),
         Index("idx_jobs_user_status", "user_id", "status"),
+        # 0003: at most one job in progress per identical launch (NULLs never collide)
+        Index("idx_jobs_active_fingerprint", "active_fingerprint", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -206,10 +233,22 @@ class Job(Base):
     request_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     retry_of_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     recap: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # 0003: SHA-256 of (user, playbook, server, check mode, extra vars) while the job is
+    # pending, awaiting approval or running without a cancel request; NULL otherwise.
+    # Unique: an identical launch finds this job instead of creating a second one
+    # (`core.jobs.launch_fingerprint`).
+    active_fingerprint: Mapped[str | None] = mapped_column(CHAR(64))
 
     playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
     server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    @validates("status", "cancel_requested")
+    def _release_fingerprint(self, key: str, value: Any) -> Any:
+        """A job that finishes (or is asked to stop) no longer answers identical launches."""
+        if _releases_fingerprint({key: value}):
+            self.active_fingerprint = None
+        return value
 
     def __repr__(self) -> str:
         return f"<Job {self.job_id} {self.status.value}>"

@@ -25,7 +25,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.base import utcnow
-from db.models import Job, JobLog, JobStatus
+from db.models import Job, JobLog, JobStatus, job_values
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def archive_old_logs(factory: sessionmaker[Session], archive_dir: Path, *,
             update(Job)
             .where(Job.status.in_([JobStatus.success, JobStatus.failed, JobStatus.cancelled]),
                    Job.completed_at < older_than)
-            .values(status=JobStatus.archived)
+            .values(job_values(status=JobStatus.archived))
             .execution_options(synchronize_session=False)
         ).rowcount
     if result.lines_archived or result.jobs_archived:

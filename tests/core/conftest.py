@@ -5,20 +5,26 @@ things the product talks about: admins alice and dave, operators oscar and olga,
 vera, deactivated ivan; servers web-01 (development), web-02 (staging), prod-01 and
 prod-02 (production), old-01 (deactivated); playbooks ping, deploy (declared variables) and
 free (free variables), registered with the SHA-256 of real files in a playbook directory.
+
+After every test that uses `world`, no job that has left the active statuses (or was asked
+to stop) may still hold `jobs.active_fingerprint`: each lifecycle path the core tests take
+is thereby checked to release it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.jobs import LaunchPolicy
-from db.models import Environment, Playbook, Role, Server, User
+from db.models import ACTIVE_JOB_STATUSES, Environment, Job, Playbook, Role, Server, User
 
 PLAY = """- hosts: all
   gather_facts: false
@@ -67,8 +73,20 @@ def playbook_dir(tmp_path: Path) -> Path:
     return directory
 
 
+def stale_fingerprints(session: Session) -> list[tuple[str, str, bool]]:
+    """Jobs holding a launch fingerprint although they are finished or asked to stop:
+    (uuid, status, cancel_requested) of each. Should always be empty."""
+    rows = session.execute(
+        select(Job.job_id, Job.status, Job.cancel_requested)
+        .where(Job.active_fingerprint.is_not(None),
+               or_(Job.status.not_in(ACTIVE_JOB_STATUSES), Job.cancel_requested.is_(True)))
+    ).all()
+    return [(job_id, status.value, cancel) for job_id, status, cancel in rows]
+
+
 @pytest.fixture
-def world(session: Session, playbook_dir: Path) -> World:
+def world(session: Session, session_factory: sessionmaker[Session],
+          playbook_dir: Path) -> Iterator[World]:
     users = {
         "alice": User(username="alice", slack_user_id="U_ALICE", role=Role.admin),
         "dave": User(username="dave", slack_user_id="U_DAVE", role=Role.admin),
@@ -97,7 +115,9 @@ def world(session: Session, playbook_dir: Path) -> World:
         "retired": _register(session, playbook_dir, "retired", is_active=False),
     }
     session.commit()
-    return World(session, playbook_dir, users, servers, playbooks)
+    yield World(session, playbook_dir, users, servers, playbooks)
+    with session_factory() as fresh:
+        assert stale_fingerprints(fresh) == [], "a lifecycle path kept the launch fingerprint"
 
 
 @pytest.fixture

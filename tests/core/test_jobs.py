@@ -437,9 +437,11 @@ def test_two_deliveries_of_one_request_at_once_make_one_set_of_jobs(world, polic
                     a_flushed.set()
                     time.sleep(hold)
                 session.commit()
-                outcome[name] = ("created", [j.id for j in result.jobs])
+                outcome[name] = ("duplicate" if result.duplicate else "created",
+                                 [j.id for j in result.jobs])
             except IntegrityError:
-                # the caller's pattern: roll back, do the whole request again
+                # the caller's pattern: roll back, do the whole request again (B usually
+                # needs no retry: its insert loses to A's job in a savepoint)
                 session.rollback()
                 result = attempt()
                 session.commit()

@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from core.jobs import launch_fingerprint
 from db.models import Base
 from db.session import make_engine
 from migrations import alembic_config
@@ -191,4 +192,65 @@ def test_upgrading_a_populated_v1_database_keeps_every_row(empty_db_url):
 
     # and going back to 0001 keeps the rows too
     command.downgrade(config, "0001")
+    assert _counts(empty_db_url) == before
+
+
+def _seed_v2_jobs(url: str) -> None:
+    """Jobs of a revision 0002 install (after `_seed_v1`): some still in progress, two of
+    them identical (the same vars written in another key order)."""
+    engine = make_engine(url)
+    stamp = "2025-06-02 12:00:00"
+    rows = [
+        # id, status, check_mode, cancel_requested, extra_vars
+        (2, "pending", 0, 0, '{"b": 2, "a": 1}'),
+        (3, "running", 0, 0, '{"a": 1, "b": 2}'),
+        (4, "running", 0, 1, '{"a": 7}'),
+        (5, "awaiting_approval", 1, 0, "{}"),
+        (6, "success", 0, 0, '{"a": 8}'),
+    ]
+    with engine.begin() as c:
+        for pk, status, check_mode, cancel, extra_vars in rows:
+            c.execute(
+                text(
+                    "INSERT INTO jobs (id, job_id, playbook_id, server_id, user_id, status, "
+                    "extra_vars, created_at, check_mode, cancel_requested) VALUES (:id, :uuid, "
+                    "1, 1, 1, :status, :vars, :stamp, :check, :cancel)"
+                ),
+                {"id": pk, "uuid": f"00000000-0000-0000-0000-00000000000{pk}",
+                 "status": status, "vars": extra_vars, "stamp": stamp, "check": check_mode,
+                 "cancel": cancel},
+            )
+    engine.dispose()
+
+
+def test_upgrading_to_0003_fingerprints_the_jobs_still_in_progress(empty_db_url):
+    # given a 0002 install with finished jobs, jobs in progress, a cancel-requested one, and
+    # two identical jobs in progress
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0002")
+    _seed_v1(empty_db_url)
+    _seed_v2_jobs(empty_db_url)
+    before = _counts(empty_db_url)
+
+    # when it is upgraded to 0003
+    command.upgrade(config, "0003")
+
+    # then the jobs in progress carry the fingerprint a new launch computes (only the newer
+    # of the identical pair), every other job none, and no row was lost
+    engine = make_engine(empty_db_url)
+    with engine.connect() as c:
+        found = dict(c.execute(text("SELECT id, active_fingerprint FROM jobs")).all())
+    engine.dispose()
+    assert found == {
+        1: None,
+        2: None,
+        3: launch_fingerprint(1, 1, 1, False, {"a": 1, "b": 2}),
+        4: None,
+        5: launch_fingerprint(1, 1, 1, True, {}),
+        6: None,
+    }
+    assert _counts(empty_db_url) == before
+
+    # and going back to 0002 keeps the rows too
+    command.downgrade(config, "0002")
     assert _counts(empty_db_url) == before

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from core.jobs import job_in_progress
 from db import queries
 from db.models import AuditLog, Job, JobLog, Playbook, Server, User
 from db.session import make_engine
@@ -227,3 +228,21 @@ def test_pattern_4_audit_trail_uses_idx_audit_resource(engine):
     [plan] = explain(engine, lambda s: queries.audit_trail(s, "server", "42"), "audit_logs")
     assert (plan.table, plan.key) == ("audit_logs", "idx_audit_resource")
     assert "filesort" not in plan.extra
+
+
+def test_the_identical_launch_lookup_reads_one_row_of_idx_jobs_active_fingerprint(engine):
+    # given the jobs in progress carry their launch fingerprint (only this test reads it)
+    with engine.begin() as c:
+        c.exec_driver_sql(
+            "UPDATE jobs SET active_fingerprint = LPAD(HEX(id), 64, '0') "
+            "WHERE status IN ('pending', 'running') AND active_fingerprint IS NULL"
+        )
+        wanted = c.exec_driver_sql(
+            "SELECT active_fingerprint FROM jobs WHERE active_fingerprint IS NOT NULL LIMIT 1"
+        ).scalar_one()
+        c.exec_driver_sql("ANALYZE TABLE jobs").all()
+    # when launch looks for the job in progress of an identical launch
+    plans = explain(engine, lambda s: job_in_progress(s, wanted), "jobs")
+    # then it is one lookup of the unique index
+    [plan] = [p for p in plans if p.table == "jobs"]
+    assert plan.key == "idx_jobs_active_fingerprint"

@@ -1,8 +1,8 @@
 """What MariaDB's information_schema shows after `playbot db upgrade`, table by table.
 
 The expectations are written out here from ERD.md (relationships and the Index Coverage Map)
-plus the product's additions of revision 0002, not derived from the models, so that this
-test is an independent check of both the migrations and the models.
+plus the product's additions of revisions 0002 and 0003, not derived from the models, so
+that this test is an independent check of both the migrations and the models.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         # 0002: one job per (Slack request, target); the index InnoDB adds for retry_of_id
         "uq_jobs_request_key": (("request_key",), True),
         "fk_jobs_retry_of_id_jobs": (("retry_of_id",), False),
+        # 0003: one job in progress per identical launch
+        "idx_jobs_active_fingerprint": (("active_fingerprint",), True),
     },
     "job_logs": {
         "PRIMARY": (("id",), True),
@@ -119,6 +121,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "created_at": "datetime(6)",
         "status": "enum('pending','awaiting_approval','running','success','failed',"
         "'cancelled','archived')",
+        "active_fingerprint": "char(64)",  # 0003
     },
     "job_logs": {
         "id": "bigint(20)",
@@ -157,7 +160,7 @@ def schema(mariadb_server: MariaDBServer):
     url = mariadb_server.create_database("playbot_schema")
     result = run_cli("db", "upgrade", env={"DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-    assert "0002 (head)" in result.stdout
+    assert "0003 (head)" in result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
         yield connection
