@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 
 from bench.context import BenchContext
 from bench.load import LoadResult, PreparedRequest, run_load, slash_command
-from bench.procs import Child, bench_env, free_port, wait_port
+from bench.procs import Child, bench_env, cpu_seconds, free_port, wait_port
 from bench.results import Figure
 from bench.stack import (
     BOT_TOKEN,
@@ -145,6 +145,7 @@ class AckMeasurement:
     web_peak_rss_kib: int | None
     bare_peak_rss_kib: int | None
     served: int
+    cpu_ms_per_ack: dict[str, float]  # per kind: the server process's own CPU per request
 
 
 def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMeasurement:
@@ -156,6 +157,7 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
     slack: SlackProcess | None = None
     results: dict[str, list[LoadResult]] = {"bare": [], "run": [], "jobs": []}
     drains: dict[str, list[float]] = {"run": [], "jobs": []}
+    cpu_used: dict[str, float] = {"bare": 0.0, "run": 0.0, "jobs": 0.0}
     try:
         slack = SlackProcess(Path(mkdtemp(prefix="playbot-bench-ack-")))
         stack = ProductStack(ctx, "ack", slack_api_url=slack.api_url, operators=OPERATORS,
@@ -175,6 +177,8 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         read_ready(bare)
         wait_port(bare_port, 30, bare.process)
         ports = {"bare": bare_port, "run": stack.web_port, "jobs": stack.web_port}
+        assert stack.web is not None
+        pids = {"bare": bare.pid, "run": stack.web.pid, "jobs": stack.web.pid}
         ctx.log(f"process_before_response={process_before_response}, {WEB_THREADS} waitress "
                 f"threads; {total} requests per kind")
 
@@ -192,7 +196,9 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
             order = ("bare", "run", "jobs") if round_number % 2 == 0 else ("jobs", "run", "bare")
             for kind in order:
                 prepared = _requests(kind, per_round, ids, slack.base_url, stack)
+                cpu_before = cpu_seconds(pids[kind]) or 0.0
                 result = run_load("127.0.0.1", ports[kind], prepared, concurrency=CONCURRENCY)
+                cpu_used[kind] += (cpu_seconds(pids[kind]) or 0.0) - cpu_before
                 _check(result, kind)
                 results[kind].append(result)
                 sent[kind] += per_round
@@ -208,7 +214,9 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
             results=results, drains=drains, per_round=per_round, jobs_created=jobs_created,
             threads=WEB_THREADS, process_before_response=process_before_response,
             web_peak_rss_kib=stack.web.peak_rss_kib(), bare_peak_rss_kib=bare.peak_rss_kib(),
-            served=warmup * 2 + per_round * rounds * 2)
+            served=warmup * 2 + per_round * rounds * 2,
+            cpu_ms_per_ack={kind: round(used * 1000 / (per_round * rounds), 3)
+                            for kind, used in cpu_used.items()})
     finally:
         if bare is not None:
             bare.stop()
@@ -240,7 +248,9 @@ def run(ctx: BenchContext) -> list[Figure]:
                  "baseline_throughput_rps": bare_tput, "requests": len(latencies),
                  "concurrency": CONCURRENCY,
                  "server": f"waitress, {m.threads} threads, separate process",
-                 "process_before_response": m.process_before_response}
+                 "process_before_response": m.process_before_response,
+                 "server_cpu_ms_per_ack": m.cpu_ms_per_ack[kind],
+                 "baseline_server_cpu_ms_per_ack": m.cpu_ms_per_ack["bare"]}
         if kind == "run":
             extra["jobs_created"] = m.jobs_created
             extra["launches_per_s"] = per_round / (

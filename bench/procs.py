@@ -45,6 +45,15 @@ def status_kib(pid: int, field: str) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process itself has used so far, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment for a child: this venv's tools first on PATH, the repo importable."""
     env = dict(os.environ)

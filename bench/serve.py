@@ -36,9 +36,11 @@ def serve_bare(port: int, threads: int, process_before_response: bool) -> None:
     client = WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
     app = create_bare_app(signing_secret=os.environ["SLACK_SIGNING_SECRET"], client=client,
                           process_before_response=process_before_response)
+    # waitress's default loop timeout: it reads asyncore_loop_timeout as an int, so the 0.2
+    # once set here became 0, a poll loop spinning a core for the whole ack figure.
     server = waitress.create_server(SlackRequestHandler(app, path="/slack/events"),
                                     host="127.0.0.1", port=port, threads=threads,
-                                    ident="bare", asyncore_loop_timeout=0.2)
+                                    ident="bare")
     _ready(kind="bare", process_before_response=process_before_response, threads=threads)
     server.run()
 

@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt import App
 from slack_bolt.lazy_listener import LazyListenerRunner
 from slack_bolt.request import BoltRequest
+from slack_bolt.util.utils import get_name_for_callable
 
 from bot.background import InFlight
 
@@ -74,7 +78,10 @@ class ProcessLazyRunner(LazyListenerRunner):
         self.logger = log
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        name = request.lazy_function_name or getattr(function, "__name__", "lazy")
+        self.send(request.lazy_function_name or get_name_for_callable(function), request)
+
+    def send(self, name: str, request: BoltRequest) -> None:
+        """Hand lazy function `name` for `request` to the pool (what it needs is copied now)."""
         headers = {key: list(values) for key, values in request.headers.items()}
         headers[LAZY_ONLY_HEADER] = ["1"]
         headers[LAZY_NAME_HEADER] = [name]
@@ -84,8 +91,37 @@ class ProcessLazyRunner(LazyListenerRunner):
         self.pool.submit(name, body, headers, context, request.mode)
 
 
+def run_lazy_listeners_in(app: App, pool: AfterAckProcesses) -> None:
+    """Make `app` send every lazy listener to the after-ack processes.
+
+    Before handing a request to a lazy runner, Bolt deep-copies it (so a thread can own it):
+    40% of the web process's CPU per ack, for a copy the pipe makes anyway. So this app's
+    listener runner hands the request over directly instead (`_start_lazy_function` is
+    replaced on this instance; tests/bot/test_after_ack.py fails if Bolt changes under it).
+    """
+    runner = app.listener_runner
+    lazy_runner = ProcessLazyRunner(pool)
+    runner.lazy_listener_runner = lazy_runner
+
+    def start_lazy_function(lazy_func: Callable[..., None], request: BoltRequest) -> None:
+        lazy_runner.send(get_name_for_callable(lazy_func), request)
+
+    runner._start_lazy_function = start_lazy_function  # type: ignore[method-assign]  # noqa: SLF001
+
+
+@dataclass(frozen=True)
+class _Work:
+    name: str  # the lazy function's, for the logs
+    args: tuple[Any, ...]  # of `_run_lazy`
+
+
 class AfterAckProcesses:
-    """A pool of spawned processes, each running the Bolt app's lazy listeners."""
+    """A pool of spawned processes, each running the Bolt app's lazy listeners.
+
+    Request threads only drop the work in an in-memory inbox; one dispatcher thread hands it
+    to the pool. (Submitting to a ProcessPoolExecutor writes to a pipe, releasing the GIL;
+    done from 8 request threads behind a lock it turned into a convoy that held acks back.)
+    """
 
     def __init__(self, settings: Settings, processes: int, observer: Observer, *,
                  nice: int = DEFAULT_NICE) -> None:
@@ -96,49 +132,65 @@ class AfterAckProcesses:
         self.observer = observer
         self.nice = nice
         self.in_flight = InFlight()
-        self._lock = threading.Lock()
         self._pool = self._new_pool()
+        self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch, name="playbot-after-ack",
+                                            daemon=True)
+        self._dispatcher.start()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"),
-                                   initializer=_start_child,
-                                   initargs=(self.settings, self.nice))
-        return pool
+        return ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"),
+                                   initializer=_start_child, initargs=(self.settings, self.nice))
 
     def warm_up(self, timeout: float = 60.0) -> None:
         """Start every process now (they build the app: imports, `auth.test`) rather than
         on the first request; raise if they cannot."""
-        with self._lock:
-            pool = self._pool
+        pool = self._pool
         for future in [pool.submit(_ready) for _ in range(self.processes)]:
             future.result(timeout=timeout)
 
     def submit(self, name: str, body: Any, headers: dict[str, list[str]],
                context: dict[str, Any], mode: str) -> None:
-        """Run lazy function `name` for this request in one of the processes."""
-        with self._lock:
+        """Run lazy function `name` for this request in one of the processes (returns at once)."""
+        self.in_flight.started()
+        self._inbox.put(_Work(name, (body, headers, context, mode)))
+
+    def _dispatch(self) -> None:
+        while (work := self._inbox.get()) is not None:
             try:
-                future = self._pool.submit(_run_lazy, body, headers, context, mode)
-            except BrokenProcessPool:
-                log.error("an after-ack process died; starting a new pool")
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
-                future = self._pool.submit(_run_lazy, body, headers, context, mode)
-        self.in_flight.track(future)
-        future.add_done_callback(lambda done: self._finished(name, done))
+                future = self._to_pool(work)
+            except Exception:  # noqa: BLE001 - the pool cannot take work: log, count, go on
+                log.exception("after-ack work %s could not be started", work.name)
+                self.observer.error("after_ack_process")
+                self.in_flight.finished()
+                continue
+            future.add_done_callback(partial(self._finished, work.name))
+
+    def _to_pool(self, work: _Work) -> Future[list[ObserverEvent]]:
+        try:
+            return self._pool.submit(_run_lazy, *work.args)
+        except BrokenProcessPool:
+            log.error("an after-ack process died; starting a new pool")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(_run_lazy, *work.args)
 
     def _finished(self, name: str, future: Future[list[ObserverEvent]]) -> None:
-        if future.cancelled():
-            log.warning("after-ack work %s was cancelled at shutdown", name)
-            return
-        error = future.exception()
-        if error is not None:
-            # The child logged anything its handler raised; this is the process itself failing.
-            log.error("after-ack work %s was lost: %s: %s", name, type(error).__name__, error)
-            self.observer.error("after_ack_process")
-            return
-        for method, args in future.result():
-            getattr(self.observer, method)(*args)
+        try:
+            if future.cancelled():
+                log.warning("after-ack work %s was cancelled at shutdown", name)
+                return
+            error = future.exception()
+            if error is not None:
+                # The child logs what a handler raises; this is the process itself failing.
+                log.error("after-ack work %s was lost: %s: %s", name, type(error).__name__,
+                          error)
+                self.observer.error("after_ack_process")
+                return
+            for method, args in future.result():
+                getattr(self.observer, method)(*args)
+        finally:
+            self.in_flight.finished()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every submitted request's work is done (True) or `timeout` (False)."""
@@ -147,8 +199,10 @@ class AfterAckProcesses:
     def close(self, timeout: float = 30.0) -> None:
         """Let the work in flight finish (bounded), then stop the processes."""
         self.wait_idle(timeout)
-        with self._lock:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._dispatcher.is_alive():
+            self._inbox.put(None)
+            self._dispatcher.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # --- inside each after-ack process ---------------------------------------------------------
@@ -176,7 +230,7 @@ _CHILD: dict[str, Any] = {}
 
 def _start_child(settings: Settings, nice: int) -> None:
     """Process initializer: lower the priority, build the app once."""
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, freeze_startup_heap
 
     # Ctrl-C reaches the whole process group; the web process decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -187,6 +241,7 @@ def _start_child(settings: Settings, nice: int) -> None:
     observer = RecordingObserver()
     runtime = build_runtime(settings, observer=observer, verify_requests=False)
     _CHILD.update(app=runtime.app, observer=observer, runtime=runtime)
+    freeze_startup_heap()
 
 
 def _ready() -> int:

@@ -59,9 +59,9 @@ def create_app(settings: Settings, *, client: WebClient | None = None,
         name="playbot",
     )
     if runtime.after_ack is not None:
-        from bot.after_ack import ProcessLazyRunner
+        from bot.after_ack import run_lazy_listeners_in
 
-        app.listener_runner.lazy_listener_runner = ProcessLazyRunner(runtime.after_ack)
+        run_lazy_listeners_in(app, runtime.after_ack)
     deps = runtime.deps()
     app.error(make_global_error_handler(deps))
     register_all(app, deps)

@@ -7,8 +7,7 @@ command/action ids of `slackui.ids`, a handful of outcomes.
 
 from __future__ import annotations
 
-import json
-import urllib.parse
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -67,29 +66,18 @@ class PrometheusObserver:
         ERRORS.labels(where=where).inc()
 
 
-def classify(body: str, content_type: str | None) -> tuple[str, str]:
-    """(kind, name) of a raw Slack request body, for metric labels only."""
-    try:
-        if content_type and "json" in content_type:
-            data: dict[str, Any] = json.loads(body or "{}")
-        else:
-            form = urllib.parse.parse_qs(body or "", keep_blank_values=True)
-            if "payload" in form:
-                data = json.loads(form["payload"][0])
-            elif "command" in form:
-                return "command", _bounded(form["command"][0])
-            else:
-                return "other", "other"
-    except ValueError:
-        return "other", "other"
-    kind = str(data.get("type") or "other")
+def classify(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(kind, name) of a Slack request's parsed body (as Bolt parsed it), for metric labels."""
+    if "command" in body and "type" not in body:
+        return "command", _bounded(str(body["command"]))
+    kind = str(body.get("type") or "other")
     if kind == "event_callback":
-        return "event", _bounded(str((data.get("event") or {}).get("type", "")))
+        return "event", _bounded(str((body.get("event") or {}).get("type", "")))
     if kind == "block_actions":
-        first = (data.get("actions") or [{}])[0]
+        first = (body.get("actions") or [{}])[0]
         return kind, _bounded(str(first.get("action_id", "")))
     if kind in ("view_submission", "view_closed"):
-        return kind, _bounded(str((data.get("view") or {}).get("callback_id", "")))
+        return kind, _bounded(str((body.get("view") or {}).get("callback_id", "")))
     return _bounded_kind(kind), "other"
 
 

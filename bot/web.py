@@ -53,10 +53,10 @@ class PlaybotRequestHandler(SlackRequestHandler):
         started = time.perf_counter()
         headers = request.get_headers()
         headers[REMOTE_ADDR_HEADER] = request.environ.get("REMOTE_ADDR", "")
-        body = request.get_body()
-        response = self.app.dispatch(
-            BoltRequest(body=body, query=request.query_string, headers=headers))
-        kind, name = metrics.classify(body, str(headers.get("content-type", "")))
+        bolt_request = BoltRequest(body=request.get_body(), query=request.query_string,
+                                   headers=headers)
+        kind, name = metrics.classify(bolt_request.body)  # before listeners can touch it
+        response = self.app.dispatch(bolt_request)
         if response.status != 401:
             metrics.SLACK_REQUESTS.labels(kind=kind, name=name).inc()
             if headers.get("x-slack-retry-num"):
@@ -190,8 +190,7 @@ class WebServer:
         self.runtime = runtime
         self.wsgi_app = make_wsgi_app(runtime)
         self._server = waitress.create_server(self.wsgi_app, host=host, port=port,
-                                              threads=threads, ident="playbot",
-                                              asyncore_loop_timeout=0.2)
+                                              threads=threads, ident="playbot")
         self.host = host
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None

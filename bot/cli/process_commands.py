@@ -68,7 +68,7 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
     from slack_sdk.errors import SlackApiError, SlackClientError
 
     from bot.after_ack import after_ack_processes
-    from bot.runtime import build_runtime
+    from bot.runtime import build_runtime, freeze_startup_heap
 
     missing = [name for name, value in (("SLACK_BOT_TOKEN", loaded.slack_bot_token),
                                         ("SLACK_SIGNING_SECRET", loaded.slack_signing_secret))
@@ -92,6 +92,7 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
         if runtime.after_ack is not None:
             runtime.after_ack.warm_up()
             log.info("the work after each ack runs in %d processes of its own", processes)
+        freeze_startup_heap()
         return runtime, embedded
     except ValueError as exc:  # missing token or signing secret
         _stop(embedded, runtime)
