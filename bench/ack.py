@@ -36,7 +36,15 @@ from sqlalchemy import func, select
 
 from bench.context import BenchContext
 from bench.load import LoadResult, PreparedRequest, run_load, slash_command
-from bench.procs import Child, bench_env, cpu_seconds, free_port, wait_port
+from bench.procs import (
+    Child,
+    bench_env,
+    child_pids,
+    cpu_seconds,
+    free_port,
+    status_kib,
+    wait_port,
+)
 from bench.results import Figure
 from bench.stack import (
     BOT_TOKEN,
@@ -144,6 +152,7 @@ class AckMeasurement:
     process_before_response: bool
     web_peak_rss_kib: int | None
     bare_peak_rss_kib: int | None
+    after_ack_peak_rss_kib: list[int]  # the web process's after-ack processes, each
     served: int
     cpu_ms_per_ack: dict[str, float]  # per kind: the server process's own CPU per request
 
@@ -214,6 +223,8 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
             results=results, drains=drains, per_round=per_round, jobs_created=jobs_created,
             threads=WEB_THREADS, process_before_response=process_before_response,
             web_peak_rss_kib=stack.web.peak_rss_kib(), bare_peak_rss_kib=bare.peak_rss_kib(),
+            after_ack_peak_rss_kib=[kib for pid in child_pids(stack.web.pid)
+                                    if (kib := status_kib(pid, "VmHWM")) is not None],
             served=warmup * 2 + per_round * rounds * 2,
             cpu_ms_per_ack={kind: round(used * 1000 / (per_round * rounds), 3)
                             for kind, used in cpu_used.items()})

@@ -2,7 +2,8 @@
 
 - Web: the product's web process right after serving the ack benchmark (figure 1's load,
   or a smaller one of its own when run alone); baseline: the bare Bolt app served the same
-  way under the same load.
+  way under the same load. Its after-ack processes (`bot.after_ack`) are reported beside it
+  (`after_ack_processes_peak_mib`, and the sum with the web process).
 - Worker: the `playbot worker` process right after running the small and chatty jobs
   (figure 3, or one chatty job of its own when run alone); its ansible-playbook children
   are separate processes and not counted. Baseline: a bare Python process of the same
@@ -72,7 +73,11 @@ def run(ctx: BenchContext) -> list[Figure]:
         Figure(key="memory.web", title="Peak RSS of the web process after the ack load",
                value=web / 1024, unit="MiB", baseline=bare / 1024,
                baseline_label="bare Bolt app, same load",
-               extra={"requests_served": measured.served, "bare_python_mib": python / 1024}),
+               extra={"requests_served": measured.served, "bare_python_mib": python / 1024,
+                      "after_ack_processes_peak_mib": [
+                          round(kib / 1024, 1) for kib in measured.after_ack_peak_rss_kib],
+                      "web_and_after_ack_processes_mib": round(
+                          (web + sum(measured.after_ack_peak_rss_kib)) / 1024, 1)}),
         Figure(key="memory.worker", title="Peak RSS of the worker process",
                value=worker / 1024, unit="MiB", baseline=python / 1024,
                baseline_label="bare Python process",

@@ -45,6 +45,21 @@ def status_kib(pid: int, field: str) -> int | None:
     return None
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (e.g. `playbot web`'s after-ack processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) the process itself has used so far, from /proc/<pid>/stat."""
     try:
