@@ -7,7 +7,8 @@
    the server row; extra vars; secret vars from `PLAYBOT_VAR_<NAME>`. A refusal ends the
    job `failed` with the reason (logged as its only output line).
 3. Run it with a heartbeat thread (marks the job alive, learns about cancel requests and
-   about the job having been reaped), a `LogSink` (job_logs) and a `JobNotifier` (Slack).
+   about the job having been reaped), a `LogSink` (job_logs) and a `JobNotifier` (Slack,
+   paced through Redis across worker processes when Redis is configured).
 4. End it: `success`, `failed` (error_message names task, host and message; an incident
    ticket is opened and posted in the thread) or `cancelled`.
 
@@ -46,6 +47,7 @@ from workers.config import WorkerConfig
 from workers.logsink import LogSink, LogWriteError, Redactor
 from workers.middleware import engine_for, session_factory
 from workers.notifier import JobNotifier, Limits, make_client, post_update, snapshot
+from workers.pacing import pacer_for
 from workers.runner import HostSpec, RunResult, RunSpec, run_playbook
 
 log = logging.getLogger(__name__)
@@ -135,7 +137,8 @@ class _Run:
         client = _client(config)
         self.notifier = None if client is None else JobNotifier(
             client, job, jobs_channel=config.jobs_channel, limits=limits,
-            on_message_posted=self._message_posted, on_ticket_posted=self._ticket_posted)
+            pacer=pacer_for(config.redis_url), on_message_posted=self._message_posted,
+            on_ticket_posted=self._ticket_posted)
         self.ticket_id: str | None = None
         self.monitor = _Heartbeat(factory, job.job_id, config.heartbeat_interval,
                                   on_cancel=self._cancel_seen)

@@ -6,8 +6,9 @@ A `JobNotifier` follows one run in its own thread, fed through non-blocking call
 - updates the job's channel message in place (status, tasks done, counters per host) at
   most every `update_interval` seconds, and once more with the final recap;
 - posts output into the message's thread as coalesced code blocks (≤ 2,900 characters a
-  section, ≤ 4 sections a post), at most one post per `post_interval` per channel (shared
-  by every job of this process posting there);
+  section, ≤ 4 sections a post), at most one post per `post_interval` per channel, shared
+  by every job posting there: through Redis across all worker processes, or within the
+  process without Redis (the pacers live in `workers.pacing`);
 - stops posting output once the thread holds `max_thread_posts` posts or
   `max_thread_bytes` of output, and at the end says how much was left out and uploads the
   full log as a file (files_upload_v2) in the thread;
@@ -47,6 +48,8 @@ from core.progress import RunProgress
 from db.models import Job, Playbook, Server, User
 from slackui.blocks import escape, short_id
 from slackui.job_message import job_message
+from workers.pacing import PACER, Pacer
+from workers.pacing import ChannelPacer as ChannelPacer  # re-exported for callers and tests
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +71,6 @@ def make_client(token: str, api_url: str) -> WebClient:
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2),
                         ConnectionErrorRetryHandler(max_retry_count=1)],
     )
-
-
-class ChannelPacer:
-    """At most one thread post per `interval` seconds per channel, across this process."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next: dict[str, float] = {}
-
-    def try_take(self, channel: str, interval: float) -> float:
-        """0.0 if a post may go now (the slot is taken), else seconds until the next slot."""
-        now = time.monotonic()
-        with self._lock:
-            due = self._next.get(channel, 0.0)
-            if due > now:
-                return due - now
-            self._next[channel] = now + interval
-            return 0.0
-
-
-PACER = ChannelPacer()
 
 
 def snapshot(job: Job) -> Job:
@@ -137,7 +119,7 @@ class JobNotifier:
     def __init__(self, client: WebClient, job: Job, *, jobs_channel: str | None = None,
                  on_message_posted: Callable[[str, str], None] | None = None,
                  on_ticket_posted: Callable[[str, str], None] | None = None,
-                 limits: Limits | None = None, pacer: ChannelPacer = PACER) -> None:
+                 limits: Limits | None = None, pacer: Pacer = PACER) -> None:
         self._client = client
         self._job = snapshot(job)
         self._jobs_channel = jobs_channel
@@ -157,6 +139,8 @@ class JobNotifier:
         self._progress: RunProgress | None = None
         self._progress_dirty = True  # show "running" at once
         self._last_update = 0.0
+        self._post_slot_at = 0.0  # when the pacer next may give this channel a slot
+        self._update_slot_at = 0.0  # when the pacer next may give chat.update a slot
         self._ending: Ending | None = None
         self._failures = 0
         self._slack_gone = False
@@ -271,12 +255,14 @@ class JobNotifier:
     def _next_wait(self) -> float:
         if self._ending is not None and not self._buffer:
             return 0.0
+        now = time.monotonic()
         waits = [5.0]
         if self._buffer and self.channel and self.ts and not self._slack_gone:
-            waits.append(max(0.05, min(self.limits.post_interval, 1.0)))
+            waits.append(max(0.05, min(self._post_slot_at - now,
+                                       self.limits.post_interval, 1.0)))
         if self._progress_dirty:
-            waits.append(max(0.05, self._last_update + self.limits.update_interval
-                             - time.monotonic()))
+            waits.append(max(0.05, self._last_update + self.limits.update_interval - now,
+                             min(self._update_slot_at - now, 1.0)))
         return min(waits)
 
     def _has_lines_to_post(self) -> bool:
@@ -291,8 +277,14 @@ class JobNotifier:
         with self._cond:
             due = (self._progress_dirty and self._ending is None
                    and time.monotonic() - self._last_update >= self.limits.update_interval)
-        # chat.update is rate limited per workspace: share one pace across this process
-        return due and self._pacer.try_take(UPDATES_KEY, self.limits.updates_pace) == 0.0
+        if not due or time.monotonic() < self._update_slot_at:
+            return False
+        # chat.update is rate limited per workspace: one pace shared by every job
+        wait = self._pacer.try_take(UPDATES_KEY, self.limits.updates_pace)
+        if wait > 0:
+            self._update_slot_at = time.monotonic() + wait
+            return False
+        return True
 
     def _ensure_message(self) -> None:
         if self.ts:
@@ -324,7 +316,11 @@ class JobNotifier:
     def _post_lines(self) -> None:
         if not (self.channel and self.ts) or self._slack_gone:
             return
-        if self._pacer.try_take(self.channel, self.limits.post_interval) > 0:
+        if time.monotonic() < self._post_slot_at:  # the pacer said no slot before then
+            return
+        wait = self._pacer.try_take(self.channel, self.limits.post_interval)
+        self._post_slot_at = time.monotonic() + (wait or self.limits.post_interval)
+        if wait > 0:
             return
         with self._cond:
             chunk = self._take_chunk()
