@@ -4,11 +4,10 @@ A known Slack user gets their row (refused with `InactiveUser` if deactivated). 
 one is created as a `viewer` when auto-provisioning is on, else refused with `UnknownUser`
 telling them to ask an admin. Two first requests of one new user may arrive at once (Slack
 retries, two clicks): the insert runs in a savepoint, and the loser of the race takes the
-winner's row instead of failing.
-
-Note for SQLite: pysqlite opens no transaction before a SAVEPOINT, so when provisioning is
-the first write of the caller's transaction the new user is committed at once, even if the
-caller later rolls back. That is harmless here (the person did make first contact).
+winner's row instead of failing (`db.session.savepoint`, which keeps the new row inside the
+caller's transaction on SQLite too). The caller decides what a refused first request
+keeps: the Slack handlers audit the refusal in a fresh transaction that provisions the
+account again (`handlers.chat.record_refusal`), so an admin can find and promote them.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from core.errors import InactiveUser, UnknownUser
 from core.permissions import inactive_message
 from db.base import utcnow
 from db.models import Role, User
+from db.session import savepoint
 
 USERNAME_MAX = 64
 # last_login is refreshed at most this often, so read-only commands do not write every time.
@@ -106,7 +106,7 @@ def _provision(session: Session, slack_user_id: str, display_name: str | None,
         user = User(username=username, slack_user_id=slack_user_id, email=email,
                     role=Role.viewer, is_active=True)
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 session.add(user)
                 session.flush()
         except IntegrityError:

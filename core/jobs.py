@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction, lazyload
+from sqlalchemy.orm import Session, lazyload
 
 from core import audit, extra_vars, permissions, playbook_files
 from core.audit import RequestInfo
@@ -64,6 +63,7 @@ from db.models import (
     User,
     job_values,
 )
+from db.session import savepoint
 
 ACTIVE_STATUSES = tuple(s for s in JobStatus if s in ACTIVE_JOB_STATUSES)
 RETRYABLE_STATUSES = (JobStatus.failed, JobStatus.cancelled)
@@ -370,7 +370,7 @@ def _insert_unless_raced(session: Session, job: Job, fingerprint: str) -> Job | 
     key, e.g. a concurrent delivery of the same request_key: the caller retries the request).
     """
     try:
-        with _savepoint(session):
+        with savepoint(session):
             session.add(job)
             session.flush()
     except IntegrityError:
@@ -379,24 +379,6 @@ def _insert_unless_raced(session: Session, job: Job, fingerprint: str) -> Job | 
             raise
         return winner
     return None
-
-
-@contextmanager
-def _savepoint(session: Session) -> Iterator[SessionTransaction]:
-    """`session.begin_nested()` that stays inside the caller's transaction on SQLite too.
-
-    pysqlite opens no transaction before a SAVEPOINT: when the savepoint is the first write
-    of the caller's transaction it becomes the transaction itself, and releasing it commits
-    the job at once, even if the caller later rolls back (its ticket and audit row with
-    it). So on SQLite the real transaction is begun first.
-    """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if not getattr(raw, "in_transaction", True):
-            connection.exec_driver_sql("BEGIN")
-    with session.begin_nested() as nested:
-        yield nested
 
 
 def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Server],

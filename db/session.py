@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 
@@ -54,3 +54,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[SessionTransaction]:
+    """`session.begin_nested()` that stays inside the caller's transaction on SQLite too.
+
+    pysqlite opens no transaction before a SAVEPOINT: when the savepoint is the first write
+    of the caller's transaction it becomes the transaction itself, and releasing it commits
+    its rows at once, even if the caller later rolls back. So on SQLite the real
+    transaction is begun first.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if not getattr(raw, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN")
+    with session.begin_nested() as nested:
+        yield nested

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, identity
-from core.errors import PlaybotError
+from core.errors import PlaybotError, UnknownUser
 from db.models import User
 from db.session import transaction
 from handlers.context import Caller
@@ -104,6 +104,10 @@ def record_refusal(deps: Deps, caller: Caller, action: Action, error: PlaybotErr
     details = {**action.details, "reason": type(error).__name__}
     with transaction(deps.session_factory) as session:
         user = session.scalar(select(User).where(User.slack_user_id == caller.slack_user_id))
+        if user is None and deps.auto_provision and not isinstance(error, UnknownUser):
+            # First contact with a refused request: the account it provisioned was rolled
+            # back with the request; it is made here, so an admin can find and promote them.
+            user = resolve_user(session, deps, caller)
         if user is None:
             details["slack_user_id"] = caller.slack_user_id
         audit.denied(session, user, action.name, action.resource_type, action.resource_id,

@@ -38,6 +38,16 @@ def test_an_unknown_slack_user_is_provisioned_as_a_viewer_named_after_their_disp
     assert user.is_active and user.last_login is not None
 
 
+def test_a_request_that_fails_after_first_contact_leaves_no_account_behind(session_factory):
+    # given: first contact is the first write of a request that then fails
+    with session_factory() as session:
+        resolve_slack_user(session, "U_NEW", display_name="zoe")
+        session.rollback()
+    # then: nothing was written (on SQLite too, where a bare SAVEPOINT would have committed)
+    with session_factory() as session:
+        assert session.scalar(select(User).where(User.slack_user_id == "U_NEW")) is None
+
+
 def test_a_provisioned_user_is_found_again_and_not_duplicated(session):
     first = resolve_slack_user(session, "U_NEW", display_name="zoe")
     session.commit()

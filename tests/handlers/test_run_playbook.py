@@ -60,12 +60,16 @@ def test_inactive_user_is_refused_with_a_clear_message(slack):
     assert row.details["outcome"] == "denied"
 
 
+@pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
 def test_unknown_user_is_provisioned_as_viewer_and_cannot_run(slack):
     result = slack.command(RUN, "ping local", user="U_NEWBIE", user_name="newbie")
 
     assert "operator role" in result.reply_text
+    # the refused request rolled back, but the account stays for an admin to promote
     newbie = slack.user("U_NEWBIE")
     assert newbie is not None and newbie.role.value == "viewer"
+    [row] = slack.audit("job.launch")
+    assert row.user_id == newbie.id and row.details["outcome"] == "denied"
 
 
 def test_mistyped_playbook_gets_the_closest_names(slack):
