@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from slack_bolt.request import BoltRequest
 
 from bot.after_ack import after_ack_processes
 from bot.runtime import build_runtime
@@ -134,3 +135,20 @@ def test_stopping_the_web_process_finishes_the_work_it_acked(slack):
 
     [job] = slack.jobs()
     assert job.dramatiq_message_id
+
+
+def test_a_socket_mode_command_is_done_by_another_process_too(slack):
+    # given: a slash command as Socket Mode delivers it (a parsed payload, no HTTP signature)
+    form = {"team_id": "T_PLAYBOT", "channel_id": "C_OPS", "user_id": OPERATOR,
+            "user_name": "operator", "command": ids.CMD_RUN_PLAYBOOK,
+            "text": "deploy local version=3.1", "api_app_id": "A_PLAYBOT",
+            "response_url": slack.fake.response_url(OPERATOR), "trigger_id": "trigger-sm-1"}
+
+    # when: the app dispatches it (what SocketModeHandler does with each envelope)
+    response = slack.runtime.app.dispatch(BoltRequest(body=form, mode="socket_mode"))
+    slack.wait_idle()
+
+    # then: acked at once, and the launch was done in an after-ack process
+    assert response.status == 200
+    [job] = slack.jobs()
+    assert job.extra_vars["version"] == "3.1" and job.dramatiq_message_id
