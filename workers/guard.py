@@ -4,9 +4,11 @@ ansible-runner starts ansible-playbook in a session of its own; if the worker is
 (SIGKILL, out of memory), ansible-playbook and its forks would go on running — while the
 reaper declares the job failed and the next job may start on the same server. This guard
 sits between them: it asks Linux to signal it when its parent (the worker thread that
-started it) dies (PR_SET_PDEATHSIG), and then kills its whole process group: the program,
-the program's forks and itself. ansible-runner's own cancel and timeout still kill the
-group the usual way. Elsewhere than Linux the guard simply runs PROGRAM.
+started it) dies (PR_SET_PDEATHSIG), and then kills every process below it — the program,
+its forks and what they started — and its own process group. Killing the group alone is
+not enough: ansible-playbook's task forks call setsid() to leave it, and one of them running
+a long task would outlive the worker. ansible-runner's own cancel and timeout still kill
+the group the usual way. Elsewhere than Linux the guard simply runs PROGRAM.
 
 Run as a script (not `-m`), with the standard library only, so it starts in milliseconds.
 """
@@ -23,16 +25,57 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
-_child: subprocess.Popen[bytes] | None = None
-
-
 def _kill_group(_signum: int = 0, _frame: object = None) -> None:
-    # ansible-playbook may move itself into a process group of its own (it does when it
-    # finds a terminal, as under ansible-runner's pty): kill that group too, then ours.
-    if _child is not None:
+    _kill_descendants()
+    if os.getpgid(0) == os.getpid():  # ansible-runner made us lead a group: end all of it
+        os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)  # never a group we do not lead (our starter's)
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one, whatever its group or session.
+
+    They are stopped first, until no new one appears (a stopped process cannot fork, and a
+    killed parent's children would be reparented out of reach), then all killed at once.
+    """
+    stopped: set[int] = set()
+    for _ in range(50):
+        found = _descendants(os.getpid()) - stopped
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= found
+    for pid in stopped:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(os.getpgid(_child.pid), signal.SIGKILL)
-    os.killpg(0, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+
+def _descendants(root: int) -> set[int]:
+    """The processes below `root`, from the parent ids in /proc (empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                ppid = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def _die_with_parent() -> None:
@@ -51,9 +94,8 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: guard.py PROGRAM [ARGS...]", file=sys.stderr)
         return 2
-    global _child
     _die_with_parent()
-    _child = child = subprocess.Popen(argv)
+    child = subprocess.Popen(argv)
     code = child.wait()
     return code if code >= 0 else 128 - code
 
