@@ -60,14 +60,16 @@ def middleware() -> list[Middleware]:
     ]
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, *, connect_timeout: float = REDIS_CONNECT_TIMEOUT,
+                 socket_timeout: float = REDIS_SOCKET_TIMEOUT, retries: int = 1,
+                 health_check_interval: int = 15) -> redis.Redis:
     """A Redis client that gives up quickly instead of hanging the caller."""
     return redis.Redis.from_url(
         url,
-        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-        socket_timeout=REDIS_SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=15,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), retries),
+        health_check_interval=health_check_interval,
     )
 
 

@@ -27,8 +27,8 @@ import time
 from typing import Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from workers.broker import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +146,8 @@ class RedisChannelPacer:
 
 def pacing_client(url: str) -> redis.Redis:
     """A Redis client for pacing: gives up after REDIS_TIMEOUT seconds and never retries."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        socket_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    return redis_client(url, connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
+                        retries=0, health_check_interval=30)
 
 
 _pacers_lock = threading.Lock()
