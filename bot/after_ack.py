@@ -232,8 +232,10 @@ def _start_child(settings: Settings, nice: int) -> None:
     """Process initializer: lower the priority, build the app once."""
     from bot.runtime import build_runtime, freeze_startup_heap
 
-    # Ctrl-C reaches the whole process group; the web process decides when we stop.
+    # Ctrl-C, and the SIGTERM a process manager may send to every process of the service at
+    # once, are for the web process: it drains the work already acked, then stops us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if nice:

@@ -124,6 +124,20 @@ def test_a_killed_after_ack_process_loses_only_its_own_work(slack, caplog):
     assert "after-ack process died" in caplog.text
 
 
+def test_a_sigterm_to_every_process_of_the_service_leaves_the_draining_to_the_web_process(
+        slack, caplog):
+    # systemd and other process managers may signal the whole group at once
+    for pid in child_pids(slack):
+        os.kill(pid, signal.SIGTERM)
+    time.sleep(0.3)
+
+    with caplog.at_level(logging.ERROR, logger="bot.after_ack"):
+        result = slack.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.7", user=OPERATOR)
+
+    assert result.status == 200 and len(slack.jobs()) == 1
+    assert "died" not in caplog.text and "lost" not in caplog.text
+
+
 def test_stopping_the_web_process_finishes_the_work_it_acked(slack):
     # the ack is sent before the work is done; shutting down must not drop that work
     response = slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.6", user=OPERATOR,
