@@ -31,6 +31,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -140,7 +141,8 @@ class AfterAckProcesses:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"),
-                                   initializer=_start_child, initargs=(self.settings, self.nice))
+                                   initializer=_start_child,
+                                   initargs=(self.settings, self.nice, os.getpid()))
 
     def warm_up(self, timeout: float = 60.0) -> None:
         """Start every process now (they build the app: imports, `auth.test`) rather than
@@ -228,9 +230,12 @@ class RecordingObserver:
 _CHILD: dict[str, Any] = {}
 
 
-def _start_child(settings: Settings, nice: int) -> None:
-    """Process initializer: lower the priority, build the app once."""
+def _start_child(settings: Settings, nice: int, web_pid: int) -> None:
+    """Process initializer: lower the priority, build the app once, die with the web process."""
     from bot.runtime import build_runtime, freeze_startup_heap
+
+    threading.Thread(target=_exit_with, args=(web_pid,), name="playbot-parent-watch",
+                     daemon=True).start()
 
     # Ctrl-C, and the SIGTERM a process manager may send to every process of the service at
     # once, are for the web process: it drains the work already acked, then stops us.
@@ -244,6 +249,15 @@ def _start_child(settings: Settings, nice: int) -> None:
     runtime = build_runtime(settings, observer=observer, verify_requests=False)
     _CHILD.update(app=runtime.app, observer=observer, runtime=runtime)
     freeze_startup_heap()
+
+
+def _exit_with(web_pid: int, every: float = 1.0) -> None:
+    """Exit once the web process is gone (killed with SIGKILL, say): the pool's own pipes
+    would keep this process waiting for work forever, holding its database connections."""
+    while os.getppid() == web_pid:
+        time.sleep(every)
+    log.warning("the web process %d is gone: this after-ack process exits", web_pid)
+    os._exit(0)
 
 
 def _ready() -> int:

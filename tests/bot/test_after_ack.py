@@ -7,8 +7,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from slack_bolt.request import BoltRequest
@@ -24,6 +27,7 @@ from tests.handlers.fixtures import *  # noqa: F403 - the Slack app fixtures
 from tests.handlers.fixtures import OPERATOR, app_settings, seed
 from tests.handlers.harness import SlackHarness, text_value
 from tests.handlers.test_run_modal import VAR, choose, deploy_values, open_modal
+from tests.support.servers import free_port
 
 PROCESSES = 2
 
@@ -166,3 +170,65 @@ def test_a_socket_mode_command_is_done_by_another_process_too(slack):
     assert response.status == 200
     [job] = slack.jobs()
     assert job.extra_vars["version"] == "3.1" and job.dramatiq_message_id
+
+
+def _process_children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115, PTH123
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"  # noqa: SIM115, PTH123
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_the_after_ack_processes_never_outlive_playbot_web(fake_slack, mariadb_url,
+                                                           private_redis, tmp_path, how):
+    # given: `playbot web` on MariaDB + Redis, as an install runs it
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("SLACK_", "PLAYBOT_", "REDIS_URL", "DATABASE_URL"))}
+    env.update(DATABASE_URL=mariadb_url, REDIS_URL=private_redis.url,
+               SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret",
+               SLACK_API_URL=fake_slack.api_url, PLAYBOOK_DIR=str(tmp_path))
+    playbot = str(Path(sys.executable).parent / "playbot")
+    web = subprocess.Popen([playbot, "web", "--host", "127.0.0.1",
+                            "--port", str(port)], env=env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = _process_children(web.pid)
+        assert len(children) >= PROCESSES  # the after-ack processes (+ a resource tracker)
+
+        # when: it is stopped (SIGTERM) or killed outright (SIGKILL: the OOM killer)
+        web.send_signal(how)
+        web.wait(40)
+
+        # then: none of its processes is left behind holding database connections
+        deadline = time.monotonic() + 10
+        while not all(map(_gone, children)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(map(_gone, children)), children
+        if how == signal.SIGTERM:
+            assert web.returncode == 0
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
