@@ -237,10 +237,10 @@ def _start_child(settings: Settings, nice: int, web_pid: int) -> None:
     threading.Thread(target=_exit_with, args=(web_pid,), name="playbot-parent-watch",
                      daemon=True).start()
 
-    # Ctrl-C, and the SIGTERM a process manager may send to every process of the service at
-    # once, are for the web process: it drains the work already acked, then stops us.
+    # Ctrl-C reaches the whole process group: it is for the web process, which drains the
+    # work and then stops us. SIGTERM keeps its default (the pool uses it to stop a broken
+    # pool's processes; ignoring it left them, and the web process's exit, hanging forever).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if nice:
