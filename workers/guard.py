@@ -78,6 +78,33 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
+def kill_marked(name: str, value: str) -> list[int]:
+    """SIGKILL every process whose environment has `name=value` (Linux; [] elsewhere).
+
+    The worker marks each run's environment, which every process of the run inherits, so
+    that after a cancel or a timeout it can end what ansible-runner's kill missed: task
+    forks that left the process group with setsid() and the commands they run.
+    """
+    mark = f"{name}={value}".encode()
+    killed = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return killed
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if mark not in environ.read().split(b"\0"):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
 def _die_with_parent() -> None:
     parent = os.getppid()
     signal.signal(signal.SIGUSR1, _kill_group)

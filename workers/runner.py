@@ -29,6 +29,7 @@ import re
 import shlex
 import shutil
 import sys
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +40,12 @@ import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
 
 from core.progress import RunProgress
+from workers.guard import kill_marked
 
 log = logging.getLogger(__name__)
 
 GUARD = Path(__file__).with_name("guard.py")
+RUN_MARK = "PLAYBOT_RUN"  # in every run's environment: which processes belong to the run
 RunStatus = Literal["success", "failed", "cancelled", "timeout"]
 ERROR_MESSAGE_LIMIT = 500
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -310,6 +313,8 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
         return False  # nothing is written to the data dir's job_events
 
     env = _environment()
+    run_mark = f"{spec.job_id}:{uuid.uuid4().hex}"
+    env[RUN_MARK] = run_mark
     playbook_command = shutil.which("ansible-playbook", path=env["PATH"])
     if playbook_command is None:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -340,6 +345,13 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
                          f"ansible-runner could not run the playbook: {exc}")
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+    if runner.status in ("canceled", "timeout"):
+        # ansible-runner kills the guard's process group; ansible's task forks left it
+        # (setsid) and would finish their task. Not after a normal end: a playbook may have
+        # started a daemon on purpose.
+        left = kill_marked(RUN_MARK, run_mark)
+        if left:
+            log.info("job %s: ended %d process(es) of the stopped run", spec.job_id, len(left))
     return _result(runner.status, runner.rc, tracker, spec)
 
 

@@ -95,19 +95,43 @@ def test_a_cancel_request_stops_the_run_within_seconds(playbook_dir, tmp_path):
     result = run_playbook(
         RunSpec(job_id="job-slow", playbook_path=playbook_dir / "slow.yml", host=LOCAL,
                 runtime_dir=tmp_path / "runs", cancel_poll=0.2,
-                extra_vars={"marker": str(tmp_path / "m")}),
+                extra_vars={"marker": str(tmp_path / "m"), "seconds": "31.17"}),
         on_event=on_event, should_cancel=lambda: started.is_set())
 
     assert result.status == "cancelled"
     assert time.monotonic() - t0 < 15
+    # and nothing of the run goes on: not ansible-playbook, not the task's command
+    assert not _processes_running("sleep 31.17")
 
 
 def test_the_playbook_limit_ends_a_long_run_as_timed_out(playbook_dir, tmp_path):
     result, _ = _run(playbook_dir, tmp_path, "slow", timeout=2, cancel_poll=0.2,
-                     extra_vars={"marker": str(tmp_path / "m")})
+                     extra_vars={"marker": str(tmp_path / "m"), "seconds": "31.19"})
 
     assert result.status == "timeout"
     assert "limit of 2 s" in result.error_message
+    assert not _processes_running("sleep 31.19")
+
+
+def _processes_running(command: str) -> list[int]:
+    """Pids whose command line is `command` (the run is over: none may be left)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip()
+            except OSError:
+                continue
+            if cmdline == command.encode() and not _zombie(entry):
+                found.append(int(entry.name))
+    return found
+
+
+def _zombie(entry: Path) -> bool:
+    try:
+        return (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def test_the_inventory_uses_the_server_row_and_the_workers_interpreter_for_local():
