@@ -87,14 +87,14 @@ def launch_policy(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def build_deps(settings: Settings, session_factory: sessionmaker[Session],
-               queue: JobQueue, observer: Observer | None = None) -> Deps:
+               queue: JobQueue, observer: Observer) -> Deps:
     return Deps(
         session_factory=session_factory,
         queue=queue,
         policy=launch_policy(settings),
         jobs_channel=settings.playbot_jobs_channel,
         auto_provision=settings.playbot_auto_provision,
-        observer=observer if observer is not None else PrometheusObserver(),
+        observer=observer,
     )
 
 

@@ -49,7 +49,6 @@ from core.suggestions import closest
 from core.targets import resolve_target
 from db.base import utcnow
 from db.models import (
-    ACTIVE_JOB_STATUSES,
     Environment,
     Job,
     JobStatus,
@@ -65,7 +64,6 @@ from db.models import (
 )
 from db.session import savepoint
 
-ACTIVE_STATUSES = tuple(s for s in JobStatus if s in ACTIVE_JOB_STATUSES)
 RETRYABLE_STATUSES = (JobStatus.failed, JobStatus.cancelled)
 REQUEST_KEY_MAX = 100  # leaves room for "@<server id>" in jobs.request_key (128)
 

@@ -74,7 +74,7 @@ class Playbot:
 
     def wait_app_idle(self, timeout: float) -> bool:
         """Wait until the app has finished the background half of every request."""
-        return self.runtime.background.wait_idle(timeout=timeout)
+        return self.runtime.wait_idle(timeout=timeout)
 
     def drain_workers(self, timeout: float) -> bool:
         """Wait until the workers' Slack notifiers have posted everything they hold."""
