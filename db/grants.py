@@ -20,6 +20,8 @@ What the runtime needs, and why:
 | job_logs      | SELECT, INSERT, DELETE         | streaming output; retention deletes archived lines; lines never change |
 | tickets       | SELECT, INSERT, UPDATE         | incidents and approvals move through statuses  |
 | audit_logs    | SELECT, INSERT                 | append-only                                    |
+| server_groups | SELECT, INSERT, UPDATE, DELETE | inventory import keeps groups and their variables in step |
+| server_group_members, server_group_children | SELECT, INSERT, DELETE | membership follows the inventory |
 | alembic_version | SELECT                       | the app checks the schema revision it runs on  |
 
 A new table must be added to `RUNTIME_PRIVILEGES` (a test fails until it is).
@@ -37,6 +39,9 @@ RUNTIME_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "job_logs": ("SELECT", "INSERT", "DELETE"),
     "tickets": ("SELECT", "INSERT", "UPDATE"),
     "audit_logs": ("SELECT", "INSERT"),
+    "server_groups": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "server_group_members": ("SELECT", "INSERT", "DELETE"),
+    "server_group_children": ("SELECT", "INSERT", "DELETE"),
     "alembic_version": ("SELECT",),
 }
 

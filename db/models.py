@@ -2,8 +2,11 @@
 
 Revision 0001 creates the v1.0.0 seed schema exactly; revision 0002 adds what Playbot needs
 beyond it (Slack ids, the job's Slack message, heartbeat, approval tickets...); revision 0003
-adds `jobs.active_fingerprint`. The migrations are the only way the schema changes; a test
-proves they produce exactly these models.
+adds `jobs.active_fingerprint`; revision 0004 adds fleet runs (`jobs.run_id`,
+`jobs.running_server_id`), server groups (seed v1.2: `server_groups`, their children and
+members) and `servers.host_vars`, and widens `servers.ip_address` to hold DNS names. The
+migrations are the only way the schema changes; a test proves they produce exactly these
+models.
 """
 
 from __future__ import annotations
@@ -74,14 +77,18 @@ ACTIVE_JOB_STATUSES = frozenset(
 
 def job_values(**values: Any) -> dict[str, Any]:
     """The values of an UPDATE on `jobs` rows, with `active_fingerprint` cleared when they
-    take the job out of the active statuses or ask for its cancellation.
+    take the job out of the active statuses or ask for its cancellation, and
+    `running_server_id` cleared when they set any status but `running`.
 
     Every bulk UPDATE that sets `status` or `cancel_requested` builds its values here, so no
-    finished job keeps blocking identical launches. (Assigning `job.status` or
-    `job.cancel_requested` on a loaded `Job` clears it too, see `Job._release_fingerprint`.)
+    finished job keeps blocking identical launches or holding its server. (Assigning
+    `job.status` or `job.cancel_requested` on a loaded `Job` clears them too, see
+    `Job._release_fingerprint`.)
     """
     if _releases_fingerprint(values):
         values["active_fingerprint"] = None
+    if _releases_server(values):
+        values["running_server_id"] = None
     return values
 
 
@@ -89,6 +96,11 @@ def _releases_fingerprint(values: Mapping[str, Any]) -> bool:
     status = values.get("status")
     leaves = status is not None and JobStatus(status) not in ACTIVE_JOB_STATUSES
     return leaves or bool(values.get("cancel_requested"))
+
+
+def _releases_server(values: Mapping[str, Any]) -> bool:
+    status = values.get("status")
+    return status is not None and JobStatus(status) != JobStatus.running
 
 
 class LogLevel(str, enum.Enum):
@@ -151,7 +163,9 @@ class Server(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hostname: Mapped[str] = mapped_column(String(255), unique=True)
-    ip_address: Mapped[str | None] = mapped_column(String(45))
+    # The seed's ip_address is Ansible's `ansible_host`: an IP literal or a DNS name (0004
+    # widened it from 45 to 255 characters, DNS names being up to 253).
+    ip_address: Mapped[str | None] = mapped_column(String(255))
     os_type: Mapped[str | None] = mapped_column(String(50))
     os_version: Mapped[str | None] = mapped_column(String(50))
     ssh_port: Mapped[int] = mapped_column(Integer, default=22)
@@ -167,9 +181,75 @@ class Server(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # 0002: "ssh" or "local" (ansible_connection=local hosts run on the worker itself)
     connection: Mapped[str] = mapped_column(String(16), default="ssh")
+    # 0004: the host's own inventory variables that are not connection columns (from an
+    # import or the CLI, never from chat), passed to Ansible as host vars.
+    host_vars: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+    groups: Mapped[list[ServerGroup]] = relationship(
+        secondary="server_group_members", back_populates="servers",
+        order_by="ServerGroup.name")
 
     def __repr__(self) -> str:
         return f"<Server {self.hostname} {self.environment.value}>"
+
+
+class ServerGroup(Base):
+    """An inventory group (seed v1.2 `server_groups`): its variables, child groups, members.
+
+    A server is in a group when it is a member of it or of one of its children (at any
+    depth), as in Ansible. Targets `group:<name>`.
+    """
+
+    __tablename__ = "server_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    servers: Mapped[list[Server]] = relationship(
+        secondary="server_group_members", back_populates="groups",
+        order_by="Server.hostname")
+    children: Mapped[list[ServerGroup]] = relationship(
+        secondary="server_group_children",
+        primaryjoin="ServerGroup.id == ServerGroupChild.parent_id",
+        secondaryjoin="ServerGroup.id == ServerGroupChild.child_id",
+        back_populates="parents", order_by="ServerGroup.name")
+    parents: Mapped[list[ServerGroup]] = relationship(
+        secondary="server_group_children",
+        primaryjoin="ServerGroup.id == ServerGroupChild.child_id",
+        secondaryjoin="ServerGroup.id == ServerGroupChild.parent_id",
+        back_populates="children", order_by="ServerGroup.name")
+
+    def __repr__(self) -> str:
+        return f"<ServerGroup {self.name}>"
+
+
+class ServerGroupMember(Base):
+    """A server directly in a group."""
+
+    __tablename__ = "server_group_members"
+    __table_args__ = (Index("idx_server_group_members_server_id", "server_id"),)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ServerGroupChild(Base):
+    """A group directly inside another (Ansible's `children`; a group may have several
+    parents)."""
+
+    __tablename__ = "server_group_children"
+    __table_args__ = (Index("idx_server_group_children_child_id", "child_id"),)
+
+    parent_id: Mapped[int] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
+    child_id: Mapped[int] = mapped_column(
+        ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
 
 
 class Playbook(Base):
@@ -206,6 +286,9 @@ class Job(Base):
         Index("idx_jobs_user_status", "user_id", "status"),
         # 0003: at most one job in progress per identical launch (NULLs never collide)
         Index("idx_jobs_active_fingerprint", "active_fingerprint", unique=True),
+        # 0004: the jobs of one run; at most one running job per server
+        Index("idx_jobs_run_id", "run_id"),
+        Index("idx_jobs_running_server_id", "running_server_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -238,6 +321,13 @@ class Job(Base):
     # Unique: an identical launch finds this job instead of creating a second one
     # (`core.jobs.launch_fingerprint`).
     active_fingerprint: Mapped[str | None] = mapped_column(CHAR(64))
+    # 0004: the run this job belongs to: every job of one launch shares it, and one Ansible
+    # run executes them together (a one-server launch is a run of one; older jobs carry
+    # their own job_id).
+    run_id: Mapped[str] = mapped_column(CHAR(36), default=new_uuid)
+    # 0004: the job's server_id while it is running, NULL otherwise. Unique: the database
+    # itself refuses a second running job on a server (`core.execution`).
+    running_server_id: Mapped[int | None] = mapped_column(Integer)
 
     playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
     server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
@@ -245,9 +335,12 @@ class Job(Base):
 
     @validates("status", "cancel_requested")
     def _release_fingerprint(self, key: str, value: Any) -> Any:
-        """A job that finishes (or is asked to stop) no longer answers identical launches."""
+        """A job that finishes (or is asked to stop) no longer answers identical launches;
+        a job that stops running no longer holds its server."""
         if _releases_fingerprint({key: value}):
             self.active_fingerprint = None
+        if _releases_server({key: value}):
+            self.running_server_id = None
         return value
 
     def __repr__(self) -> str:

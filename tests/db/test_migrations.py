@@ -15,6 +15,8 @@ from db.session import make_engine
 from migrations import alembic_config
 
 SEVEN_TABLES = {"users", "servers", "playbooks", "jobs", "job_logs", "tickets", "audit_logs"}
+# 0004: server groups (seed v1.2)
+HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_group_members"}
 
 
 def schema_diff(url: str) -> list:
@@ -76,8 +78,9 @@ def test_upgrade_then_downgrade_and_upgrade_step_by_step_leaves_the_schema_intac
     # when it is upgraded to head
     command.upgrade(config, "head")
     tables, triggers = tables_and_triggers(empty_db_url)
-    # then it holds the seven tables and the append-only triggers, and matches the models
-    assert tables == SEVEN_TABLES | {"alembic_version"}
+    # then it holds the seed's tables (and server groups), the append-only triggers, and
+    # matches the models
+    assert tables == HEAD_TABLES | {"alembic_version"}
     assert {"audit_logs_no_update", "audit_logs_no_delete"} <= triggers
     assert schema_diff(empty_db_url) == []
 
@@ -92,7 +95,7 @@ def test_upgrade_then_downgrade_and_upgrade_step_by_step_leaves_the_schema_intac
     for expected in revisions:
         command.upgrade(config, "+1")
         assert current_revision(empty_db_url) == expected
-    assert tables_and_triggers(empty_db_url)[0] == SEVEN_TABLES | {"alembic_version"}
+    assert tables_and_triggers(empty_db_url)[0] == HEAD_TABLES | {"alembic_version"}
     assert schema_diff(empty_db_url) == []
 
     # and `downgrade base` in one go drops it all too

@@ -1,7 +1,7 @@
 """What MariaDB's information_schema shows after `playbot db upgrade`, table by table.
 
 The expectations are written out here from ERD.md (relationships and the Index Coverage Map)
-plus the product's additions of revisions 0002 and 0003, not derived from the models, so
+plus the product's additions of revisions 0002, 0003 and 0004, not derived from the models, so
 that this test is an independent check of both the migrations and the models.
 """
 
@@ -52,6 +52,9 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "fk_jobs_retry_of_id_jobs": (("retry_of_id",), False),
         # 0003: one job in progress per identical launch
         "idx_jobs_active_fingerprint": (("active_fingerprint",), True),
+        # 0004: the jobs of one run; one running job per server
+        "idx_jobs_run_id": (("run_id",), False),
+        "idx_jobs_running_server_id": (("running_server_id",), True),
     },
     "job_logs": {
         "PRIMARY": (("id",), True),
@@ -78,6 +81,19 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_audit_resource": (("resource_type", "resource_id"), False),
         "idx_audit_action_timestamp": (("action", "timestamp"), False),
     },
+    # 0004: server groups (seed v1.2), their children and members
+    "server_groups": {
+        "PRIMARY": (("id",), True),
+        "uq_server_groups_name": (("name",), True),
+    },
+    "server_group_children": {
+        "PRIMARY": (("parent_id", "child_id"), True),
+        "idx_server_group_children_child_id": (("child_id",), False),
+    },
+    "server_group_members": {
+        "PRIMARY": (("group_id", "server_id"), True),
+        "idx_server_group_members_server_id": (("server_id",), False),
+    },
 }
 
 # table -> {(column, referenced table): ON DELETE rule}
@@ -98,6 +114,11 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
         ("assignee_id", "users"): "SET NULL",  # 0002
     },
     "audit_logs": {("user_id", "users"): "SET NULL"},
+    "server_groups": {},
+    "server_group_children": {("parent_id", "server_groups"): "CASCADE",
+                              ("child_id", "server_groups"): "CASCADE"},
+    "server_group_members": {("server_id", "servers"): "CASCADE",
+                             ("group_id", "server_groups"): "CASCADE"},
 }
 
 # Columns whose type matters to the ERD: BIGINT keys of the hot tables, UUID strings,
@@ -113,6 +134,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "id": "int(11)",
         "environment": "enum('production','staging','development')",
         "ssh_port": "int(11)",
+        "ip_address": "varchar(255)",  # 0004: DNS names as well as IP literals
     },
     "playbooks": {"id": "int(11)", "file_hash": "char(64)"},
     "jobs": {
@@ -122,6 +144,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "status": "enum('pending','awaiting_approval','running','success','failed',"
         "'cancelled','archived')",
         "active_fingerprint": "char(64)",  # 0003
+        "run_id": "char(36)",  # 0004
     },
     "job_logs": {
         "id": "bigint(20)",
@@ -137,18 +160,24 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "kind": "enum('incident','approval')",
     },
     "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)"},
+    "server_groups": {"id": "int(11)", "name": "varchar(255)"},
+    "server_group_children": {"parent_id": "int(11)", "child_id": "int(11)"},
+    "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
 }
 
 # MariaDB stores JSON as LONGTEXT with a json_valid() CHECK (alembic counts JSON and
 # LONGTEXT as synonyms, so this is checked here, not by the autogenerate comparison).
 JSON_COLUMNS: dict[str, set[str]] = {
     "users": set(),
-    "servers": {"tags"},
+    "servers": {"tags", "host_vars"},
     "playbooks": {"tags", "variables"},
     "jobs": {"extra_vars", "recap"},
     "job_logs": set(),
     "tickets": set(),
     "audit_logs": {"details"},
+    "server_groups": {"variables"},
+    "server_group_children": set(),
+    "server_group_members": set(),
 }
 
 TABLES = list(INDEXES)
@@ -160,7 +189,7 @@ def schema(mariadb_server: MariaDBServer):
     url = mariadb_server.create_database("playbot_schema")
     result = run_cli("db", "upgrade", env={"DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-    assert "0003 (head)" in result.stdout
+    assert "0004 (head)" in result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
         yield connection
@@ -171,7 +200,7 @@ def _rows(connection, sql: str, **params):
     return connection.execute(text(sql), params).all()
 
 
-def test_the_database_holds_the_seven_tables_and_nothing_else(schema):
+def test_the_database_holds_the_seed_tables_and_server_groups_and_nothing_else(schema):
     names = {
         row[0]
         for row in _rows(
