@@ -90,6 +90,28 @@ class Settings(BaseSettings):
         description="Processes doing the work after each Slack ack, beside `playbot web`/`socket` "
         "on MariaDB + Redis (0: threads in the web process, as the embedded default does).",
     )
+    playbot_forks: int = Field(
+        default=20, ge=1, le=500,
+        description="Ansible forks of one run: how many of its hosts are worked on at once.",
+    )
+    playbot_known_hosts: Path = Field(
+        default=Path("var/known_hosts"),
+        description="Playbot's own known_hosts file: the pinned SSH host keys of its servers.",
+    )
+    playbot_ssh_accept_new_host_keys: bool = Field(
+        default=False,
+        description="Pin an unknown host key on first connection (labs only); off: an "
+        "unknown key fails the job until `playbot servers trust HOST`.",
+    )
+    playbot_ssh_connect_timeout: int = Field(
+        default=10, ge=1, le=300,
+        description="Seconds to wait for an SSH connection before the host is unreachable.",
+    )
+    playbot_vault_password_file: Path | None = Field(
+        default=None,
+        description="Ansible Vault password file the workers use for vaulted inventory "
+        "variables kept encrypted in the database.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("database_url")

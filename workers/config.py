@@ -50,6 +50,11 @@ class WorkerConfig:
     log_flush_interval: float = 0.2
     cancel_poll_interval: float = 0.5  # how often ansible-runner asks "cancel?"
     shutdown_grace: float = 25.0  # on SIGTERM: let running playbooks finish this long
+    forks: int = 20  # Ansible forks of one run
+    known_hosts_file: Path = Path("var/known_hosts")  # Playbot's pinned SSH host keys
+    ssh_accept_new_host_keys: bool = False  # labs: pin unknown host keys on first contact
+    ssh_connect_timeout: int = 10  # seconds before a host is unreachable
+    vault_password_file: Path | None = None  # for vaulted inventory variables
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
@@ -70,6 +75,14 @@ class WorkerConfig:
                 getattr(settings, "playbot_reaper_grace_seconds", cls.reaper_grace)),
             "log_retention_days": int(
                 getattr(settings, "playbot_log_retention_days", cls.log_retention_days)),
+            "forks": int(getattr(settings, "playbot_forks", cls.forks)),
+            "known_hosts_file": Path(
+                getattr(settings, "playbot_known_hosts", cls.known_hosts_file)),
+            "ssh_accept_new_host_keys": bool(
+                getattr(settings, "playbot_ssh_accept_new_host_keys", False)),
+            "ssh_connect_timeout": int(
+                getattr(settings, "playbot_ssh_connect_timeout", cls.ssh_connect_timeout)),
+            "vault_password_file": getattr(settings, "playbot_vault_password_file", None),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}
