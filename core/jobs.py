@@ -1,6 +1,10 @@
 """The job lifecycle up to the queue: launch, retry, cancel, find, and where a job's message is.
 
-`launch` turns one run request into one `jobs` row per target server:
+`launch` turns one run request into one run: one `jobs` row per target server, all sharing a
+new `jobs.run_id` (a one-server launch is a run of one). The rows are inserted in server-id
+order: inserting a job takes a shared lock on its server row (the foreign key) and the
+worker's claim locks the run's server rows in id order, so the same order on both sides
+never deadlocks. The worker executes the run as one Ansible run over its servers. A launch:
 1. the actor must be an operator or admin (`job.launch`);
 2. the playbook must be registered, active and unchanged on disk (SHA-256);
 3. extra vars are validated against its declarations (`core.extra_vars`);
@@ -61,6 +65,7 @@ from db.models import (
     TicketStatus,
     User,
     job_values,
+    new_uuid,
 )
 from db.session import savepoint
 
@@ -88,7 +93,9 @@ class LaunchPolicy:
 class LaunchResult:
     """What a launch (or retry) produced.
 
-    jobs: the jobs created, or found again when `duplicate`.
+    jobs: the jobs created (in server-id order), or found again when `duplicate`.
+    run_id: the run the created jobs share (a new one per launch or retry); when
+        `duplicate`, the run of the first job found again.
     approval_tickets: the approval ticket of each job awaiting approval.
     duplicate: nothing new was created; `jobs` are the ones an earlier identical request made
         (or that are still running for the same launch).
@@ -98,6 +105,7 @@ class LaunchResult:
     """
 
     jobs: list[Job]
+    run_id: str = ""
     approval_tickets: list[Ticket] = field(default_factory=list)
     duplicate: bool = False
     needs_approval: bool = False
@@ -331,7 +339,8 @@ def _repeat(session: Session, actor: User, jobs: Sequence[Job], request: Request
                      resource_id=job.job_id, request=request,
                      details={"duplicate": True, **details, "status": job.status})
     tickets = _open_approvals(session, jobs, locking=locking)
-    return LaunchResult(jobs=list(jobs), approval_tickets=tickets, duplicate=True,
+    return LaunchResult(jobs=list(jobs), run_id=jobs[0].run_id if jobs else "",
+                        approval_tickets=tickets, duplicate=True,
                         needs_approval=bool(tickets),
                         already_running=list(jobs) if in_progress else [])
 
@@ -384,11 +393,12 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
             channel_id: str | None, policy: LaunchPolicy, request: RequestInfo | None,
             target: str, retry_of: Job | None = None) -> LaunchResult:
     now = utcnow()
+    run_id = new_uuid()
     created: list[Job] = []
     tickets: list[Ticket] = []
     running: list[Job] = []
     raced = False
-    for server in servers:
+    for server in sorted(servers, key=lambda s: s.id):  # id order: see the module docstring
         fingerprint = launch_fingerprint(actor.id, book.id, server.id, check_mode, variables)
         twin = job_in_progress(session, fingerprint)
         if twin is not None:
@@ -401,7 +411,7 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
                   slack_channel_id=channel_id,
                   request_key=f"{key}@{server.id}" if key else None,
                   retry_of_id=retry_of.id if retry_of else None, created_at=now,
-                  active_fingerprint=fingerprint)
+                  active_fingerprint=fingerprint, run_id=run_id)
         winner = _insert_unless_raced(session, job, fingerprint)
         if winner is not None:
             running.append(winner)
@@ -429,7 +439,7 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
     if not created:
         return _repeat(session, actor, running, request, in_progress=True, locking=raced,
                        details={"in_progress": True, "target": target})
-    return LaunchResult(jobs=created, approval_tickets=tickets, duplicate=False,
+    return LaunchResult(jobs=created, run_id=run_id, approval_tickets=tickets, duplicate=False,
                         needs_approval=bool(tickets), already_running=running)
 
 

@@ -64,6 +64,19 @@ def test_a_tag_target_creates_one_job_per_server(world, policy):
     assert all(j.status == JobStatus.pending and j.check_mode for j in result.jobs)
 
 
+def test_the_jobs_of_one_launch_share_a_new_run_and_are_inserted_in_server_order(world,
+                                                                                 policy):
+    # when
+    first = run(world, policy, target="tag:web", check_mode=True)
+    second = run(world, policy, target="web-01")
+    world.session.commit()
+    # then: one run per launch, its jobs in server-id order (the order claims lock them in)
+    assert {j.run_id for j in first.jobs} == {first.run_id}
+    assert [j.server_id for j in first.jobs] == sorted(j.server_id for j in first.jobs)
+    assert [j.id for j in first.jobs] == sorted(j.id for j in first.jobs)
+    assert second.run_id != first.run_id and second.jobs[0].run_id == second.run_id
+
+
 def test_the_validated_typed_vars_are_stored_on_the_job(world, policy):
     result = run(world, policy, playbook="deploy",
                  raw_vars={"version": "1.2", "replicas": "3", "note": "{{ lookup('pipe','id') }}"})
