@@ -17,6 +17,9 @@ CMD_PLAYBOT = "/playbot"  # help, stats, history and a catch-all for mistyped su
 ACTION_JOB_CANCEL = "job_cancel"
 ACTION_JOB_RETRY = "job_retry"
 ACTION_JOB_SHOW = "job_show"
+# Buttons on the message of a run of several servers (value: the run id).
+ACTION_RUN_CANCEL = "run_cancel"
+ACTION_RUN_RETRY_FAILED = "run_retry_failed"
 
 # Buttons on tickets.
 ACTION_TICKET_TAKE = "ticket_take"
@@ -52,6 +55,8 @@ ALL_ACTION_IDS = frozenset(
         ACTION_JOB_CANCEL,
         ACTION_JOB_RETRY,
         ACTION_JOB_SHOW,
+        ACTION_RUN_CANCEL,
+        ACTION_RUN_RETRY_FAILED,
         ACTION_TICKET_TAKE,
         ACTION_TICKET_RESOLVE,
         ACTION_TICKET_CLOSE,

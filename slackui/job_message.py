@@ -1,23 +1,36 @@
-"""The job's own channel message: posted at launch, then updated in place by the worker.
+"""The channel message of a run: posted at launch, then updated in place by the worker.
 
-`job_message(job, progress)` renders status, playbook, target, requester, check mode,
+`run_message(jobs, progress)` draws one run (every job of one launch). For a run of one
+server it is `job_message(job, progress)`: status, playbook, target, requester, check mode,
 timings, live progress while running (tasks done, counters per host) or the final recap,
 the error of a failed job, and the buttons the status allows (Cancel while active, Retry
-when failed or cancelled). The Slack app posts it first; the worker's notifier updates it.
-Reads only loaded attributes (`Job.playbook/server/user` are joined eagerly), never queries.
+when failed or cancelled).
+
+A run of several servers gets one message for all of them: a headline with the run's
+status and counts (running / ok / failed / unreachable, and cancelled / awaiting approval
+/ pending when there are any), a per-host table (trouble first: failed, unreachable,
+running…, then ok), summarised past `MAX_RUN_HOSTS` lines ("…and 37 more ok"), and the
+run's buttons: Cancel (stops the whole run; its confirm dialog names the servers) and,
+once it has ended with failures, Retry failed hosts. It always fits Slack's 50 blocks.
+
+The Slack app posts it first; the worker's notifier updates it. Reads only loaded
+attributes (`Job.playbook/server/user` are joined eagerly), never queries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.progress import RunProgress
 from db.base import utcnow
 from db.models import Job, JobStatus
+from slackui import ids
 from slackui.blocks import (
     Block,
     actions,
+    button,
+    confirm_dialog,
     context,
     duration,
     escape,
@@ -26,11 +39,204 @@ from slackui.blocks import (
     user_mention,
     when,
 )
-from slackui.jobs import STATUS_EMOJI, STATUS_LABEL, job_buttons, job_title, status_text
-from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks, truncate
+from slackui.jobs import (
+    HOST_STATE_EMOJI,
+    HOST_STATES,
+    STATUS_EMOJI,
+    STATUS_LABEL,
+    host_state,
+    job_buttons,
+    job_title,
+    run_counts,
+    status_text,
+)
+from slackui.limits import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT, cap_blocks, truncate
 
 COUNTER_ORDER = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 MAX_HOST_LINES = 20
+MAX_RUN_HOSTS = 30  # host lines in a run's table; the rest are summarised by state
+HOST_ERROR_CHARS = 160
+CONFIRM_NAMES = 10  # servers named in the Cancel confirm dialog
+HEADLINE_COUNTS = ("running", "ok", "failed", "unreachable")  # always shown, zeros too
+
+
+def run_message(jobs: Sequence[Job], progress: RunProgress | None = None, *,
+                waiting_for: Sequence[str] = ()) -> tuple[str, list[Block]]:
+    """Notification text and blocks of a run's channel message (see the module docstring).
+
+    jobs: every job of the run (any order). progress: the whole run's live counters per
+        host (while it runs; a finished job's counters are read from its `recap`).
+    waiting_for: hostnames the run waits for (other jobs are running there).
+    For one job this is exactly `job_message(job, progress, waiting_for=...)`.
+    """
+    if len(jobs) == 1:
+        return job_message(jobs[0], progress,
+                           waiting_for=", ".join(waiting_for) if waiting_for else None)
+    ordered = sorted(jobs, key=lambda j: j.server.hostname.lower())
+    first = ordered[0]
+    counts = run_counts(ordered)
+    status = run_status(ordered)
+    blocks: list[Block] = [
+        section(f"{_run_status_text(ordered, status)} · *{escape(first.playbook.name)}* on "
+                f"*{len(ordered)} servers*{' · _check mode_' if first.check_mode else ''}"),
+        context(_count_text(counts)),
+        context(*_run_facts(ordered, status)),
+    ]
+    waiting = [j for j in ordered if j.status == JobStatus.awaiting_approval]
+    if waiting and counts["pending"]:
+        names = _names([j.server.hostname for j in waiting])
+        blocks.append(section(
+            f":raised_hand: Waiting for an admin to approve {names} (production): the run "
+            f"starts on its other {counts['pending']} servers once that is decided."))
+    if waiting_for and status == JobStatus.pending:
+        blocks.append(section(
+            f":hourglass: Waiting for {_names(list(waiting_for))}: other jobs are running "
+            "there; the run starts when they end."))
+    if status == JobStatus.running and progress is not None:
+        now = f" · now: *{escape(progress.current_task)}*" if progress.current_task else ""
+        blocks.append(context(f"Tasks done: {progress.tasks_done}{now}"))
+    blocks.extend(section(text) for text in _host_table(ordered, progress))
+    buttons = run_buttons(ordered)
+    if buttons:
+        blocks.append(actions(*buttons, block_id=f"run:{first.run_id}"))
+    return _run_text(ordered, status, counts), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def run_status(jobs: Sequence[Job]) -> JobStatus:
+    """The status of a run as a whole: running while any job runs; else pending or
+    awaiting approval while any waits; else failed if any failed, cancelled if any was
+    cancelled, success when all succeeded."""
+    statuses = {job.status for job in jobs}
+    for status in (JobStatus.running, JobStatus.pending, JobStatus.awaiting_approval,
+                   JobStatus.failed, JobStatus.cancelled, JobStatus.success):
+        if status in statuses:
+            return status
+    return JobStatus.archived
+
+
+def run_buttons(jobs: Sequence[Job]) -> list[Block]:
+    """Cancel while any server of the run can still be stopped (the whole run: Ansible
+    runs its servers together); Retry failed hosts once it has ended with failures."""
+    first = jobs[0]
+    row: list[Block] = []
+    active = [j for j in jobs if j.status in (JobStatus.pending, JobStatus.awaiting_approval,
+                                              JobStatus.running)]
+    if active:
+        names = _plain_names([j.server.hostname for j in active])
+        if any(j.status == JobStatus.running for j in active):
+            what = (f"This stops the whole run on {len(active)} servers ({names}): Ansible "
+                    "runs them together and can only stop them all.")
+        else:
+            what = (f"This cancels the run on {len(active)} servers ({names}); none of them "
+                    "has started. To leave out one server only, use `/cancel-job <job id>`.")
+        row.append(button("Cancel run", ids.ACTION_RUN_CANCEL, first.run_id, style="danger",
+                          confirm=confirm_dialog(f"Cancel the run on {len(active)} servers?",
+                                                 what, "Cancel run", "Keep running",
+                                                 danger=True)))
+    failed = [j for j in jobs if j.status == JobStatus.failed]
+    if failed and not active:
+        row.append(button(f"Retry {len(failed)} failed host{'s' if len(failed) != 1 else ''}",
+                          ids.ACTION_RUN_RETRY_FAILED, first.run_id))
+    return row
+
+
+def _run_status_text(jobs: Sequence[Job], status: JobStatus) -> str:
+    label = STATUS_LABEL.get(status, status.value)
+    if status == JobStatus.running and any(j.cancel_requested for j in jobs
+                                           if j.status == JobStatus.running):
+        label = "cancelling"
+    if status == JobStatus.failed:
+        failed = sum(1 for j in jobs if j.status == JobStatus.failed)
+        label = f"failed on {failed} of {len(jobs)}"
+    return f"{STATUS_EMOJI.get(status, '')} {label}"
+
+
+def _count_text(counts: Mapping[str, int]) -> str:
+    parts = [f"{HOST_STATE_EMOJI[state]} {state} {n}" for state, n in counts.items()
+             if state in HEADLINE_COUNTS or n]
+    return " · ".join(parts)
+
+
+def _run_facts(jobs: Sequence[Job], status: JobStatus) -> list[str]:
+    first = jobs[0]
+    environments = sorted({j.server.environment.value for j in jobs})
+    facts = [f"Run `{short_id(first.run_id)}`",
+             f"by {user_mention(first.user.slack_user_id, first.user.username)}",
+             ", ".join(environments)]
+    started = [j.started_at for j in jobs if j.started_at]
+    if started:
+        facts.append(f"started {when(min(started))}")
+    else:
+        facts.append(f"created {when(min(j.created_at for j in jobs))}")
+    ended = [j.completed_at for j in jobs if j.completed_at]
+    if started and status in (JobStatus.success, JobStatus.failed, JobStatus.cancelled):
+        if ended:
+            facts.append(f"took {duration((max(ended) - min(started)).total_seconds())}")
+    elif started and status == JobStatus.running:
+        facts.append(f"running for {duration((utcnow() - min(started)).total_seconds())}")
+    return [" · ".join(facts)]
+
+
+def _host_table(jobs: Sequence[Job], progress: RunProgress | None) -> list[str]:
+    """The per-host lines in sections of at most Slack's 3000 characters: trouble first,
+    at most MAX_RUN_HOSTS lines, the rest summarised by state."""
+    rank = {state: i for i, state in enumerate(HOST_STATES)}
+    ordered = sorted(jobs, key=lambda j: (rank.get(host_state(j), len(rank)),
+                                          j.server.hostname.lower()))
+    shown, hidden = ordered[:MAX_RUN_HOSTS], ordered[MAX_RUN_HOSTS:]
+    lines = [_host_line(job, progress) for job in shown]
+    if hidden:
+        left: dict[str, int] = {}
+        for job in hidden:
+            left[host_state(job)] = left.get(host_state(job), 0) + 1
+        lines.append("…and " + ", ".join(f"{n} more {state}" for state, n in left.items()))
+    sections: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        if current and len("\n".join([*current, line])) > MAX_SECTION_TEXT - 100:
+            sections.append("\n".join(current))
+            current = []
+        current.append(line)
+    if current:
+        sections.append("\n".join(current))
+    return sections
+
+
+def _host_line(job: Job, progress: RunProgress | None) -> str:
+    state = host_state(job)
+    host = job.server.hostname
+    line = f"{HOST_STATE_EMOJI.get(state, '')} `{escape(host)}` {state}"
+    counters = None
+    if job.status == JobStatus.running and progress is not None:
+        counters = progress.hosts.get(host)
+    elif job.recap:
+        recap = RunProgress.from_recap(job.recap).hosts
+        counters = recap.get(host) or (next(iter(recap.values())) if len(recap) == 1 else None)
+    if counters:
+        line += f" · {counter_text(counters)}"
+    if state in ("failed", "unreachable", "cancelled") and job.error_message:
+        line += f" — {escape(truncate(job.error_message, HOST_ERROR_CHARS))}"
+    return line
+
+
+def _run_text(jobs: Sequence[Job], status: JobStatus, counts: Mapping[str, int]) -> str:
+    first = jobs[0]
+    check = " (check mode)" if first.check_mode else ""
+    what = f"{first.playbook.name} on {len(jobs)} servers{check}"
+    label = _run_status_text(jobs, status).split(" ", 1)[1]
+    shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    return truncate(f"{STATUS_EMOJI.get(status, '')} {what}: {label} ({shown})", 300)
+
+
+def _names(hosts: Sequence[str], limit: int = CONFIRM_NAMES) -> str:
+    """"*web-01*, *web-02* and 3 more" (escaped mrkdwn)."""
+    shown = ", ".join(f"*{escape(h)}*" for h in hosts[:limit])
+    return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
+
+
+def _plain_names(hosts: Sequence[str], limit: int = CONFIRM_NAMES) -> str:
+    shown = ", ".join(escape(h) for h in hosts[:limit])
+    return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
 
 
 def job_message(job: Job, progress: RunProgress | None = None, *,

@@ -51,6 +51,16 @@ STATUS_LABEL = {
 }
 LOG_TAIL_LINES = 20
 
+# How one server of a run stands, in the order a run's table lists them (trouble first).
+HOST_STATES = ("failed", "unreachable", "cancelling", "running", "cancelled",
+               "awaiting approval", "pending", "ok", "archived")
+HOST_STATE_EMOJI = {
+    "failed": ":x:", "unreachable": ":electric_plug:", "cancelling": ":octagonal_sign:",
+    "running": ":arrows_counterclockwise:", "cancelled": ":no_entry_sign:",
+    "awaiting approval": ":raised_hand:", "pending": ":hourglass_flowing_sand:",
+    "ok": ":white_check_mark:", "archived": ":file_cabinet:",
+}
+
 
 def status_text(job: Job) -> str:
     """":x: failed" — the emoji and the word for a job's status."""
@@ -58,6 +68,37 @@ def status_text(job: Job) -> str:
     if job.status == JobStatus.running and job.cancel_requested:
         label = "cancelling"
     return f"{STATUS_EMOJI.get(job.status, '')} {label}"
+
+
+def host_state(job: Job) -> str:
+    """How the job's server stands in its run: one of HOST_STATES. A failed job whose host
+    Ansible could not reach (error "unreachable: …") is "unreachable"."""
+    if job.status == JobStatus.failed:
+        reason = (job.error_message or "").lower()
+        return "unreachable" if reason.startswith("unreachable") else "failed"
+    if job.status == JobStatus.running:
+        return "cancelling" if job.cancel_requested else "running"
+    if job.status == JobStatus.success:
+        return "ok"
+    return STATUS_LABEL.get(job.status, job.status.value)
+
+
+def run_counts(jobs: Sequence[Job]) -> dict[str, int]:
+    """How many servers of a run are in each of HOST_STATES ("cancelling" counts as
+    running), in that order, zeros included."""
+    counts = dict.fromkeys(HOST_STATES, 0)
+    for job in jobs:
+        state = host_state(job)
+        counts["running" if state == "cancelling" else state] += 1
+    del counts["cancelling"]
+    return counts
+
+
+def run_of_text(jobs: Sequence[Job]) -> str:
+    """"run of 5 servers: 3 ok · 1 failed · 1 running" — how a list names a job's run."""
+    counts = {k: v for k, v in run_counts(jobs).items() if v}
+    return (f"run of {len(jobs)} servers: "
+            + " · ".join(f"{n} {state}" for state, n in counts.items()))
 
 
 def job_title(job: Job) -> str:

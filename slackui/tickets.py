@@ -2,7 +2,15 @@
 (Approve / Reject), plus the ticket queue list.
 
 `ticket_blocks(ticket)` is also what the worker's notifier posts in a failed job's thread,
-so its signature stays stable. Builders read only loaded attributes of the ORM objects
+so its signature stays stable. A run with several failed hosts gets ONE failure message in
+its thread, `failure_message(tickets)`: each ticket keeps its own buttons; past Slack's 50
+blocks the rest are listed by id. Every ticket it shows records that message, so Take or
+Resolve on one redraws it whole (the handlers draw it again from all of them). For one
+ticket it is `ticket_message(ticket)`.
+
+A run with several production servers gets ONE approval card, `run_approval_message`:
+which production servers wait, which other servers go with them, and Approve / Reject that
+decide them all. Builders read only loaded attributes of the ORM objects
 (`Ticket.job`, `Job.playbook/server/user` are joined eagerly) and never query.
 """
 
@@ -100,6 +108,57 @@ def _incident_buttons(ticket: Ticket) -> list[Block]:
     if ticket.job is not None and ticket.status != TicketStatus.closed:
         buttons.append(button("Retry job", ids.ACTION_JOB_RETRY, ticket.job.job_id))
     return buttons
+
+
+MAX_FAILURE_TICKETS = 20  # tickets drawn with their buttons in one failure message
+
+
+def failure_message(tickets: Sequence[Ticket]) -> tuple[str, list[Block]]:
+    """One message for the incident tickets of a run's failed hosts (see the module
+    docstring); for one ticket exactly `ticket_message(ticket)`."""
+    if len(tickets) == 1:
+        return ticket_message(tickets[0])
+    ordered = sorted(tickets, key=lambda t: (_host(t), t.id or 0))
+    hosts = [_host(t) for t in ordered]
+    shown, hidden = take(ordered, MAX_FAILURE_TICKETS)
+    listing = ", ".join(f"`{escape(h)}`" for h in hosts[:MAX_FAILURE_TICKETS])
+    more = f" and {len(hosts) - MAX_FAILURE_TICKETS} more" if hidden else ""
+    blocks: list[Block] = [section(
+        f":rotating_light: *{len(ordered)} hosts failed* — one ticket each: {listing}{more}.")]
+    for ticket in shown:
+        blocks.extend(_compact_ticket(ticket))
+    if hidden:
+        rest = ", ".join(f"`{short_id(t.ticket_id)}` ({escape(_host(t))})"
+                         for t in ordered[MAX_FAILURE_TICKETS:])
+        blocks.append(context(truncate(f"{more_note(len(hidden), 'more tickets')}: {rest}. "
+                                       "`/tickets show <id>` for each.", 2900)))
+    first = ordered[0]
+    playbook = first.job.playbook.name if first.job is not None else "the run"
+    text = f"{len(ordered)} tickets opened: {playbook} failed on {', '.join(hosts)}"
+    return truncate(text, 300), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def _compact_ticket(ticket: Ticket) -> list[Block]:
+    """A ticket in two blocks: what failed, who holds it, its buttons."""
+    emoji = PRIORITY_EMOJI.get(ticket.priority, "")
+    who = f" · {_person(ticket.assignee)}" if ticket.assignee else ""
+    status = STATUS_LABEL.get(ticket.status, ticket.status.value)
+    text = (f"{emoji} *`{escape(_host(ticket))}`* · Ticket `{short_id(ticket.ticket_id)}` · "
+            f"{status}{who}")
+    job = ticket.job
+    if job is not None and job.error_message:
+        text += f"\n{escape(truncate(job.error_message, 300))}"
+    if ticket.resolution_note:
+        text += f"\n*Resolution:* {escape(truncate(ticket.resolution_note, 300))}"
+    blocks: list[Block] = [section(text)]
+    buttons = _incident_buttons(ticket)
+    if buttons:
+        blocks.append(actions(*buttons, block_id=f"ticket:{ticket.ticket_id}"))
+    return blocks
+
+
+def _host(ticket: Ticket) -> str:
+    return ticket.job.server.hostname if ticket.job is not None else ticket.title
 
 
 # approval requests ----------------------------------------------------------------------

@@ -1,29 +1,42 @@
 """Slack outbound from the workers — the only module that talks to Slack from a worker.
 
-A `JobNotifier` follows one run in its own thread, fed through non-blocking calls:
-`lines()` (already redacted output), `progress()`, then `finish()`. It
+A `RunNotifier` follows one run (the jobs of one launch: one server or many) in its own
+thread, fed through non-blocking calls: `lines()` (already redacted output), `progress()`,
+then `finish()`. It
 
-- updates the job's channel message in place (status, tasks done, counters per host) at
-  most every `update_interval` seconds, and once more with the final recap;
+- updates the run's ONE channel message in place (`slackui.job_message.run_message`:
+  status, counts, tasks done, the per-host table) at most every `update_interval` seconds,
+  and once more with the final state;
 - posts output into the message's thread as coalesced code blocks (≤ 2,900 characters a
   section, ≤ 4 sections a post), at most one post per `post_interval` per channel, shared
-  by every job posting there: through Redis across all worker processes, or within the
-  process without Redis (the pacers live in `workers.pacing`);
+  by every run posting there: through Redis across all worker processes, or within the
+  process without Redis (the pacers live in `workers.pacing`); in a run of several hosts
+  each line is marked with its host (`web-01 │ ok: [web-01]`; play and task headers,
+  which belong to every host, are not);
 - stops posting output once the thread holds `max_thread_posts` posts or
   `max_thread_bytes` of output, and at the end says how much was left out and uploads the
   full log as a file (files_upload_v2) in the thread;
 - shows the ending (final status, recap, error) the moment the job ends; output still
   waiting is then cut to `tail_posts` posts (the rest goes into the uploaded file), so the
   thread does not trickle on for seconds after the job is over;
-- posts the incident ticket (with its Take / Resolve / Retry buttons) of a failed job.
+- posts ONE failure message in the thread for the run's incident tickets (each with its
+  Take / Resolve / Retry buttons, `slackui.tickets.failure_message`), not one per host.
+
+Slack calls are therefore bounded by the run's duration, not by its number of hosts: one
+message (posted at launch), updates at most every `update_interval`, thread posts paced per
+channel, and at the end one final update, one failure message and at most one file.
 
 Slack being slow, down or rate limiting (429s are retried by slack-sdk's
 RateLimitErrorRetryHandler, honouring Retry-After) never slows the playbook: the producer
 side only appends to a bounded buffer under a lock; what does not fit is counted and
 summarised, never waited for.
 
-Where the job has no message yet (the first post failed at launch), the notifier posts it:
-in the job's channel, else the configured jobs channel, else the requester's DM with the bot.
+Where the run has no message yet (the first post failed at launch), the notifier posts it:
+in the run's channel, else the configured jobs channel, else the requester's DM with the bot.
+
+Everything that reads ORM objects (the jobs, the tickets) is rendered or copied
+(`snapshot`) in the caller's thread; the notifier thread reads only its copies.
+`JobNotifier` is the one-job form of the same notifier (the older interface).
 """
 
 from __future__ import annotations
@@ -45,9 +58,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from core.progress import RunProgress
-from db.models import Job, Playbook, Server, User
+from db.models import Job, Playbook, Server, Ticket, User
 from slackui.blocks import escape, short_id
-from slackui.job_message import job_message
+from slackui.job_message import run_message
+from slackui.tickets import failure_message
 from workers.pacing import PACER, Pacer
 from workers.pacing import ChannelPacer as ChannelPacer  # re-exported for callers and tests
 
@@ -58,6 +72,7 @@ SECTION_CHARS = 2_900
 SECTIONS_PER_POST = 4
 MAX_UPLOAD_CHARS = 20_000_000
 UPDATES_KEY = "\x00chat.update"  # a pacer key no channel id can collide with
+HOST_MARK = " │ "  # between a host and its line in a run of several hosts
 
 Payload = tuple[str, list[dict[str, Any]]]
 
@@ -81,7 +96,8 @@ def snapshot(job: Job) -> Job:
     server = Server(hostname=job.server.hostname, environment=job.server.environment)
     user = User(username=job.user.username, slack_user_id=job.user.slack_user_id)
     copy = Job(
-        job_id=job.job_id, status=job.status, check_mode=job.check_mode,
+        id=job.id, job_id=job.job_id, run_id=job.run_id, server_id=job.server_id,
+        status=job.status, check_mode=job.check_mode,
         error_message=job.error_message, started_at=job.started_at,
         completed_at=job.completed_at, created_at=job.created_at, recap=job.recap,
         cancel_requested=job.cancel_requested, extra_vars=dict(job.extra_vars or {}),
@@ -93,7 +109,8 @@ def snapshot(job: Job) -> Job:
 
 @dataclass
 class Ending:
-    """What `finish()` hands over: the final message, the ticket to post, the full log."""
+    """What `finish()` hands over: the final message, the failure message to post in the
+    thread, the full log."""
 
     message: Payload
     ticket: Payload | None
@@ -109,26 +126,37 @@ class Limits:
     max_thread_bytes: int = 200_000
     max_buffer_bytes: int = 256_000
     give_up_after_failures: int = 5
-    updates_pace: float = 0.5  # progress updates of all jobs together: ≤ 2 a second
-    tail_posts: int = 2  # output posts still made after the job ended
+    updates_pace: float = 0.5  # progress updates of all runs together: ≤ 2 a second
+    tail_posts: int = 2  # output posts still made after the run ended
 
 
-class JobNotifier:
-    """Follows one job in Slack from its own thread. Every public method returns at once."""
+class RunNotifier:
+    """Follows one run in Slack from its own thread. Every public method returns at once.
 
-    def __init__(self, client: WebClient, job: Job, *, jobs_channel: str | None = None,
+    jobs: every job of the run (they share one channel message). on_message_posted
+    (channel, ts): the notifier had to post the run's message itself (record it on every
+    job of the run). on_tickets_posted(channel, ts): where the failure message went
+    (record it on every ticket it shows, so their buttons redraw it whole).
+    """
+
+    def __init__(self, client: WebClient, jobs: Sequence[Job], *,
+                 jobs_channel: str | None = None, limits: Limits | None = None,
+                 pacer: Pacer = PACER,
                  on_message_posted: Callable[[str, str], None] | None = None,
-                 on_ticket_posted: Callable[[str, str], None] | None = None,
-                 limits: Limits | None = None, pacer: Pacer = PACER) -> None:
+                 on_tickets_posted: Callable[[str, str], None] | None = None) -> None:
+        if not jobs:
+            raise ValueError("a run has at least one job")
         self._client = client
-        self._job = snapshot(job)
+        self._jobs = [snapshot(job) for job in jobs]
+        self._multi = len(self._jobs) > 1
         self._jobs_channel = jobs_channel
         self._on_message_posted = on_message_posted
-        self._on_ticket_posted = on_ticket_posted
+        self._on_tickets_posted = on_tickets_posted
         self.limits = limits or Limits()
         self._pacer = pacer
-        self.channel: str | None = job.slack_channel_id
-        self.ts: str | None = job.slack_message_ts
+        posted = next((j for j in self._jobs if j.slack_message_ts), self._jobs[0])
+        self.channel: str | None = posted.slack_channel_id or self._jobs[0].slack_channel_id
+        self.ts: str | None = posted.slack_message_ts
         self._cond = threading.Condition()
         self._buffer: deque[str] = deque()
         self._buffer_bytes = 0
@@ -145,20 +173,34 @@ class JobNotifier:
         self._failures = 0
         self._slack_gone = False
         self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"notifier-{short_id(job.job_id)}")
+                                        name=f"notifier-{short_id(self._run_id)}")
         self._done = threading.Event()
         _register(self)
         self._thread.start()
 
     # producer side (never blocks on Slack) ------------------------------------------------
 
-    def lines(self, lines: Sequence[tuple[str, str]] | Sequence[str]) -> None:
-        """Queue output lines for the thread; beyond the budget they are only counted."""
+    @property
+    def _run_id(self) -> str:
+        return self._jobs[0].run_id or self._jobs[0].job_id
+
+    @property
+    def _what(self) -> str:
+        """How log lines and files name what this notifier follows."""
+        first = self._jobs[0]
+        return f"run {short_id(self._run_id)}" if self._multi else f"job {short_id(first.job_id)}"
+
+    def lines(self, lines: Sequence[tuple[str, str]] | Sequence[str],
+              host: str | None = None) -> None:
+        """Queue output lines (already redacted) for the thread; beyond the budget they are
+        only counted. `host`: the host they belong to, shown before each line when the
+        run has several hosts (None for play/task headers and run-wide lines)."""
         if not lines:
             return
+        mark = f"{host}{HOST_MARK}" if host and self._multi else ""
         with self._cond:
             for item in lines:
-                text = item[0] if isinstance(item, tuple) else item
+                text = mark + (item[0] if isinstance(item, tuple) else item)
                 cost = len(text) + 1
                 if (self._slack_gone
                         or self._thread_bytes + self._buffer_bytes + cost > self.limits.max_thread_bytes
@@ -178,30 +220,44 @@ class JobNotifier:
             self._progress_dirty = True
             self._cond.notify()
 
-    def update_job(self, job: Job) -> None:
-        """The job changed (e.g. cancel requested): re-render from this copy."""
+    def update_jobs(self, jobs: Sequence[Job]) -> None:
+        """Some jobs of the run changed (e.g. one started): re-render from copies of them."""
         with self._cond:
-            self._job = snapshot(job)
+            self._merge([snapshot(job) for job in jobs])
             self._progress_dirty = True
             self._cond.notify()
 
     def mark_cancelling(self) -> None:
         """Cancel was requested: show "cancelling" until the run stops."""
         with self._cond:
-            self._job.cancel_requested = True
+            for job in self._jobs:
+                job.cancel_requested = True
             self._progress_dirty = True
             self._cond.notify()
 
-    def finish(self, job: Job, *, ticket: Payload | None = None,
+    def finish(self, jobs: Sequence[Job], *, tickets: Sequence[Ticket] = (),
                full_log: Callable[[], str] | None = None, total_lines: int = 0) -> None:
-        """The job ended: show its final state, then the output's tail, the summary and
-        log file if output was left out, and the ticket."""
-        final = snapshot(job)
+        """The run ended: show its final state, then the output's tail, the summary and
+        log file if output was left out, and one failure message for `tickets` (the
+        incident tickets of its failed jobs). `jobs`: the run's jobs as they ended (any
+        not given keep their last known state). Renders here, in the caller's thread."""
+        finals = [snapshot(job) for job in jobs]
+        failure = failure_message(list(tickets)) if tickets else None
+        self._finish(finals, failure, full_log, total_lines)
+
+    def _finish(self, finals: list[Job], failure: Payload | None,
+                full_log: Callable[[], str] | None, total_lines: int) -> None:
         with self._cond:
-            self._job = final
-            self._ending = Ending(job_message(final, self._progress), ticket, full_log,
+            self._merge(finals)
+            self._ending = Ending(run_message(self._jobs, self._progress), failure, full_log,
                                   total_lines)
             self._cond.notify()
+
+    def _merge(self, copies: Sequence[Job]) -> None:
+        """Replace the copies of these jobs (lock held); unknown ones join the run."""
+        by_id = {job.job_id: job for job in copies}
+        self._jobs = [by_id.pop(job.job_id, job) for job in self._jobs] + list(by_id.values())
+        self._multi = len(self._jobs) > 1
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the notifier to finish its work; True if it did."""
@@ -289,10 +345,13 @@ class JobNotifier:
     def _ensure_message(self) -> None:
         if self.ts:
             return
-        text, blocks = job_message(self._job, self._progress)
+        with self._cond:
+            jobs, progress = list(self._jobs), self._progress
+        text, blocks = run_message(jobs, progress)
+        user = jobs[0].user
         candidates = [c for c in (self.channel, self._jobs_channel) if c]
-        if self._job.user.slack_user_id:
-            candidates.append(f"@dm:{self._job.user.slack_user_id}")
+        if user.slack_user_id:
+            candidates.append(f"@dm:{user.slack_user_id}")
         for channel in candidates:
             try:
                 if channel.startswith("@dm:"):
@@ -301,8 +360,8 @@ class JobNotifier:
                 response = self._client.chat_postMessage(channel=channel, text=text,
                                                          blocks=blocks)
             except SLACK_ERRORS as exc:
-                log.warning("could not post the message of job %s in %s: %s",
-                            self._job.job_id, channel, _reason(exc))
+                log.warning("could not post the message of %s in %s: %s",
+                            self._what, channel, _reason(exc))
                 continue
             self.channel, self.ts = response["channel"], response["ts"]
             self._last_update = time.monotonic()
@@ -310,8 +369,7 @@ class JobNotifier:
             if self._on_message_posted is not None:
                 self._on_message_posted(self.channel, self.ts)
             return
-        log.warning("job %s has no Slack message: its output is only in job_logs",
-                    self._job.job_id)
+        log.warning("%s has no Slack message: its output is only in job_logs", self._what)
 
     def _post_lines(self) -> None:
         if not (self.channel and self.ts) or self._slack_gone:
@@ -330,7 +388,7 @@ class JobNotifier:
                   for section in chunk]
         size = sum(len(s) for s in chunk)
         if self._call(self._client.chat_postMessage, channel=self.channel, thread_ts=self.ts,
-                      text=f"Output of job {short_id(self._job.job_id)}", blocks=blocks):
+                      text=f"Output of {self._what}", blocks=blocks):
             with self._cond:
                 self._posts += 1
                 self._thread_bytes += size
@@ -359,19 +417,19 @@ class JobNotifier:
 
     def _update_message(self) -> None:
         with self._cond:
-            progress, job = self._progress, self._job
+            progress, jobs = self._progress, list(self._jobs)
             self._progress_dirty = False
         self._last_update = time.monotonic()
         if not (self.channel and self.ts) or self._slack_gone:
             return
-        text, blocks = job_message(job, progress)
+        text, blocks = run_message(jobs, progress)
         self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
                    blocks=blocks)
 
     def _show_final(self, ending: Ending) -> None:
-        """The job's message in its final state (posted now if it never was)."""
+        """The run's message in its final state (posted now if it never was)."""
         if not (self.channel and self.ts):
-            self._ensure_message()  # renders the final job
+            self._ensure_message()  # renders the final jobs
             return
         self._slack_gone = False  # one more try for what matters most
         text, blocks = ending.message
@@ -392,21 +450,21 @@ class JobNotifier:
             else:
                 self._call(self._client.chat_postMessage, channel=self.channel,
                            thread_ts=self.ts, text=note + " The full log is in `/job "
-                           f"{short_id(self._job.job_id)}`.")
+                           f"{short_id(self._jobs[0].job_id)}`.")
         if ending.ticket is not None:
             ticket_text, ticket_blocks = ending.ticket
             response = self._call(self._client.chat_postMessage, channel=self.channel,
                                   thread_ts=self.ts, text=ticket_text, blocks=ticket_blocks)
-            if response is not None and self._on_ticket_posted is not None:
-                self._on_ticket_posted(response["channel"], response["ts"])
+            if response is not None and self._on_tickets_posted is not None:
+                self._on_tickets_posted(response["channel"], response["ts"])
 
     def _upload(self, text: str, note: str, total_lines: int) -> None:
         if len(text) > MAX_UPLOAD_CHARS:
             text = text[:MAX_UPLOAD_CHARS] + "\n…[log cut at 20 MB; the rest is in job_logs]\n"
-        name = f"job-{short_id(self._job.job_id)}.log"
+        name = f"{self._what.replace(' ', '-')}.log"
         self._call(self._client.files_upload_v2, channel=self.channel, thread_ts=self.ts,
-                   content=text, filename=name, title=f"Full log of job "
-                   f"{short_id(self._job.job_id)} ({total_lines:,} lines)",
+                   content=text, filename=name, title=f"Full log of {self._what} "
+                   f"({total_lines:,} lines)",
                    initial_comment=note + " Full log attached.")
 
     def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
@@ -415,7 +473,7 @@ class JobNotifier:
             response = method(**kwargs)
         except SLACK_ERRORS as exc:
             self._failures += 1
-            log.warning("Slack call for job %s failed (%s): %s", self._job.job_id,
+            log.warning("Slack call for %s failed (%s): %s", self._what,
                         getattr(method, "__name__", "call"), _reason(exc))
             if (self._failures >= self.limits.give_up_after_failures
                     or isinstance(exc, SlackApiError) and _fatal(exc)):
@@ -423,6 +481,28 @@ class JobNotifier:
             return None
         self._failures = 0
         return response
+
+
+class JobNotifier(RunNotifier):
+    """The notifier of a run of one job, with the one-job interface (`finish(job,
+    ticket=payload)`); same guarantees as RunNotifier."""
+
+    def __init__(self, client: WebClient, job: Job, *, jobs_channel: str | None = None,
+                 on_message_posted: Callable[[str, str], None] | None = None,
+                 on_ticket_posted: Callable[[str, str], None] | None = None,
+                 limits: Limits | None = None, pacer: Pacer = PACER) -> None:
+        super().__init__(client, [job], jobs_channel=jobs_channel, limits=limits, pacer=pacer,
+                         on_message_posted=on_message_posted,
+                         on_tickets_posted=on_ticket_posted)
+
+    def update_job(self, job: Job) -> None:
+        """The job changed (e.g. cancel requested): re-render from a copy of it."""
+        self.update_jobs([job])
+
+    def finish(self, job: Job, *, ticket: Payload | None = None,  # type: ignore[override]
+               full_log: Callable[[], str] | None = None, total_lines: int = 0) -> None:
+        """The job ended: as `RunNotifier.finish`, with its ticket already rendered."""
+        self._finish([snapshot(job)], ticket, full_log, total_lines)
 
 
 def _reason(exc: BaseException) -> str:
@@ -482,15 +562,15 @@ def post_update(client: WebClient, job: Job, message: Payload, *,
 # live notifiers, for a graceful shutdown -------------------------------------------------
 
 _live_lock = threading.Lock()
-_live: set[JobNotifier] = set()
+_live: set[RunNotifier] = set()
 
 
-def _register(notifier: JobNotifier) -> None:
+def _register(notifier: RunNotifier) -> None:
     with _live_lock:
         _live.add(notifier)
 
 
-def _unregister(notifier: JobNotifier) -> None:
+def _unregister(notifier: RunNotifier) -> None:
     with _live_lock:
         _live.discard(notifier)
 

@@ -70,3 +70,82 @@ def test_a_succeeded_check_mode_job_has_no_buttons_and_says_check_mode():
 
     assert "(check mode)" in text and "_check mode_" in str(blocks)
     assert _buttons(blocks) == []
+
+
+# runs of several servers -------------------------------------------------------------------
+
+
+def _run(*specs) -> list[Job]:
+    """Jobs of one run: (hostname, status, error) each."""
+    jobs = []
+    for i, (host, status, error) in enumerate(specs):
+        job = _job(status, error_message=error)
+        job.job_id = f"{i:08d}-job"
+        job.run_id = "abcdef12-run"
+        job.server = Server(hostname=host, environment=Environment.staging)
+        jobs.append(job)
+    return jobs
+
+
+def test_a_run_of_one_is_drawn_exactly_as_its_job():
+    from slackui.job_message import run_message
+
+    job = _job(JobStatus.pending)
+
+    assert run_message([job], waiting_for=["web-01"]) == job_message(job, waiting_for="web-01")
+
+
+def test_a_run_message_has_a_headline_with_counts_and_a_host_table_trouble_first():
+    from slackui.job_message import run_message
+
+    jobs = _run(("web-03", JobStatus.success, None), ("web-01", JobStatus.failed, "Task x: boom"),
+                ("web-02", JobStatus.failed, "unreachable: ssh: no route"))
+
+    text, blocks = run_message(jobs)
+
+    assert text.startswith(":x: deploy on 3 servers: failed on 2 of 3")
+    body = str(blocks)
+    assert "ok 1" in body and "failed 1" in body and "unreachable 1" in body
+    assert "Run `abcdef12`" in body
+    table = blocks[-2]["text"]["text"].splitlines()
+    assert [line.split("`")[1] for line in table] == ["web-01", "web-02", "web-03"]
+    assert "boom" in table[0] and "no route" in table[1]
+    assert _buttons(blocks) == [ids.ACTION_RUN_RETRY_FAILED]
+
+
+def test_a_big_run_fits_slacks_limits_and_summarises_the_rest():
+    from slackui.job_message import MAX_RUN_HOSTS, run_message
+
+    jobs = _run(*[(f"node-{i:03d}", JobStatus.failed if i % 10 == 0 else JobStatus.success,
+                   "x" * 500 if i % 10 == 0 else None) for i in range(200)])
+
+    text, blocks = run_message(jobs)
+
+    assert len(blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    body = str(blocks)
+    assert body.count("`node-") == MAX_RUN_HOSTS
+    assert f"…and {200 - MAX_RUN_HOSTS} more ok" in body  # the 20 failed hosts are all shown
+
+
+def test_cancelling_a_running_run_asks_to_confirm_that_it_stops_every_server():
+    from slackui.job_message import run_message
+
+    jobs = _run(("web-01", JobStatus.running, None), ("web-02", JobStatus.running, None))
+
+    _, blocks = run_message(jobs)
+
+    [button] = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert button["action_id"] == ids.ACTION_RUN_CANCEL and button["value"] == "abcdef12-run"
+    confirm = button["confirm"]["text"]["text"]
+    assert "stops the whole run on 2 servers (web-01, web-02)" in confirm
+
+
+def test_a_run_waiting_for_approval_of_its_production_server_says_so():
+    from slackui.job_message import run_message
+
+    jobs = _run(("web-01", JobStatus.pending, None), ("db-01", JobStatus.awaiting_approval, None))
+
+    _, blocks = run_message(jobs)
+
+    assert "Waiting for an admin to approve *db-01*" in str(blocks)

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from core.progress import RunProgress
 from db.models import JobStatus
 from slackui import ids
-from workers.notifier import ChannelPacer, JobNotifier, Limits, make_client
+from workers.notifier import ChannelPacer, JobNotifier, Limits, RunNotifier, make_client
 
 
 @pytest.fixture
@@ -210,3 +210,160 @@ def test_the_ending_is_shown_at_once_and_a_big_backlog_goes_into_the_log_file(
     assert len(posts) <= 3  # two output posts at most, then the summary with the file
     [upload] = fake_slack.files
     assert upload["content"].decode().splitlines() == lines
+
+
+# runs of several hosts ---------------------------------------------------------------------
+
+
+def _run(world, hosts, *, playbook="ok"):
+    """Jobs of one run on `hosts`, sharing one channel message like a launch makes them."""
+    from slack_sdk import WebClient
+    from sqlalchemy import select
+
+    from db.models import Job, Playbook, Server
+
+    world.playbook(playbook)
+    for host in hosts:
+        world.server(host)
+    ts = WebClient(token="xoxb-test", base_url=world.slack.api_url).chat_postMessage(
+        channel="C_OPS", text="launching")["ts"]
+    with world.factory.begin() as s:
+        book = s.scalar(select(Playbook).where(Playbook.name == playbook))
+        servers = s.scalars(select(Server).where(Server.hostname.in_(hosts))
+                            .order_by(Server.id)).all()
+        run_id = "run-" + ts.replace(".", "")
+        jobs = [Job(playbook_id=book.id, server_id=server.id, user_id=world.user(),
+                    status=JobStatus.running, run_id=run_id, slack_channel_id="C_OPS",
+                    slack_message_ts=ts, extra_vars={}) for server in servers]
+        s.add_all(jobs)
+        s.flush()
+        ids_ = [job.job_id for job in jobs]
+    return ids_, ts
+
+
+def _end(world, job_id, status, error=None):
+    from db.base import utcnow
+
+    world.set(job_id, status=status, error_message=error, completed_at=utcnow(),
+              started_at=utcnow())
+    return world.get(job_id)
+
+
+def test_a_runs_output_lines_are_marked_with_their_host_and_headers_are_not(
+        sqlite_world, client, fake_slack):
+    # given a run on two hosts
+    job_ids, ts = _run(sqlite_world, ["web-01", "web-02"])
+    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+                           pacer=ChannelPacer())
+    # when
+    notifier.lines([("TASK [ping] ***", "INFO")])
+    notifier.lines([("ok: [web-01]", "INFO")], host="web-01")
+    notifier.lines([("fatal: [web-02]: FAILED!", "ERROR")], host="web-02")
+    notifier.finish([_end(sqlite_world, job_ids[0], JobStatus.success),
+                     _end(sqlite_world, job_ids[1], JobStatus.failed, "Task 'ping' failed")])
+    assert notifier.join(20)
+    # then
+    shown = [line for m in fake_slack.thread("C_OPS", ts) for b in m.blocks
+             for line in b["text"]["text"].strip("`\n").split("\n")]
+    assert shown == ["TASK [ping] ***", "web-01 │ ok: [web-01]",
+                     "web-02 │ fatal: [web-02]: FAILED!"]
+    final = fake_slack.find_message("C_OPS", ts)
+    assert "failed on 1 of 2" in str(final.blocks)
+    assert "`web-01` ok" in str(final.blocks) and "`web-02` failed" in str(final.blocks)
+    assert ids.ACTION_RUN_RETRY_FAILED in str(final.blocks)
+
+
+def test_a_run_of_one_host_shows_its_lines_unmarked(sqlite_world, client, fake_slack):
+    [job_id], ts = _run(sqlite_world, ["web-01"])
+    notifier = RunNotifier(client, [sqlite_world.get(job_id)], pacer=ChannelPacer())
+
+    notifier.lines([("ok: [web-01]", "INFO")], host="web-01")
+    notifier.finish([_end(sqlite_world, job_id, JobStatus.success)])
+    assert notifier.join(20)
+
+    [post] = fake_slack.thread("C_OPS", ts)
+    assert post.blocks[0]["text"]["text"] == "```\nok: [web-01]\n```"
+
+
+def test_a_run_with_failed_hosts_posts_one_failure_message_with_every_ticket(
+        sqlite_world, client, fake_slack):
+    from sqlalchemy import select
+
+    from core.tickets import open_incident
+    from db.models import Job
+
+    # given a run of three hosts of which two failed, each with its ticket
+    job_ids, ts = _run(sqlite_world, ["web-01", "web-02", "web-03"])
+    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+                           pacer=ChannelPacer(),
+                           on_tickets_posted=lambda c, t: posted.append((c, t)))
+    posted: list[tuple[str, str]] = []
+    ended = [_end(sqlite_world, job_ids[0], JobStatus.failed, "Task 'x' failed: boom"),
+             _end(sqlite_world, job_ids[1], JobStatus.failed, "unreachable: no route"),
+             _end(sqlite_world, job_ids[2], JobStatus.success)]
+    with sqlite_world.factory.begin() as s:
+        tickets = [open_incident(s, s.scalars(select(Job).where(Job.job_id == j)).unique()
+                                 .one()) for j in job_ids[:2]]
+        for ticket in tickets:
+            _ = (ticket.job.playbook, ticket.job.server, ticket.assignee)
+        # when
+        notifier.finish(ended, tickets=tickets)
+    assert notifier.join(20)
+    # then one message in the thread holds both tickets, each with its buttons
+    [post] = fake_slack.thread("C_OPS", ts)
+    takes = [e["value"] for b in post.blocks if b["type"] == "actions" for e in b["elements"]
+             if e["action_id"] == ids.ACTION_TICKET_TAKE]
+    assert sorted(takes) == sorted(t.ticket_id for t in tickets)
+    assert "2 hosts failed" in str(post.blocks)
+    assert posted == [("C_OPS", post.ts)]
+    final = str(fake_slack.find_message("C_OPS", ts).blocks)
+    assert "unreachable 1" in final and "failed 1" in final and "ok 1" in final
+
+
+def test_slack_calls_for_a_fifty_host_run_are_bounded_by_its_duration(
+        sqlite_world, client, fake_slack):
+    from sqlalchemy import select
+
+    from core.tickets import open_incident
+    from db.models import Job
+
+    # given a run of 50 hosts, chatty for about 3 seconds
+    hosts = [f"node-{i:02d}" for i in range(50)]
+    job_ids, ts = _run(sqlite_world, hosts)
+    start = len(fake_slack.calls)
+    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+                           pacer=ChannelPacer(), limits=Limits(update_interval=1.0))
+    began = time.monotonic()
+    progress = RunProgress()
+    for step in range(30):
+        notifier.lines([("TASK [step] ***", "INFO")])
+        for host in hosts:
+            progress.count(host, "ok")
+            notifier.lines([(f"ok: [{host}] step {step}", "INFO")], host=host)
+        progress.tasks_done = step + 1
+        notifier.progress(progress.copy())
+        time.sleep(0.1)
+    # when ten hosts fail and the others succeed
+    ended = [_end(sqlite_world, j, JobStatus.failed if i < 10 else JobStatus.success,
+                  "Task 'step' failed: boom" if i < 10 else None)
+             for i, j in enumerate(job_ids)]
+    with sqlite_world.factory.begin() as s:
+        tickets = [open_incident(s, s.scalars(select(Job).where(Job.job_id == j)).unique()
+                                 .one()) for j in job_ids[:10]]
+        for ticket in tickets:
+            _ = (ticket.job.playbook, ticket.job.server, ticket.assignee)
+        notifier.finish(ended, tickets=tickets, total_lines=30 * 51,
+                        full_log=lambda: "log\n")
+    assert notifier.join(30)
+    seconds = time.monotonic() - began
+    # then: no message per host; updates and posts paced by time
+    calls = fake_slack.calls[start:]
+    updates = [c for c in calls if c.method == "chat.update"]
+    posts = [c for c in calls if c.method == "chat.postMessage"]
+    assert all(c.params.get("thread_ts") == ts for c in posts)  # nothing new in the channel
+    assert len(updates) <= seconds / 1.0 + 2
+    assert len(posts) <= seconds / 1.0 + 3  # paced output, one failure message
+    failure = [c for c in posts if "tickets opened" in str(c.params.get("text"))]
+    assert len(failure) == 1
+    final = fake_slack.find_message("C_OPS", ts)
+    assert len(final.blocks) <= 50 and "more ok" in str(final.blocks)
