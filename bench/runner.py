@@ -22,6 +22,7 @@ FIGURES: dict[str, str] = {
     "slack_calls": "bench.slack_calls",
     "log_reads": "bench.log_reads",
     "memory": "bench.memory",
+    "fanout": "bench.fanout",
 }
 ALIASES = {str(number): name for number, name in enumerate(FIGURES, start=1)}
 
