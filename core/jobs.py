@@ -29,6 +29,15 @@ Repeats never create a second job:
 
 Each job created (or found again) gets a `job.launch` audit row written here; denials are
 audited by the caller after its rollback (see `core/__init__`). Nothing here commits.
+
+Runs after launch:
+- the caller enqueues ONE queue message per run, for `startable_job(run)`, once no job of
+  the run awaits approval, and records it on every pending job (`mark_run_enqueued`);
+- `cancel` of a running job stops the whole run (Ansible runs its servers together and can
+  only stop them all): every running job of the run gets `cancel_requested`. A pending job
+  (its run not started on it) is cancelled alone; `cancel_run` cancels all of a run;
+- `retry_failed` launches, as a new run, the same playbook, variables and check mode on the
+  servers of a finished run whose jobs failed (unreachable hosts included).
 """
 
 from __future__ import annotations
@@ -170,50 +179,159 @@ def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str
                             "retried.")
     return _create(session, actor, book, [server], variables, check_mode=original.check_mode,
                    key=key, channel_id=original.slack_channel_id, policy=policy,
-                   request=request, target=server.hostname, retry_of=original)
+                   request=request, target=server.hostname, retry_of={server.id: original})
 
 
 def cancel(session: Session, actor: User, job_ref: str | int, *, reason: str | None = None,
            request: RequestInfo | None = None) -> Job:
     """Cancel a job: at once when pending or awaiting approval (its approval request is
-    closed); for a running job, `cancel_requested` is set and the worker stops it.
+    closed; the rest of its run goes on without it). A running job stops its whole run:
+    Ansible runs a run's servers together and can only stop them all, so it and every
+    other job of its run that has not finished is stopped as `cancel_run` does.
 
-    Operators cancel their own jobs, admins anyone's. Raises NotAllowed, UnknownJob,
-    InvalidState (already finished, or cancellation already requested).
+    Operators cancel their own jobs, admins anyone's. Each job stopped is audited
+    (`job.cancel`). Raises NotAllowed, UnknownJob, InvalidState (already finished, or
+    cancellation already requested).
     """
     job = get_job(session, job_ref)
     permissions.require(actor, permissions.JOB_CANCEL, owner_id=job.user_id)
+    if job.status == JobStatus.running and job.cancel_requested:
+        raise InvalidState(f"Cancellation of job {short(job)} was already requested; it "
+                           "stops at the next task.")
     now = utcnow()
-    why = f"Cancelled by @{actor.username}" + (f": {reason.strip()}" if reason and
-                                                reason.strip() else "")
-    previous = job.status
-    if previous in (JobStatus.pending, JobStatus.awaiting_approval):
-        stopped = session.execute(
-            update(Job).where(Job.id == job.id, Job.status == previous)
-            .values(job_values(status=JobStatus.cancelled, completed_at=now,
-                               error_message=why[:2000]))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if stopped == 1:
-            if previous == JobStatus.awaiting_approval:
-                _withdraw_approval(session, job, f"Withdrawn: {why}")
-            return _cancelled(session, actor, job, previous, request, "cancelled")
-        _reload(session, job)  # it moved on meanwhile (claimed, approved...): decide again
-        previous = job.status
-    if previous == JobStatus.running:
-        if job.cancel_requested:
-            raise InvalidState(f"Cancellation of job {short(job)} was already requested; it "
-                               "stops at the next task.")
-        asked = session.execute(
-            update(Job).where(Job.id == job.id, Job.status == JobStatus.running)
-            .values(job_values(cancel_requested=True))
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if asked == 1:
-            return _cancelled(session, actor, job, previous, request, "cancel_requested")
+    why = _why(actor, reason)
+    if not job.status.is_final:
+        won = _stop(session, actor, job, why, now, request, waiting_only=True)
+        if won is None:  # running (or it started meanwhile): the whole run stops
+            for member in _by_id(session, [j.id for j in run_jobs(session, job.run_id)]):
+                stopped = _stop(session, actor, member, why, now, request, run=job.run_id)
+                if member.id == job.id:
+                    won = stopped
         _reload(session, job)
+        if won is not None:
+            return job
+    if job.status == JobStatus.running and job.cancel_requested:
+        raise InvalidState(f"Cancellation of job {short(job)} was already requested; it "
+                           "stops at the next task.")
     raise InvalidState(f"Job {short(job)} is already {label(job.status)}; there is nothing to "
                        "cancel.")
+
+
+def cancel_run(session: Session, actor: User, run_ref: str, *, reason: str | None = None,
+               request: RequestInfo | None = None) -> list[Job]:
+    """Cancel every job of a run that has not finished: pending or awaiting approval ones at
+    once, running ones through `cancel_requested` (the worker stops the run). Each job is
+    audited (`job.cancel`). Returns the jobs it stopped (possibly none of the running ones
+    if the run ended meanwhile).
+
+    Raises NotAllowed (an operator's run of someone else), UnknownJob, InvalidState (the run
+    has ended, or its stop was already requested).
+    """
+    jobs = get_run(session, run_ref)
+    permissions.require(actor, permissions.JOB_CANCEL, owner_id=jobs[0].user_id)
+    now = utcnow()
+    why = _why(actor, reason)
+    stopped = [job for job in _by_id(session, [j.id for j in jobs])
+               if _stop(session, actor, job, why, now, request, run=job.run_id) is not None]
+    if not stopped:
+        asked = any(j.status == JobStatus.running for j in jobs)
+        raise InvalidState(f"Run {short_run(jobs[0])} is " + (
+            "already stopping; it ends at the next task." if asked else
+            "over; there is nothing to cancel."))
+    return stopped
+
+
+def run_jobs(session: Session, run_id: str) -> list[Job]:
+    """Every job of a run, in server-id order (the order they were inserted in), as this
+    transaction sees them now (rows already in the session are read again)."""
+    return list(session.scalars(
+        select(Job).where(Job.run_id == run_id).order_by(Job.server_id, Job.id)
+        .execution_options(populate_existing=True)).unique())
+
+
+def get_run(session: Session, ref: str | int) -> list[Job]:
+    """The jobs of the run named by one of its job ids (as `get_job` takes them) or by its
+    run id (the full uuid or a unique prefix of 6+ characters).
+
+    Raises UnknownJob, InvalidInput (ambiguous or too short).
+    """
+    try:
+        return run_jobs(session, get_job(session, ref).run_id)
+    except UnknownJob:
+        text = str(ref).strip().lower()
+        if len(text) < 6:
+            raise
+        runs = list(session.scalars(
+            select(Job.run_id).where(Job.run_id.startswith(text, autoescape=True))
+            .distinct().limit(2)))
+        if not runs:
+            raise
+        if len(runs) > 1:
+            raise InvalidInput(f"`{ref}` matches more than one run; give more characters."
+                               ) from None
+        return run_jobs(session, runs[0])
+
+
+def startable_job(session: Session, run_id: str) -> Job | None:
+    """The job to send to the queue for a run (the worker runs every pending job of the run
+    from it): its first pending job, once no job of the run awaits approval; else None."""
+    jobs = run_jobs(session, run_id)
+    if any(j.status == JobStatus.awaiting_approval for j in jobs):
+        return None
+    return next((j for j in jobs if j.status == JobStatus.pending), None)
+
+
+def mark_run_enqueued(session: Session, run_id: str, message_id: str) -> None:
+    """Record the queue message sent for a run on every pending job of it (and when it was
+    sent, so the requeuer leaves them alone)."""
+    session.execute(update(Job).where(Job.run_id == run_id, Job.status == JobStatus.pending)
+                    .values(dramatiq_message_id=message_id[:64], heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False))
+
+
+def retry_failed(session: Session, actor: User, run_ref: str, *, request_key: str | None,
+                 policy: LaunchPolicy, request: RequestInfo | None = None) -> LaunchResult:
+    """Launch again, as a new run, the servers of a finished run whose jobs failed or were
+    unreachable ("relaunch on failed hosts"): same playbook, variables (validated again)
+    and check mode, as the actor; each new job's `retry_of_id` is the failed job; the same
+    approval and dedup rules as a launch (the same `request_key` finds the first retry).
+
+    Raises NotAllowed, UnknownJob, InvalidState (the run is still in progress, or none of
+    its jobs failed), UnknownPlaybook, PlaybookChanged, InvalidVars, UnknownServer (a
+    failed server was deactivated since).
+    """
+    permissions.require(actor, permissions.JOB_RETRY)
+    jobs = get_run(session, run_ref)
+    key = _normal_key(request_key)
+    if key is not None:
+        earlier = jobs_for_request(session, key)
+        if earlier:
+            return _repeat(session, actor, earlier, request, details={"request_key": key})
+    first = jobs[0]
+    if any(not j.status.is_final for j in jobs):
+        raise InvalidState(f"Run {short_run(first)} is still in progress; retry its failed "
+                           "hosts once it has ended.")
+    failed = [j for j in jobs if j.status == JobStatus.failed]
+    if not failed:
+        raise InvalidState(f"No server of run {short_run(first)} failed; there is nothing to "
+                           "retry.")
+    gone = [j.server.hostname for j in failed if not j.server.is_active]
+    if gone:
+        raise UnknownServer(f"Server {', '.join(f'`{h}`' for h in gone)} is deactivated; "
+                            "retry the other failed hosts one by one with their Retry button.")
+    book = _runnable_playbook(session, first.playbook.name, policy)
+    variables = extra_vars.validate(book, first.extra_vars or {}, source="retry")
+    hosts = [j.server.hostname for j in failed]
+    return _create(session, actor, book, [j.server for j in failed], variables,
+                   check_mode=first.check_mode, key=key, channel_id=first.slack_channel_id,
+                   policy=policy, request=request,
+                   target=f"failed hosts of run {first.run_id[:8]}: {', '.join(hosts)}",
+                   retry_of={j.server_id: j for j in failed})
+
+
+def short_run(job: Job) -> str:
+    """How messages name a run: the first 8 characters of its uuid, in backticks."""
+    return f"`{job.run_id[:8]}`"
 
 
 def get_job(session: Session, job_ref: str | int) -> Job:
@@ -391,7 +509,9 @@ def _insert_unless_raced(session: Session, job: Job, fingerprint: str) -> Job | 
 def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Server],
             variables: Mapping[str, Any], *, check_mode: bool, key: str | None,
             channel_id: str | None, policy: LaunchPolicy, request: RequestInfo | None,
-            target: str, retry_of: Job | None = None) -> LaunchResult:
+            target: str, retry_of: Mapping[int, Job] | None = None) -> LaunchResult:
+    """Insert the jobs of one new run (see the module docstring). retry_of: the job each
+    server's new job retries, by server id (a retry)."""
     now = utcnow()
     run_id = new_uuid()
     created: list[Job] = []
@@ -405,12 +525,13 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
             running.append(twin)
             continue
         waits = needs_approval(server, actor, check_mode=check_mode, policy=policy)
+        original = retry_of.get(server.id) if retry_of else None
         job = Job(playbook_id=book.id, server_id=server.id, user_id=actor.id,
                   status=JobStatus.awaiting_approval if waits else JobStatus.pending,
                   extra_vars=dict(variables), check_mode=check_mode,
                   slack_channel_id=channel_id,
                   request_key=f"{key}@{server.id}" if key else None,
-                  retry_of_id=retry_of.id if retry_of else None, created_at=now,
+                  retry_of_id=original.id if original else None, created_at=now,
                   active_fingerprint=fingerprint, run_id=run_id)
         winner = _insert_unless_raced(session, job, fingerprint)
         if winner is not None:
@@ -428,11 +549,11 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
         }
         if key:
             details["request_key"] = key
-        if retry_of is not None:
-            details["retry_of"] = retry_of.job_id
+        if original is not None:
+            details["retry_of"] = original.job_id
         if ticket is not None:
             details["approval_ticket"] = ticket.ticket_id
-        audit.record(session, user=actor, action="job.retry" if retry_of else "job.launch",
+        audit.record(session, user=actor, action="job.retry" if original else "job.launch",
                      resource_type="job", resource_id=job.job_id, details=details,
                      request=request)
         created.append(job)
@@ -470,14 +591,58 @@ def _withdraw_approval(session: Session, job: Job, note: str) -> None:
     )
 
 
-def _cancelled(session: Session, actor: User, job: Job, previous: JobStatus,
-               request: RequestInfo | None, outcome: str) -> Job:
-    _reload(session, job)
+def _why(actor: User, reason: str | None) -> str:
+    text = (reason or "").strip()
+    return f"Cancelled by @{actor.username}" + (f": {text}" if text else "")
+
+
+def _by_id(session: Session, ids: Sequence[int]) -> list[Job]:
+    """These jobs, in id order: a run's rows are always changed in that order."""
+    return [job for job in (session.get(Job, pk) for pk in sorted(ids)) if job is not None]
+
+
+def _stop(session: Session, actor: User, job: Job, why: str, now: Any,
+          request: RequestInfo | None, *, run: str | None = None,
+          waiting_only: bool = False) -> JobStatus | None:
+    """Stop one job as its latest committed status allows, by conditional UPDATEs (which
+    read the current row, whatever this transaction's snapshot says): cancel it when
+    pending or awaiting approval, else ask the worker to stop it when running (not with
+    `waiting_only`). Audited when it won. Returns the status it was stopped from, or None
+    when there was nothing to stop."""
+    for previous in (JobStatus.pending, JobStatus.awaiting_approval):
+        won = session.execute(
+            update(Job).where(Job.id == job.id, Job.status == previous)
+            .values(job_values(status=JobStatus.cancelled, completed_at=now,
+                               error_message=why[:2000]))
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if won:
+            if previous == JobStatus.awaiting_approval:
+                _withdraw_approval(session, job, f"Withdrawn: {why}")
+            _audit_stop(session, actor, job, previous, "cancelled", request, run)
+            return previous
+    if waiting_only:
+        return None
+    asked = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == JobStatus.running,
+                          Job.cancel_requested.is_(False))
+        .values(job_values(cancel_requested=True))
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if not asked:
+        return None
+    _audit_stop(session, actor, job, JobStatus.running, "cancel_requested", request, run)
+    return JobStatus.running
+
+
+def _audit_stop(session: Session, actor: User, job: Job, previous: JobStatus, outcome: str,
+                request: RequestInfo | None, run: str | None) -> None:
+    details: dict[str, Any] = {"previous_status": previous, "result": outcome,
+                               "owner": job.user.username}
+    if run is not None:
+        details["run"] = run
     audit.record(session, user=actor, action="job.cancel", resource_type="job",
-                 resource_id=job.job_id, request=request,
-                 details={"previous_status": previous, "result": outcome,
-                          "owner": job.user.username})
-    return job
+                 resource_id=job.job_id, request=request, details=details)
 
 
 def _reload(session: Session, job: Job) -> None:

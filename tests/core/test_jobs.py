@@ -484,3 +484,135 @@ def test_the_launch_audit_row_never_holds_a_secret(world, policy):
     text = str(row.details)
     assert "hunter2" not in text and "pw123" not in text
     assert row.details["extra_vars"]["msg"] == "connect with password=[REDACTED]"
+
+
+# runs -----------------------------------------------------------------------------------
+
+
+def _ended(world, result, statuses):
+    """Give the run's jobs these statuses by hostname (failed ones with an error)."""
+    for job in result.jobs:
+        job.status = statuses[job.server.hostname]
+        if job.status == JobStatus.failed:
+            job.error_message = f"Task 'ping' failed on {job.server.hostname}"
+    world.session.commit()
+
+
+def test_cancelling_a_running_job_of_a_run_stops_the_whole_run(world, policy):
+    # given a run on three servers, two running and one still pending
+    result = run(world, policy, target="tag:web", check_mode=True)
+    web01, web02, prod01 = (next(j for j in result.jobs if j.server.hostname == h)
+                            for h in ("web-01", "web-02", "prod-01"))
+    web01.status = web02.status = JobStatus.running
+    world.session.commit()
+    # when oscar cancels one of them
+    jobs.cancel(world.session, world.user("oscar"), web01.job_id)
+    world.session.commit()
+    # then every job of the run stops: the running ones through the worker
+    states = {j.server.hostname: (j.status, j.cancel_requested)
+              for j in jobs.run_jobs(world.session, result.run_id)}
+    assert states == {"web-01": (JobStatus.running, True), "web-02": (JobStatus.running, True),
+                      "prod-01": (JobStatus.cancelled, False)}
+    assert {r.resource_id for r in audit_rows(world.session, "job.cancel")} == {
+        web01.job_id, web02.job_id, prod01.job_id}
+
+
+def test_cancelling_a_pending_job_of_a_run_leaves_the_rest_of_the_run(world, policy):
+    result = run(world, policy, target="tag:web", check_mode=True)
+    world.session.commit()
+
+    jobs.cancel(world.session, world.user("oscar"), result.jobs[0].job_id)
+    world.session.commit()
+
+    statuses = [j.status for j in jobs.run_jobs(world.session, result.run_id)]
+    assert statuses == [JobStatus.cancelled, JobStatus.pending, JobStatus.pending]
+
+
+def test_cancel_run_cancels_every_unfinished_job_and_refuses_a_finished_run(world, policy):
+    # given a run whose first job succeeded already
+    result = run(world, policy, target="tag:web", check_mode=True)
+    result.jobs[0].status = JobStatus.success
+    world.session.commit()
+    # when
+    stopped = jobs.cancel_run(world.session, world.user("oscar"), result.run_id)
+    world.session.commit()
+    # then
+    assert len(stopped) == 2
+    assert [j.status for j in jobs.run_jobs(world.session, result.run_id)] == [
+        JobStatus.success, JobStatus.cancelled, JobStatus.cancelled]
+    with pytest.raises(InvalidState, match="over"):
+        jobs.cancel_run(world.session, world.user("oscar"), result.run_id[:8])
+
+
+def test_an_operator_cannot_cancel_someone_elses_run(world, policy):
+    result = run(world, policy, who="olga", target="tag:web", check_mode=True)
+    world.session.commit()
+    with pytest.raises(NotAllowed):
+        jobs.cancel_run(world.session, world.user("oscar"), result.run_id)
+
+
+def test_retry_failed_launches_only_the_failed_servers_as_a_new_run(world, policy):
+    # given a finished run: web-01 succeeded, web-02 failed, prod-01 failed (unreachable)
+    result = run(world, policy, target="tag:web", check_mode=True)
+    _ended(world, result, {"web-01": JobStatus.success, "web-02": JobStatus.failed,
+                           "prod-01": JobStatus.failed})
+    failed = {j.server.hostname: j for j in result.jobs if j.status == JobStatus.failed}
+    # when
+    retry = jobs.retry_failed(world.session, world.user("oscar"), result.jobs[0].job_id,
+                              request_key="retry-failed:x", policy=policy)
+    world.session.commit()
+    # then: one new run on the failed servers, each job retrying its failed one
+    assert retry.run_id != result.run_id
+    assert {j.server.hostname: j.retry_of_id for j in retry.jobs} == {
+        h: j.id for h, j in failed.items()}
+    assert all(j.check_mode and j.run_id == retry.run_id for j in retry.jobs)
+    assert len(audit_rows(world.session, "job.retry")) == 2
+    # and a double click is that same retry
+    again = jobs.retry_failed(world.session, world.user("oscar"), result.run_id,
+                              request_key="retry-failed:x", policy=policy)
+    assert again.duplicate and [j.id for j in again.jobs] == [j.id for j in retry.jobs]
+
+
+def test_retry_failed_of_a_production_server_needs_approval_again(world, policy):
+    result = run(world, policy, target="tag:db", check_mode=True)
+    _ended(world, result, {"prod-01": JobStatus.failed, "prod-02": JobStatus.success})
+
+    retry = jobs.retry_failed(world.session, world.user("oscar"), result.run_id,
+                              request_key=None, policy=policy)
+
+    [job] = retry.jobs
+    assert job.server.hostname == "prod-01" and job.check_mode
+    assert job.status == JobStatus.pending  # check mode: as at launch, no approval
+
+
+def test_retry_failed_is_refused_while_the_run_is_in_progress_or_nothing_failed(world,
+                                                                                 policy):
+    result = run(world, policy, target="tag:web", check_mode=True)
+    world.session.commit()
+    with pytest.raises(InvalidState, match="still in progress"):
+        jobs.retry_failed(world.session, world.user("oscar"), result.run_id,
+                          request_key=None, policy=policy)
+    _ended(world, result, {"web-01": JobStatus.success, "web-02": JobStatus.success,
+                           "prod-01": JobStatus.cancelled})
+    with pytest.raises(InvalidState, match="nothing to retry"):
+        jobs.retry_failed(world.session, world.user("oscar"), result.run_id,
+                          request_key=None, policy=policy)
+
+
+def test_a_run_is_startable_once_none_of_its_jobs_awaits_approval(world, policy):
+    # given a mixed run: prod-01 and prod-02 wait for approval, nothing else (tag:db)
+    mixed = run(world, policy, target="tag:web")
+    world.session.commit()
+    waiting = [j for j in mixed.jobs if j.status == JobStatus.awaiting_approval]
+    assert [j.server.hostname for j in waiting] == ["prod-01"]
+    assert jobs.startable_job(world.session, mixed.run_id) is None
+    # when its production job is cancelled (rejected, expired, withdrawn)
+    jobs.cancel(world.session, world.user("oscar"), waiting[0].job_id)
+    world.session.commit()
+    # then the rest of the run starts from its first pending job
+    first = jobs.startable_job(world.session, mixed.run_id)
+    assert first is not None and first.status == JobStatus.pending
+    jobs.mark_run_enqueued(world.session, mixed.run_id, "msg-9")
+    world.session.commit()
+    assert {j.dramatiq_message_id for j in jobs.run_jobs(world.session, mixed.run_id)
+            if j.status == JobStatus.pending} == {"msg-9"}
