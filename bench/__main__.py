@@ -1,7 +1,7 @@
 """`python -m bench all [--quick]` or `python -m bench <figure> [--quick]`.
 
-Figures (see bench/README.md): ack, ingest, e2e, slack_calls, log_reads, memory, fanout
-(or 1-7).
+Figures (see bench/README.md): ack, ingest, e2e, slack_calls, log_reads, memory, fanout,
+fanout_ssh (or 1-8).
 Each prints its value beside the baseline measured in the same run, with the ratio, and is
 written to bench/results.json. The exit code is 1 when a figure could not run.
 """
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("figures", nargs="+", metavar="FIGURE",
-                        help="all, or one or more of: " + ", ".join(FIGURES) + f" (or 1-{len(FIGURES)})")
+                        help=f"all, or one or more of: {', '.join(FIGURES)} "
+                             f"(or 1-{len(FIGURES)})")
     parser.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--no-write", action="store_true", help="do not write results.json")

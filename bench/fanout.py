@@ -108,14 +108,17 @@ class FleetHost:
     user: str | None = None
     key_path: str | None = None
     local: bool = True
+    host_vars: tuple[tuple[str, str], ...] = ()  # non-connection variables (servers.host_vars)
 
     def server_row(self) -> Server:
         if self.local:
             return Server(hostname=self.hostname, environment=Environment.development,
-                          connection="local", ip_address=self.address, tags=[TAG])
+                          connection="local", ip_address=self.address, tags=[TAG],
+                          host_vars=dict(self.host_vars))
         return Server(hostname=self.hostname, environment=Environment.development,
                       connection="ssh", ip_address=self.address, ssh_port=self.port,
-                      ssh_user=self.user, ssh_key_path=self.key_path, tags=[TAG])
+                      ssh_user=self.user, ssh_key_path=self.key_path, tags=[TAG],
+                      host_vars=dict(self.host_vars))
 
     def inventory_line(self) -> str:
         """The host in an INI inventory with the variables the worker gives it."""
@@ -127,6 +130,7 @@ class FleetHost:
             parts.append(f"ansible_user={self.user}")
         if self.key_path:
             parts.append(f"ansible_ssh_private_key_file={self.key_path}")
+        parts += [f"{name}={value}" for name, value in self.host_vars]
         return " ".join(parts)
 
 

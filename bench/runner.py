@@ -23,6 +23,7 @@ FIGURES: dict[str, str] = {
     "log_reads": "bench.log_reads",
     "memory": "bench.memory",
     "fanout": "bench.fanout",
+    "fanout_ssh": "bench.fanout_ssh",
 }
 ALIASES = {str(number): name for number, name in enumerate(FIGURES, start=1)}
 
