@@ -16,10 +16,20 @@ How a decided ticket reads (`decision`):
     expired    status closed,   no assignee, note "Expired: ..."
     withdrawn  status closed,   no assignee, note "Withdrawn: ..." (requester cancelled the job)
 Each decision writes an audit row (`approval.approve`, `approval.reject`, `approval.expire`).
+
+A run with several production servers has one approval ticket per production job, but one
+decision in chat: `approve_run` / `reject_run` decide every open approval ticket of the
+run at once (each audited; all or none: if one was decided meanwhile, nothing is). The
+run starts once none of its jobs awaits approval (`core.jobs.startable_job`): after an
+approval, and after a rejection or an expiry too: the run's other jobs then start without
+the rejected ones. The clock's `expire_overdue` returns the expired tickets; their runs
+that can start now are `runs_to_start(session, tickets)`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -29,7 +39,7 @@ from sqlalchemy.orm import Session
 from core import audit, permissions
 from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, NotAllowed
-from core.jobs import LaunchPolicy
+from core.jobs import LaunchPolicy, startable_job
 from core.tickets import get_ticket, short
 from db.base import utcnow
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User, job_values
@@ -38,9 +48,114 @@ Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn"]
 MAX_REASON = 1000
 
 
+@dataclass
+class RunDecision:
+    """What one decision on a run's approval did.
+
+    run_id: the run. tickets: the approval tickets decided (oldest first), jobs: their jobs
+    (now pending, or cancelled when rejected). startable: the job to enqueue for the run
+    now that none of its jobs awaits approval (None while some still does, or if nothing
+    of the run is left to run).
+    """
+
+    run_id: str
+    tickets: list[Ticket] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    startable: Job | None = None
+
+
+def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
+                policy: LaunchPolicy, request: RequestInfo | None = None) -> RunDecision:
+    """Approve every open approval request of the run `ticket_ref` belongs to: its
+    production jobs move `awaiting_approval` → `pending` (each decision audited).
+
+    The caller commits, then enqueues `startable`. Raises as `approve`; an expired request
+    of the run expires them all (their jobs cancelled) and the approval is refused.
+    """
+    permissions.require(actor, permissions.APPROVAL_DECIDE)
+    ticket = _open_request(session, ticket_ref)
+    job = _job_of(ticket)
+    if job.user_id == actor.id and not policy.admins_self_approve:
+        raise NotAllowed("You requested this run, so another admin must approve it "
+                         "(four-eyes rule).")
+    now = utcnow()
+    tickets = open_run_requests(session, job.run_id)
+    if any(_is_expired(t, now) for t in tickets):
+        for overdue in tickets:
+            _expire(session, overdue, now)
+        raise InvalidState(f"Approval request {short(ticket)} expired at "
+                           f"{_when(ticket.expires_at)}; the job was cancelled. Run it again "
+                           "to ask for a new approval.")
+    decided = RunDecision(run_id=job.run_id)
+    for each in tickets:
+        decided.tickets.append(each)
+        decided.jobs.append(_approve(session, actor, each, now, request, run=job.run_id))
+    decided.startable = startable_job(session, job.run_id)
+    return decided
+
+
+def reject_run(session: Session, actor: User, ticket_ref: str | int, *,
+               reason: str | None = None, request: RequestInfo | None = None) -> RunDecision:
+    """Reject every open approval request of the run `ticket_ref` belongs to: those jobs
+    are cancelled ("Rejected by @x: reason", each audited); the rest of the run (its
+    servers that needed no approval) starts without them: the caller commits, then
+    enqueues `startable`. Raises as `reject`."""
+    permissions.require(actor, permissions.APPROVAL_DECIDE)
+    text = _reason(reason)
+    ticket = _open_request(session, ticket_ref)
+    job = _job_of(ticket)
+    now = utcnow()
+    decided = RunDecision(run_id=job.run_id)
+    for each in open_run_requests(session, job.run_id):
+        decided.tickets.append(each)
+        decided.jobs.append(_reject(session, actor, each, text, now, request,
+                                    run=job.run_id))
+    decided.startable = startable_job(session, job.run_id)
+    return decided
+
+
+def open_run_requests(session: Session, run_id: str) -> list[Ticket]:
+    """The open approval tickets of a run's jobs, in job-id order."""
+    return list(session.scalars(
+        select(Ticket).join(Job, Ticket.job_id == Job.id)
+        .where(Job.run_id == run_id, Ticket.kind == TicketKind.approval,
+               Ticket.status == TicketStatus.open)
+        .order_by(Job.id, Ticket.id)
+    ).unique())
+
+
+def run_requests(session: Session, run_id: str) -> list[Ticket]:
+    """Every approval ticket of a run's jobs (the newest of each job), in job-id order: what
+    the run's approval card draws."""
+    tickets = session.scalars(
+        select(Ticket).join(Job, Ticket.job_id == Job.id)
+        .where(Job.run_id == run_id, Ticket.kind == TicketKind.approval)
+        .order_by(Job.id, Ticket.id.desc())
+    ).unique()
+    newest: dict[int | None, Ticket] = {}
+    for ticket in tickets:
+        newest.setdefault(ticket.job_id, ticket)
+    return list(newest.values())
+
+
+def runs_to_start(session: Session, tickets: Sequence[Ticket]) -> list[Job]:
+    """For decided (e.g. expired) approval tickets: the job to enqueue for each of their
+    runs that can start now (`core.jobs.startable_job`), one per run."""
+    seen: set[str] = set()
+    found: list[Job] = []
+    for ticket in tickets:
+        if ticket.job is None or ticket.job.run_id in seen:
+            continue
+        seen.add(ticket.job.run_id)
+        job = startable_job(session, ticket.job.run_id)
+        if job is not None:
+            found.append(job)
+    return found
+
+
 def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: LaunchPolicy,
             request: RequestInfo | None = None) -> Job:
-    """Approve a production run: the job moves `awaiting_approval` → `pending`.
+    """Approve one production job: it moves `awaiting_approval` → `pending`.
 
     The caller commits, then enqueues the job. Raises NotAllowed (not an admin; the
     requester without `admins_self_approve`), UnknownTicket, InvalidState (not an approval
@@ -58,6 +173,34 @@ def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: Lau
         raise InvalidState(f"Approval request {short(ticket)} expired at "
                            f"{_when(ticket.expires_at)}; the job was cancelled. Run it again "
                            "to ask for a new approval.")
+    return _approve(session, actor, ticket, now, request)
+
+
+def reject(session: Session, actor: User, ticket_ref: str | int, *, reason: str | None = None,
+           request: RequestInfo | None = None) -> Job:
+    """Reject one production job: it is cancelled ("Rejected by @x: reason").
+
+    Any admin may reject, the requester included (that withdraws the request). Raises
+    NotAllowed, UnknownTicket, InvalidInput (reason too long), InvalidState (not an
+    approval request, already decided).
+    """
+    permissions.require(actor, permissions.APPROVAL_DECIDE)
+    text = _reason(reason)
+    ticket = _open_request(session, ticket_ref)
+    return _reject(session, actor, ticket, text, utcnow(), request)
+
+
+def _reason(reason: str | None) -> str | None:
+    text = (reason or "").strip() or None
+    if text and len(text) > MAX_REASON:
+        raise InvalidInput(f"The reason is too long (at most {MAX_REASON} characters).")
+    return text
+
+
+def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
+             request: RequestInfo | None, *, run: str | None = None) -> Job:
+    """Decide one open request as approved and release its job (audited)."""
+    job = _job_of(ticket)
     _decide(session, ticket, status=TicketStatus.resolved, assignee_id=actor.id,
             resolved_at=now, resolution_note=f"Approved by @{actor.username}")
     moved = session.execute(
@@ -69,29 +212,20 @@ def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: Lau
     if moved != 1:
         raise InvalidState(f"Job {job.job_id[:8]} is {job.status.value.replace('_', ' ')}, no "
                            "longer waiting for approval.")
+    details = {"job": job.job_id, "requester": job.user.username,
+               "playbook": job.playbook.name, "server": job.server.hostname,
+               "self_approved": job.user_id == actor.id}
+    if run is not None:
+        details["run"] = run
     audit.record(session, user=actor, action="approval.approve", resource_type="ticket",
-                 resource_id=ticket.ticket_id, request=request,
-                 details={"job": job.job_id, "requester": job.user.username,
-                          "playbook": job.playbook.name, "server": job.server.hostname,
-                          "self_approved": job.user_id == actor.id})
+                 resource_id=ticket.ticket_id, request=request, details=details)
     return job
 
 
-def reject(session: Session, actor: User, ticket_ref: str | int, *, reason: str | None = None,
-           request: RequestInfo | None = None) -> Job:
-    """Reject a production run: its job is cancelled ("Rejected by @x: reason").
-
-    Any admin may reject, the requester included (that withdraws the request). Raises
-    NotAllowed, UnknownTicket, InvalidInput (reason too long), InvalidState (not an
-    approval request, already decided).
-    """
-    permissions.require(actor, permissions.APPROVAL_DECIDE)
-    text = (reason or "").strip() or None
-    if text and len(text) > MAX_REASON:
-        raise InvalidInput(f"The reason is too long (at most {MAX_REASON} characters).")
-    ticket = _open_request(session, ticket_ref)
+def _reject(session: Session, actor: User, ticket: Ticket, text: str | None, now: datetime,
+            request: RequestInfo | None, *, run: str | None = None) -> Job:
+    """Decide one open request as rejected and cancel its job (audited)."""
     job = _job_of(ticket)
-    now = utcnow()
     why = f"Rejected by @{actor.username}" + (f": {text}" if text else "")
     _decide(session, ticket, status=TicketStatus.closed, assignee_id=actor.id,
             resolution_note=text)
@@ -101,9 +235,11 @@ def reject(session: Session, actor: User, ticket_ref: str | int, *, reason: str 
         .execution_options(synchronize_session=False)
     )
     session.refresh(job, with_for_update={"read": True})
+    details = {"job": job.job_id, "requester": job.user.username, "reason": text}
+    if run is not None:
+        details["run"] = run
     audit.record(session, user=actor, action="approval.reject", resource_type="ticket",
-                 resource_id=ticket.ticket_id, request=request,
-                 details={"job": job.job_id, "requester": job.user.username, "reason": text})
+                 resource_id=ticket.ticket_id, request=request, details=details)
     return job
 
 

@@ -174,3 +174,74 @@ def test_a_request_withdrawn_by_cancelling_its_job_reads_as_withdrawn(world, pol
     assert approvals.decision(ticket) == "withdrawn"
     with pytest.raises(InvalidState, match="withdrawn"):
         approvals.approve(world.session, world.user("alice"), ticket.ticket_id, policy=policy)
+
+
+# a run with several production servers ----------------------------------------------------
+
+
+def mixed_run(world, policy, who="oscar"):
+    """oscar's run on web-01 (development), web-02 (staging), prod-01 and prod-02."""
+    world.servers["prod-02"].tags = ["db", "web"]
+    world.session.commit()
+    result = jobs.launch(world.session, world.user(who), playbook="ping", target="tag:web",
+                         raw_vars={}, check_mode=False, request_key=None, channel_id="C1",
+                         policy=policy)
+    world.session.commit()
+    return result
+
+
+def test_one_approval_decides_every_production_server_of_a_run_and_starts_it(world, policy):
+    # given a run whose two production jobs wait, and whose other two wait for them
+    result = mixed_run(world, policy)
+    assert len(result.approval_tickets) == 2
+    assert jobs.startable_job(world.session, result.run_id) is None
+    # when alice approves one of its requests
+    decided = approvals.approve_run(world.session, world.user("alice"),
+                                    result.approval_tickets[1].ticket_id, policy=policy)
+    world.session.commit()
+    # then both are approved, each audited, and the run can start
+    assert sorted(j.server.hostname for j in decided.jobs) == ["prod-01", "prod-02"]
+    assert {j.status for j in jobs.run_jobs(world.session, result.run_id)} == {
+        JobStatus.pending}
+    rows = world.session.scalars(select(AuditLog).where(
+        AuditLog.action == "approval.approve")).all()
+    assert sorted(r.resource_id for r in rows) == sorted(
+        t.ticket_id for t in result.approval_tickets)
+    assert decided.startable is not None and decided.startable.run_id == result.run_id
+
+
+def test_the_requester_cannot_approve_their_own_run(world, policy):
+    result = mixed_run(world, policy, who="alice")
+    with pytest.raises(NotAllowed, match="four-eyes"):
+        approvals.approve_run(world.session, world.user("alice"),
+                              result.approval_tickets[0].ticket_id, policy=policy)
+
+
+def test_a_rejected_run_cancels_its_production_jobs_and_starts_the_others(world, policy):
+    result = mixed_run(world, policy)
+
+    decided = approvals.reject_run(world.session, world.user("dave"),
+                                   result.approval_tickets[0].ticket_id, reason="freeze")
+    world.session.commit()
+
+    states = {j.server.hostname: j.status for j in jobs.run_jobs(world.session, result.run_id)}
+    assert states == {"web-01": JobStatus.pending, "web-02": JobStatus.pending,
+                      "prod-01": JobStatus.cancelled, "prod-02": JobStatus.cancelled}
+    assert decided.startable is not None and decided.startable.status == JobStatus.pending
+    assert len(world.session.scalars(select(AuditLog).where(
+        AuditLog.action == "approval.reject")).all()) == 2
+
+
+def test_expired_requests_of_a_run_let_its_other_servers_start(world, policy):
+    result = mixed_run(world, policy)
+    for ticket in result.approval_tickets:
+        ticket.expires_at = utcnow() - timedelta(seconds=1)
+    world.session.commit()
+
+    expired = approvals.expire_overdue(world.session, utcnow())
+    startable = approvals.runs_to_start(world.session, expired)
+    world.session.commit()
+
+    assert len(expired) == 2
+    [job] = startable
+    assert job.run_id == result.run_id and job.status == JobStatus.pending
