@@ -1,7 +1,8 @@
-"""What a run targets: a hostname, `tag:<tag>` or `env:<environment>`, resolved to servers.
+"""What a run targets: a hostname, `tag:<tag>`, `env:<environment>` or `group:<name>` (a
+server group with its children, `core.server_groups`), resolved to servers.
 
 Only active servers are ever targeted. Unknown names answer with the closest matches (or the
-known tags and environments); a target that expands to more servers than the configured limit
+known tags, environments and groups); a target that expands to more servers than the configured limit
 is refused rather than silently cut.
 """
 
@@ -11,10 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInput, UnknownServer
+from core.server_groups import servers_in_group
 from core.suggestions import closest
 from db.models import Environment, Server
 
-TARGET_HELP = "a hostname, `tag:<tag>` or `env:<environment>`"
+TARGET_HELP = "a hostname, `tag:<tag>`, `env:<environment>` or `group:<group>`"
 
 
 def resolve_target(session: Session, target: str, *, limit: int) -> list[Server]:
@@ -22,7 +24,7 @@ def resolve_target(session: Session, target: str, *, limit: int) -> list[Server]
 
     Raises InvalidInput for an empty or malformed target, an unknown environment or more
     than `limit` servers; UnknownServer (with suggestions) for an unknown or deactivated
-    hostname, or a tag/environment with no active server.
+    hostname, an unknown group, or a tag/environment/group with no active server.
     """
     text = (target or "").strip()
     if not text:
@@ -32,6 +34,10 @@ def resolve_target(session: Session, target: str, *, limit: int) -> list[Server]
         servers = _by_tag(session, value.strip())
     elif sep and kind.lower() in ("env", "environment"):
         servers = _by_environment(session, value.strip())
+    elif sep and kind.lower() == "group":
+        if not value.strip():
+            raise InvalidInput("`group:` needs a group name, e.g. `group:webservers`.")
+        servers = servers_in_group(session, value.strip())
     else:
         servers = [_by_hostname(session, text)]
     if len(servers) > limit:

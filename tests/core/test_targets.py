@@ -1,4 +1,5 @@
-"""Targets: a hostname, `tag:<tag>` or `env:<environment>`, resolved to active servers."""
+"""Targets: a hostname, `tag:<tag>`, `env:<environment>` or `group:<name>`, resolved to active
+servers."""
 
 from __future__ import annotations
 
@@ -77,3 +78,35 @@ def test_a_target_wider_than_the_limit_is_refused_not_cut(world):
 def test_an_empty_target_asks_for_one(world, target):
     with pytest.raises(InvalidInput):
         resolve_target(world.session, target, limit=10)
+
+
+def _groups(world):
+    """Group "webservers" holds web-01 and the child group "eu-web" (web-02, old-01)."""
+    from db.models import ServerGroup
+
+    child = ServerGroup(name="eu-web", variables={})
+    child.servers = [world.servers["web-02"], world.servers["old-01"]]
+    parent = ServerGroup(name="webservers", variables={"http_port": 80})
+    parent.servers = [world.servers["web-01"]]
+    parent.children = [child]
+    world.session.add_all([parent, child])
+    world.session.commit()
+
+
+def test_a_group_targets_its_active_servers_and_those_of_its_children(world):
+    _groups(world)
+    assert hostnames(resolve_target(world.session, "group:webservers", limit=10)) == [
+        "web-01", "web-02"]
+
+
+def test_a_mistyped_group_suggests_the_closest_groups(world):
+    _groups(world)
+    with pytest.raises(UnknownServer) as caught:
+        resolve_target(world.session, "group:webserver", limit=10)
+    assert "group:webservers" in caught.value.suggestions
+
+
+def test_a_group_wider_than_the_limit_is_refused(world):
+    _groups(world)
+    with pytest.raises(InvalidInput, match="at most 1"):
+        resolve_target(world.session, "group:webservers", limit=1)
