@@ -7,8 +7,10 @@ the launch asked for, `playbot clock` does the housekeeping beside them, MariaDB
 all, FakeSlack stands in for Slack's Web API. The database holds 50 servers (quick: 10,
 smoke: 3) tagged `fleet`, every one `connection: local` (`fleet-01` ...); the workers get
 PLAYBOT_FORKS equal to the host count, so they may work on every host at once as `-f` does.
-The playbook (`fleet_check`, below) is a realistic small one: ping, set_fact, debug and
-command tasks, seven tasks that each print one `ok: [host]` line per host.
+The playbook (`fleet_check`, below) is a realistic small one: set_fact, debug, assert and
+one command task, seven tasks that each print one `ok: [host]` line per host (only the
+command starts a module process on the host: 50 of them at once on 2 CPUs would measure
+the CPU, not the product).
 
 Value: wall time from the signed command sent to the moment the database shows every job of
 the launch ended (polled every 20 ms); the median of the rounds (full: 3, quick/smoke: 1).
@@ -72,12 +74,11 @@ FLEET_CHECK = """\
   gather_facts: false
   vars:
     release: "1.4.2"
+    app_root: /srv/app
   tasks:
-    - name: check the host answers
-      ping:
     - name: work out the release directory
       set_fact:
-        release_dir: "/srv/app/releases/{{ release }}"
+        release_dir: "{{ app_root }}/releases/{{ release }}"
     - name: show where the release goes
       debug:
         msg: "{{ inventory_hostname }} gets {{ release_dir }}"
@@ -85,16 +86,19 @@ FLEET_CHECK = """\
       command: uname -r
       register: kernel
       changed_when: false
-    - name: read the uptime
-      command: cat /proc/uptime
-      register: uptime
-      changed_when: false
+    - name: remember the kernel
+      set_fact:
+        kernel_version: "{{ kernel.stdout }}"
+    - name: check the kernel is known
+      assert:
+        that: kernel_version | length > 0
+        quiet: true
     - name: report the host
       debug:
-        msg: "{{ inventory_hostname }}: kernel {{ kernel.stdout }}, up {{ uptime.stdout.split()[0] }} s"
-    - name: check the disk space
-      command: df -P /
-      changed_when: false
+        msg: "{{ inventory_hostname }}: kernel {{ kernel_version }}, release {{ release }}"
+    - name: say done
+      debug:
+        msg: "{{ inventory_hostname }} checked"
 """
 
 

@@ -47,6 +47,13 @@ def ssh_fleet_class() -> Any:
     return module.SshFleet
 
 
+def requirements() -> tuple[Any, Any, Any]:
+    """SshFleet, `workers.known_hosts` and `workers.ssh`; ProductPieceMissing names what
+    is missing."""
+    return (ssh_fleet_class(), require("workers.known_hosts", "trust"),
+            require("workers.ssh", "ansible_ssh_env"))
+
+
 def _call(function: Any, **candidates: Any) -> Any:
     """Call `function` with the candidate keyword arguments its signature accepts."""
     parameters = inspect.signature(function).parameters
@@ -68,9 +75,7 @@ def pin_host_keys(trust: Any, known_hosts: Path, fleet_hosts: list[Any]) -> None
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    fleet_class = ssh_fleet_class()
-    known_hosts_mod = require("workers.known_hosts", "trust")
-    ssh_mod = require("workers.ssh", "ansible_ssh_env")
+    fleet_class, known_hosts_mod, ssh_mod = requirements()
     count = ctx.size(20, 5, smoke=2)
     tmp = Path(tempfile.mkdtemp(prefix="playbot-bench-fanout-ssh-"))
     fleet = fleet_class(count)

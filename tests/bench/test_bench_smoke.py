@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import ack, e2e, ingest, log_reads, memory, slack_calls
+from bench import ack, e2e, fanout, fanout_ssh, ingest, log_reads, memory, slack_calls
 from bench.__main__ import main as bench_main
 from bench.context import BenchContext, ProductPieceMissing
 from bench.results import Figure, write_results
@@ -96,6 +96,31 @@ def test_memory_reports_the_peak_rss_of_the_web_and_worker_processes(bench_conte
     assert figures[1].value > figures[1].baseline  # a worker weighs more than bare Python
 
 
+def test_fanout_runs_one_tag_launch_to_the_end_with_every_host_logged(bench_context):
+    figures = run_figure(fanout, bench_context)
+
+    assert_reported(figures, "fanout", "fanout.slack_calls")
+    extra = figures[0].extra
+    assert extra["hosts"] == 3
+    assert extra["statuses"] == {"success": 3}
+    assert extra["job_logs_complete"] is True, extra["job_logs_incomplete_hosts"]
+    assert extra["job_logs_own_ok_lines_min"] == fanout.OK_TASKS
+
+
+def test_fanout_over_ssh_runs_against_real_ssh_test_hosts(bench_context):
+    try:
+        fanout_ssh.requirements()
+    except ProductPieceMissing as missing:
+        pytest.skip(str(missing))
+
+    figures = run_figure(fanout_ssh, bench_context)
+
+    assert_reported(figures, "fanout.ssh", "fanout.ssh.slack_calls")
+    extra = figures[0].extra
+    assert extra["statuses"] == {"success": 2}
+    assert extra["job_logs_complete"] is True, extra["job_logs_incomplete_hosts"]
+
+
 def test_results_file_holds_value_unit_baseline_and_ratio_per_figure(tmp_path):
     figure = Figure(key="demo", title="Demo", value=3.0, unit="ms", baseline=2.0,
                     baseline_label="floor", target="< 10 ms", met=True, extra={"p50_ms": 1.5})
@@ -117,4 +142,5 @@ def test_an_unknown_figure_name_is_refused_with_the_list_of_figures(capsys):
         bench_main(["no-such-figure", "--no-write"])
 
     assert exit_info.value.code == 2
-    assert "ack, ingest, e2e, slack_calls, log_reads, memory" in capsys.readouterr().err
+    assert ("ack, ingest, e2e, slack_calls, log_reads, memory, fanout, fanout_ssh"
+            in capsys.readouterr().err)
