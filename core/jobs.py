@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -270,6 +270,16 @@ def get_run(session: Session, ref: str | int) -> list[Job]:
             raise InvalidInput(f"`{ref}` matches more than one run; give more characters."
                                ) from None
         return run_jobs(session, runs[0])
+
+
+def run_sizes(session: Session, run_ids: Iterable[str]) -> dict[str, int]:
+    """How many jobs (servers) each of these runs has."""
+    wanted = sorted(set(run_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(select(Job.run_id, func.count()).where(Job.run_id.in_(wanted))
+                           .group_by(Job.run_id))
+    return {run_id: int(count) for run_id, count in rows}
 
 
 def startable_job(session: Session, run_id: str) -> Job | None:

@@ -197,6 +197,29 @@ def list_tickets(session: Session, *, status: TicketStatus | None = None,
     return list(session.scalars(query).unique())
 
 
+def sharing_message(session: Session, ticket: Ticket) -> list[Ticket]:
+    """The tickets shown in the same Slack message as `ticket` (a run's one failure
+    message), itself included, oldest first; just `[ticket]` when it has no message."""
+    if not (ticket.slack_channel_id and ticket.slack_message_ts):
+        return [ticket]
+    found = list(session.scalars(
+        select(Ticket).where(Ticket.slack_channel_id == ticket.slack_channel_id,
+                             Ticket.slack_message_ts == ticket.slack_message_ts)
+        .order_by(Ticket.id)
+    ).unique())
+    return found or [ticket]
+
+
+def attach_message(session: Session, ticket_ids: Iterable[str], channel: str, ts: str) -> None:
+    """Record where these tickets were posted (one message may show several, e.g. a run's
+    failure message), so their buttons redraw it whole."""
+    wanted = list(ticket_ids)
+    if wanted:
+        session.execute(update(Ticket).where(Ticket.ticket_id.in_(wanted))
+                        .values(slack_channel_id=channel, slack_message_ts=ts)
+                        .execution_options(synchronize_session=False))
+
+
 def priority_rank() -> Any:
     """An ORDER BY expression ranking critical first, portable across SQLite and MySQL
     (whose ENUM would otherwise sort by declaration order, SQLite's text alphabetically)."""

@@ -1,16 +1,22 @@
-"""The launch flow shared by `/run-playbook`, the modal, Retry and Approve.
+"""The launch flow shared by `/run-playbook`, the modal, Retry, Retry failed hosts and Approve.
 
-1. `core.jobs.launch` (or `retry`) creates the jobs and their audit row; the transaction
-   commits before anything is posted, so a job the user hears about is durable.
-2. Each job's message is posted in the channel (a production job gets its approval request
-   with Approve/Reject instead); where the bot cannot post, it goes to the jobs channel or
-   the user's DM and the user is told how to fix it. `core.jobs.attach_message` records it.
-3. Each pending job is enqueued and `core.jobs.mark_enqueued` stores the message id. When
-   the queue is down the job stays pending, its message says it will start once the queue
-   is back, and the workers' requeuer enqueues it then.
+1. `core.jobs.launch` (or `retry`, `retry_failed`) creates the jobs of one run and their
+   audit rows; the transaction commits before anything is posted, so a job the user hears
+   about is durable.
+2. ONE channel message is posted for the run, however many servers it has: the run
+   message (`slackui.job_message.run_message`), or, when some of its jobs need approval,
+   the run's approval card with Approve/Reject (it becomes the run message once decided).
+   Where the bot cannot post, it goes to the jobs channel or the user's DM and the user is
+   told how to fix it. `core.jobs.attach_message` records it on every job of the run.
+3. Once none of its jobs awaits approval, the run is enqueued as ONE queue message (for its
+   first pending job: the worker runs every pending job of the run from it), recorded on
+   all its pending jobs (`core.jobs.mark_run_enqueued`). When the queue is down the jobs
+   stay pending, the message says the run will start once the queue is back, and the
+   workers' requeuer enqueues it then.
 
 A repeated request (Slack retry, double click, same trigger) finds its jobs through the
-request key: nothing new is created and the user gets a link to the existing job message.
+request key: nothing new is created and the user gets a link to the existing message.
+Redraws after a cancel or a decision draw the RUN message again from all its jobs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import approvals as core_approvals
 from core import jobs as core_jobs
 from core.errors import QueueUnavailable
 from db.models import Job, JobStatus, Ticket
@@ -32,18 +39,20 @@ from handlers.chat import Action, perform
 from handlers.listeners import Ctx
 from handlers.replies import Posted
 from slackui.blocks import context, escape, short_id
-from slackui.job_message import job_message
-from slackui.tickets import approval_message
+from slackui.job_message import run_message
+from slackui.limits import more_note
+from slackui.tickets import run_approval_message
 
 log = logging.getLogger(__name__)
 
-QUEUE_DOWN_NOTE = (":warning: The job queue is unreachable right now. The job is saved and "
+QUEUE_DOWN_NOTE = (":warning: The job queue is unreachable right now. The run is saved and "
                    "will start automatically as soon as the queue is back.")
+DUPLICATE_LINES = 15
 
 
 @dataclass
 class Announced:
-    """What happened to the jobs of one launch after they were created."""
+    """What happened to the jobs of one run after they were created."""
 
     posted: dict[str, Posted] = field(default_factory=dict)  # job uuid -> message
     enqueued: list[str] = field(default_factory=list)
@@ -53,7 +62,7 @@ class Announced:
 def launch_from_chat(ctx: Ctx, *, playbook: str, target: str, raw_vars: dict[str, str],
                      check_mode: bool, request_key: str, channel_id: str | None,
                      source: str) -> None:
-    """Create, announce and enqueue the jobs of one run request from Slack."""
+    """Create, announce and enqueue the run of one request from Slack."""
     action = Action("job.launch", "playbook", playbook, audited_by_core=True,
                     details={"target": target, "check_mode": check_mode, "source": source})
 
@@ -77,8 +86,8 @@ def loaded(result: Any) -> Any:
 
 
 def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | None:
-    """Announce and enqueue the jobs of a `core.jobs.LaunchResult`, or point at them if the
-    request is a repeat."""
+    """Announce and enqueue the run of a `core.jobs.LaunchResult`, or point at its jobs if
+    the request is a repeat."""
     if result.duplicate:
         ctx.deps.observer.job_launched("duplicate", len(result.jobs))
         intro = (":repeat: You already have this in progress; it was not started again:"
@@ -93,11 +102,14 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
             "not started again there:"))
     if tickets:
         ctx.deps.observer.job_launched("awaiting_approval", len(tickets))
+        others = len(result.jobs) - len(tickets)
+        rest = (f" The run's other {others} server{'s' if others != 1 else ''} start with "
+                "them once an admin has decided." if others else "")
         ctx.reply.ephemeral(
             f":raised_hand: {_count(len(tickets), 'production job')} "
             f"{'needs' if len(tickets) == 1 else 'need'} the approval of an admin other than "
-            "you. The request is posted with Approve/Reject buttons. `--check` runs need no "
-            "approval.")
+            f"you. The request is posted with Approve/Reject buttons.{rest} `--check` runs "
+            "need no approval.")
     if announced.enqueued:
         ctx.deps.observer.job_launched("queued", len(announced.enqueued))
     if announced.queue_unavailable:
@@ -107,108 +119,144 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
 
 def announce(ctx: Ctx, jobs: Sequence[Job], channel_id: str | None,
              approvals: Mapping[int, Ticket] | None = None) -> Announced:
-    """Post each job's first message, record where it is, and enqueue the pending ones.
+    """Post the run's one message, record it on every job, and enqueue the run unless some
+    of its jobs await approval.
 
-    approvals: the approval ticket by job primary key, for jobs awaiting approval: their
-    message is the approval request (it becomes the job message once approved).
+    approvals: the approval ticket by job primary key, for jobs awaiting approval: the
+    message is then the run's approval card (it becomes the run message once decided).
     """
     approvals = approvals or {}
     announced = Announced()
-    channel = channel_id
-    for job in jobs:
-        ticket = approvals.get(job.id)
-        text, blocks = approval_message(ticket) if ticket is not None else job_message(job)
-        try:
-            posted = ctx.reply.post(channel, text, blocks)
-        except (SlackApiError, OSError) as exc:
-            # Slack down or refusing: the job must still run; its message is simply missing.
-            log.warning("could not post the message of job %s: %s", job.job_id, exc)
-            continue
-        channel = posted.channel  # after a redirect, the rest go straight to the fallback
-        announced.posted[job.job_id] = posted
-    if announced.posted:
+    if not jobs:
+        return announced
+    tickets = list(approvals.values())
+    text, blocks = run_approval_message(tickets, jobs) if tickets else run_message(jobs)
+    try:
+        posted = ctx.reply.post(channel_id, text, blocks)
+    except (SlackApiError, OSError) as exc:
+        # Slack down or refusing: the run must still start; its message is simply missing.
+        log.warning("could not post the message of run %s: %s", jobs[0].run_id, exc)
+    else:
         with transaction(ctx.deps.session_factory) as session:
             for job in jobs:
-                posted = announced.posted.get(job.job_id)
-                if posted is None:
-                    continue
+                announced.posted[job.job_id] = posted
                 core_jobs.attach_message(session, job.job_id, posted.channel, posted.ts)
-                ticket = approvals.get(job.id)
-                if ticket is not None:
-                    remember_ticket_message(session, ticket.id, posted)
-    pending = [j for j in jobs if j.status == JobStatus.pending]
-    enqueue_jobs(ctx, pending, announced)
+                job.slack_channel_id, job.slack_message_ts = posted.channel, posted.ts
+            for ticket in tickets:
+                remember_ticket_message(session, ticket.id, posted)
+    if not any(j.status == JobStatus.awaiting_approval for j in jobs):
+        enqueue_run(ctx, jobs, announced)
     return announced
 
 
-def enqueue_jobs(ctx: Ctx, jobs: Sequence[Job], announced: Announced) -> None:
-    """Hand pending jobs to the queue; on QueueUnavailable leave them pending and say so."""
-    message_ids: dict[str, str] = {}
-    for index, job in enumerate(jobs):
-        try:
-            message_ids[job.job_id] = ctx.deps.queue.enqueue(job.job_id)
-        except QueueUnavailable as exc:
-            log.warning("queue unavailable, job %s stays pending: %s", job.job_id, exc)
-            announced.queue_unavailable = [j.job_id for j in jobs[index:]]
-            break
-    if message_ids:
-        with transaction(ctx.deps.session_factory) as session:
-            for job_id, message_id in message_ids.items():
-                core_jobs.mark_enqueued(session, job_id, message_id)
-        announced.enqueued = list(message_ids)
-    for job in jobs:
-        if job.job_id in announced.queue_unavailable:
-            _show_queue_down(ctx, job, announced.posted.get(job.job_id))
+def enqueue_run(ctx: Ctx, jobs: Sequence[Job], announced: Announced) -> None:
+    """Hand a run to the queue as one message (for its first pending job) and record it on
+    all its pending jobs; on QueueUnavailable leave them pending and say so."""
+    pending = sorted((j for j in jobs if j.status == JobStatus.pending),
+                     key=lambda j: (j.server_id, j.id))
+    if not pending:
+        return
+    first = pending[0]
+    try:
+        message_id = ctx.deps.queue.enqueue(first.job_id)
+    except QueueUnavailable as exc:
+        log.warning("queue unavailable, run %s stays pending: %s", first.run_id, exc)
+        announced.queue_unavailable = [j.job_id for j in pending]
+        _show_queue_down(ctx, jobs, announced.posted.get(first.job_id))
+        return
+    with transaction(ctx.deps.session_factory) as session:
+        core_jobs.mark_run_enqueued(session, first.run_id, message_id)
+    announced.enqueued = [j.job_id for j in pending]
 
 
-def _show_queue_down(ctx: Ctx, job: Job, posted: Posted | None) -> None:
-    text, blocks = job_message(job)
+def _show_queue_down(ctx: Ctx, jobs: Sequence[Job], posted: Posted | None) -> None:
+    text, blocks = run_message(jobs)
     blocks = [*blocks, context(QUEUE_DOWN_NOTE)]
     try:
         if posted is not None:
             ctx.client.chat_update(channel=posted.channel, ts=posted.ts, text=text,
                                    blocks=blocks)
         else:
-            ctx.reply.ephemeral(f"Job `{short_id(job.job_id)}`: {QUEUE_DOWN_NOTE}")
+            ctx.reply.ephemeral(f"Run `{short_id(jobs[0].run_id)}`: {QUEUE_DOWN_NOTE}")
     except (SlackApiError, OSError) as exc:
-        log.warning("could not show that job %s waits for the queue: %s", job.job_id, exc)
+        log.warning("could not show that run %s waits for the queue: %s", jobs[0].run_id, exc)
 
 
-def start_approved(ctx: Ctx, job: Job) -> Announced:
-    """An approved job: its approval request message becomes the job message, then enqueue."""
-    if not (job.slack_channel_id and job.slack_message_ts):
-        return announce(ctx, [job], ctx.caller.channel_id)
+def start_run(ctx: Ctx, run_id: str) -> Announced:
+    """A run whose approvals were decided: its approval card becomes the run message, and
+    it is enqueued if something of it is left to run."""
+    jobs = load_run(ctx, run_id)
     announced = Announced()
-    announced.posted[job.job_id] = Posted(job.slack_channel_id, job.slack_message_ts)
-    refresh_job_message(ctx, job)
-    enqueue_jobs(ctx, [job], announced)
+    if not jobs:
+        return announced
+    first = jobs[0]
+    if not (first.slack_channel_id and first.slack_message_ts):
+        return announce(ctx, jobs, ctx.caller.channel_id)
+    for job in jobs:
+        announced.posted[job.job_id] = Posted(first.slack_channel_id, first.slack_message_ts)
+    draw_run(ctx, jobs)
+    if not any(j.status == JobStatus.awaiting_approval for j in jobs):
+        enqueue_run(ctx, jobs, announced)
     if announced.enqueued:
-        ctx.deps.observer.job_launched("queued")
+        ctx.deps.observer.job_launched("queued", len(announced.enqueued))
     if announced.queue_unavailable:
-        ctx.deps.observer.job_launched("queue_unavailable")
+        ctx.deps.observer.job_launched("queue_unavailable", len(announced.queue_unavailable))
     return announced
 
 
+def load_run(ctx: Ctx, run_id: str) -> list[Job]:
+    """Every job of the run as last committed, ready for its message."""
+    with ctx.deps.session_factory() as session:
+        jobs = core_jobs.run_jobs(session, run_id)
+        for job in jobs:
+            _ = (job.playbook, job.server, job.user)
+        return jobs
+
+
 def refresh_job_message(ctx: Ctx, job: Job) -> None:
-    """Redraw the job's channel message from its current state (if it has one)."""
-    if not job.slack_channel_id or not job.slack_message_ts:
+    """Redraw the channel message of the job's run from the current state of all its jobs."""
+    refresh_run_message(ctx, job.run_id)
+
+
+def refresh_run_message(ctx: Ctx, run_id: str) -> None:
+    """Redraw a run's channel message (if it has one) from all its jobs."""
+    draw_run(ctx, load_run(ctx, run_id))
+
+
+def draw_run(ctx: Ctx, jobs: Sequence[Job]) -> None:
+    """Update the run's message with these jobs: the run message, or the approval card
+    while some of its jobs still await a decision."""
+    posted = next((j for j in jobs if j.slack_channel_id and j.slack_message_ts), None)
+    if posted is None:
         return
-    text, blocks = job_message(job)
+    if any(j.status == JobStatus.awaiting_approval for j in jobs):
+        with ctx.deps.session_factory() as session:
+            tickets = core_approvals.run_requests(session, jobs[0].run_id)
+            for ticket in tickets:
+                _ = (ticket.job, ticket.assignee)
+        text, blocks = run_approval_message(tickets, jobs) if tickets else run_message(jobs)
+    else:
+        text, blocks = run_message(jobs)
     try:
-        ctx.client.chat_update(channel=job.slack_channel_id, ts=job.slack_message_ts,
+        ctx.client.chat_update(channel=posted.slack_channel_id, ts=posted.slack_message_ts,
                                text=text, blocks=blocks)
     except (SlackApiError, OSError) as exc:
-        log.warning("could not update the message of job %s: %s", job.job_id, exc)
+        log.warning("could not update the message of run %s: %s", jobs[0].run_id, exc)
 
 
 def answer_duplicate(ctx: Ctx, jobs: Sequence[Job], *, intro: str | None = None) -> None:
     """Tell the user this request already created jobs, with links to their messages."""
     lines = []
-    for job in jobs:
-        link = permalink(ctx, job)
+    links: dict[str, str | None] = {}  # one permalink per run message
+    for job in jobs[:DUPLICATE_LINES]:
+        if job.run_id not in links:
+            links[job.run_id] = permalink(ctx, job)
+        link = links[job.run_id]
         what = (f"`{short_id(job.job_id)}` {escape(job.playbook.name)} on "
                 f"{escape(job.server.hostname)} ({job.status.value.replace('_', ' ')})")
         lines.append(f"• <{link}|{what}>" if link else f"• {what}")
+    if len(jobs) > DUPLICATE_LINES:
+        lines.append(more_note(len(jobs) - DUPLICATE_LINES, "more jobs"))
     ctx.reply.ephemeral((intro or ":repeat: This request was already received; it started:")
                         + "\n" + "\n".join(lines))
 
@@ -237,3 +285,4 @@ def remember_ticket_message(session: Session, ticket_pk: int, posted: Posted) ->
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' if n != 1 else ''}" if n != 1 else f"The {noun}"
+

@@ -79,7 +79,8 @@ def check_submission(ctx: Ctx) -> dict[str, str] | None:
     if not form.playbook:
         return {ids.BLOCK_RUN_PLAYBOOK: "Choose a playbook."}
     if not form.target:
-        return {ids.BLOCK_RUN_TARGET: "Give a hostname, tag:<tag> or env:<environment>."}
+        return {ids.BLOCK_RUN_TARGET: "Give a hostname, tag:<tag>, env:<environment> or "
+                                      "group:<group>."}
     errors: dict[str, str] = {}
     with ctx.deps.session_factory() as session:
         try:

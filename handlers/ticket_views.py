@@ -1,5 +1,10 @@
 """Ticket flows shared by `/tickets` and the ticket buttons: list, show, take, resolve, close,
 and approval decisions (Approve / Reject), each redrawing the ticket's message afterwards.
+
+A message may show several tickets (a run's one failure message): a change to one redraws
+that message from all the tickets it shows. An approval decision decides every open
+request of the run (`core.approvals.approve_run` / `reject_run`) and redraws the run's one
+message; the run is enqueued once nothing of it awaits approval.
 """
 
 from __future__ import annotations
@@ -13,15 +18,21 @@ from sqlalchemy.orm import Session
 
 from core import approvals, permissions
 from core import tickets as core_tickets
+from core.approvals import RunDecision
 from core.errors import InvalidState, PlaybotError, UnknownTicket
-from db.models import Job, Ticket, TicketKind
+from db.models import Ticket, TicketKind
 from db.session import transaction
 from handlers.chat import Action, perform
-from handlers.launching import Announced, refresh_job_message, start_approved
+from handlers.launching import Announced, draw_run, load_run, refresh_job_message, start_run
 from handlers.listeners import Ctx
-from slackui.blocks import short_id
+from slackui.blocks import escape, short_id
 from slackui.modals import resolve_ticket_modal
-from slackui.tickets import approval_message, ticket_list_blocks, ticket_message
+from slackui.tickets import (
+    approval_message,
+    failure_message,
+    ticket_list_blocks,
+    ticket_message,
+)
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 30
@@ -101,12 +112,15 @@ def open_resolve_modal(ctx: Ctx, ref: str) -> None:
 
 
 def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
-    """Redraw the ticket's message: where it was posted, or the message clicked on."""
+    """Redraw the ticket's message: where it was posted, or the message clicked on; a
+    message showing several tickets (a run's failure message) is drawn from all of them."""
     channel = ticket.slack_channel_id or ctx.caller.channel_id
     ts = ticket.slack_message_ts or (ctx.message_ts if ctx.caller.channel_id else None)
     if not channel or not ts:
         return
-    text, blocks = ticket_message(ticket)
+    with ctx.deps.session_factory() as session:
+        shown = [_load(t) for t in core_tickets.sharing_message(session, ticket)]
+    text, blocks = failure_message(shown) if len(shown) > 1 else ticket_message(ticket)
     try:
         ctx.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
     except (SlackApiError, OSError) as exc:
@@ -117,10 +131,11 @@ def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
 
 
 def approve_request(ctx: Ctx, ref: str) -> Announced | None:
-    """Approve a production run: the job becomes pending, its message the job message, and it
-    is enqueued. A refusal (requester, expired, decided) also redraws the request."""
+    """Approve a production run: every open request of the run is approved, its jobs become
+    pending, the approval card becomes the run message, and the run is enqueued. A refusal
+    (requester, expired, decided) also redraws the request."""
     try:
-        job = _decide(ctx, "approval.approve", ref, lambda s, u: approvals.approve(
+        decided = _decide(ctx, "approval.approve", ref, lambda s, u: approvals.approve_run(
             s, u, ref, policy=ctx.deps.policy, request=ctx.caller.request))
     except InvalidState:
         # An expired request is refused inside a transaction that rolls back; settle every
@@ -132,38 +147,57 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
     except PlaybotError:
         redraw_approval(ctx, ref)
         raise
-    announced = start_approved(ctx, job)
-    ctx.reply.ephemeral(f":white_check_mark: Approved: job `{short_id(job.job_id)}` "
-                        f"({job.playbook.name} on {job.server.hostname}) is starting.")
+    announced = start_run(ctx, decided.run_id)
+    ctx.reply.ephemeral(f":white_check_mark: Approved: {_what(decided)} is starting.")
     return announced
 
 
 def reject_request(ctx: Ctx, ref: str, reason: str | None = None) -> None:
+    """Reject a production run: its production jobs are cancelled; the rest of the run (its
+    servers that need no approval) starts without them."""
     try:
-        job = _decide(ctx, "approval.reject", ref, lambda s, u: approvals.reject(
+        decided = _decide(ctx, "approval.reject", ref, lambda s, u: approvals.reject_run(
             s, u, ref, reason=reason, request=ctx.caller.request))
     except PlaybotError:
         redraw_approval(ctx, ref)
         raise
-    redraw_approval(ctx, ref)
-    ctx.reply.ephemeral(f":no_entry_sign: Rejected: job `{short_id(job.job_id)}` is cancelled.")
+    if decided.startable is not None:
+        start_run(ctx, decided.run_id)
+        rest = " The run's other servers start without them."
+    else:
+        redraw_approval(ctx, ref)
+        rest = ""
+    ctx.reply.ephemeral(f":no_entry_sign: Rejected: {_what(decided)} "
+                        f"{'is' if len(decided.jobs) == 1 else 'are'} cancelled.{rest}")
 
 
-def _decide(ctx: Ctx, name: str, ref: str, decide: Callable[[Session, Any], Job]) -> Job:
+def _what(decided: RunDecision) -> str:
+    if len(decided.jobs) == 1:
+        job = decided.jobs[0]
+        return (f"job `{short_id(job.job_id)}` ({escape(job.playbook.name)} on "
+                f"{escape(job.server.hostname)})")
+    hosts = ", ".join(escape(j.server.hostname) for j in decided.jobs)
+    return f"{escape(decided.jobs[0].playbook.name)} on {hosts}"
+
+
+def _decide(ctx: Ctx, name: str, ref: str,
+            decide: Callable[[Session, Any], RunDecision]) -> RunDecision:
     """Make an approval decision as the caller: `decide(session, user)`, which the core
-    audits (a refusal is audited here as `name`). The job comes back ready for its message."""
+    audits (a refusal is audited here as `name`). The jobs come back ready for messages."""
     action = Action(name, "ticket", ref, audited_by_core=True)
 
-    def work(session: Session, user: Any) -> Job:
-        job = decide(session, user)
-        _ = (job.playbook, job.server, job.user)
-        return job
+    def work(session: Session, user: Any) -> RunDecision:
+        decided = decide(session, user)
+        for job in decided.jobs:
+            _ = (job.playbook, job.server, job.user)
+        return decided
 
     return perform(ctx.deps, ctx.caller, action, work)
 
 
 def redraw_approval(ctx: Ctx, ref: str) -> None:
-    """Redraw an approval request from the database (decided, expired or still open)."""
+    """Redraw an approval request from the database (decided, expired or still open): the
+    run's approval card, or the run message once a run of several servers is decided."""
     with ctx.deps.session_factory() as session:
         try:
             ticket = _load(core_tickets.get_ticket(session, ref))
@@ -172,6 +206,11 @@ def redraw_approval(ctx: Ctx, ref: str) -> None:
         if ticket.kind != TicketKind.approval:
             return
         job = ticket.job
+        run_id = job.run_id if job is not None else None
+    jobs = load_run(ctx, run_id) if run_id else []
+    if len(jobs) > 1:
+        draw_run(ctx, jobs)
+        return
     channel = ticket.slack_channel_id or ctx.caller.channel_id
     ts = ticket.slack_message_ts or ctx.message_ts
     if not channel or not ts:

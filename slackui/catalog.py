@@ -38,8 +38,9 @@ def server_list_blocks(servers: Sequence[Server], *, filters: Mapping[str, str])
     else:
         blocks.append(section("\n".join(server_line(s) for s in shown)))
         if hidden:
-            blocks.append(context(more_note(hidden, "more servers; narrow with env: or tag:")))
-    blocks.append(context("`/servers env:<environment> tag:<tag>` · `/servers show <host>`"))
+            blocks.append(context(more_note(hidden, "more servers; narrow with env:, tag: or group:")))
+    blocks.append(context("`/servers env:<environment> tag:<tag> group:<group>` · "
+                          "`/servers show <host>`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 

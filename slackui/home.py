@@ -16,8 +16,11 @@ SECTION_LIMIT = 10
 
 
 def home_view(user: User, *, my_jobs: Sequence[Job], running: Sequence[Job],
-              tickets: Sequence[Ticket], stats: Mapping[Any, int]) -> dict[str, Any]:
-    """The Home tab view for `user` (type "home"), within Slack's 100 blocks."""
+              tickets: Sequence[Ticket], stats: Mapping[Any, int],
+              run_sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The Home tab view for `user` (type "home"), within Slack's 100 blocks.
+    run_sizes: servers per run id, so a job of a run of several says so."""
+    sizes = run_sizes or {}
     blocks: list[Block] = [
         header("Playbot"),
         context(f"You are *{user.username}* ({user.role.value}). "
@@ -26,8 +29,8 @@ def home_view(user: User, *, my_jobs: Sequence[Job], running: Sequence[Job],
                 block_id="home_actions"),
         divider(),
     ]
-    blocks += _job_section("My recent jobs", my_jobs, "You have not run anything yet.")
-    blocks += _job_section("Running now", running, "Nothing is running.")
+    blocks += _job_section("My recent jobs", my_jobs, "You have not run anything yet.", sizes)
+    blocks += _job_section("Running now", running, "Nothing is running.", sizes)
     blocks.append(header("Open tickets"))
     shown, hidden = take(tickets, SECTION_LIMIT)
     if shown:
@@ -41,13 +44,14 @@ def home_view(user: User, *, my_jobs: Sequence[Job], running: Sequence[Job],
     return {"type": "home", "blocks": cap_blocks(blocks, MAX_VIEW_BLOCKS)}
 
 
-def _job_section(title: str, jobs: Sequence[Job], empty: str) -> list[Block]:
+def _job_section(title: str, jobs: Sequence[Job], empty: str,
+                 sizes: Mapping[str, int]) -> list[Block]:
     blocks: list[Block] = [header(title)]
     shown, hidden = take(jobs, SECTION_LIMIT)
     if not shown:
         return [*blocks, section(empty)]
     for job in shown:
-        blocks.append(section(job_line(job), accessory=button(
+        blocks.append(section(job_line(job, sizes.get(job.run_id, 1)), accessory=button(
             "Show", ids.ACTION_JOB_SHOW, job.job_id)))
     if hidden:
         blocks.append(context(more_note(hidden, "more: `/jobs`")))

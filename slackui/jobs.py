@@ -106,23 +106,30 @@ def job_title(job: Job) -> str:
     return f"{job.playbook.name} on {job.server.hostname}{check}"
 
 
-def job_line(job: Job) -> str:
-    """One line of a job list: id, playbook on host, status, who, when."""
+def job_line(job: Job, run_size: int = 1) -> str:
+    """One line of a job list: id, playbook on host, status, who, when (and "run of N"
+    when the job is one of a run of several servers)."""
+    run = f" · run `{short_id(job.run_id)}` of {run_size}" if run_size > 1 else ""
     return (f"{STATUS_EMOJI.get(job.status, '')} `{short_id(job.job_id)}` "
             f"*{escape(job.playbook.name)}* on {escape(job.server.hostname)}"
             f"{' (check)' if job.check_mode else ''} · {STATUS_LABEL.get(job.status, '')} · "
-            f"{user_mention(job.user.slack_user_id, job.user.username)} · {when(job.created_at)}")
+            f"{user_mention(job.user.slack_user_id, job.user.username)} · {when(job.created_at)}"
+            f"{run}")
 
 
 def job_list_blocks(jobs: Sequence[Job], *, title: str, empty: str = "No jobs.",
-                    limit: int = 20, hint: str | None = None) -> list[Block]:
-    """A titled list of jobs, newest first as given, capped at `limit` with "…and N more"."""
+                    limit: int = 20, hint: str | None = None,
+                    run_sizes: Mapping[str, int] | None = None) -> list[Block]:
+    """A titled list of jobs, newest first as given, capped at `limit` with "…and N more".
+    run_sizes: servers per run id, to say which jobs belong to a run of several."""
     shown, hidden = take(jobs, limit)
+    sizes = run_sizes or {}
     blocks: list[Block] = [header(title)]
     if not shown:
         blocks.append(section(empty))
     else:
-        blocks.append(section("\n".join(job_line(job) for job in shown)))
+        blocks.append(section("\n".join(job_line(job, sizes.get(job.run_id, 1))
+                                        for job in shown)))
         if hidden:
             blocks.append(context(more_note(hidden, "more jobs")))
     blocks.append(context(hint or "`/job <id>` for details · `/jobs running|failed|mine|stats`"))
@@ -130,8 +137,10 @@ def job_list_blocks(jobs: Sequence[Job], *, title: str, empty: str = "No jobs.",
 
 
 def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool = True,
-                       limit: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
-    """One job: status, timings, variables, error, per-host recap, last log lines."""
+                       limit: int = MAX_MESSAGE_BLOCKS,
+                       run: Sequence[Job] = ()) -> list[Block]:
+    """One job: status, timings, variables, error, per-host recap, last log lines, and the
+    run it belongs to when that has several servers (`run`: every job of it)."""
     blocks: list[Block] = [
         header(f"Job {short_id(job.job_id)}: {job_title(job)}"),
         fields([
@@ -145,6 +154,8 @@ def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool
             ("Job id", f"`{job.job_id}`"),
         ]),
     ]
+    if len(run) > 1:
+        blocks.append(section(run_section(job, run)))
     if job.extra_vars:
         shown = "\n".join(f"`{escape(k)}` = `{escape(v)}`"
                           for k, v in sorted(job.extra_vars.items()))
@@ -163,6 +174,18 @@ def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool
         if row:
             blocks.append(actions(*row, block_id=f"job:{job.job_id}"))
     return cap_blocks(blocks, limit)
+
+
+def run_section(job: Job, run: Sequence[Job], limit: int = 20) -> str:
+    """"*Run* `abcd1234` of 5 servers: 3 ok · 1 failed · 1 running" and its other jobs."""
+    others = [j for j in run if j.job_id != job.job_id]
+    lines = [f"*Run* `{short_id(job.run_id)}` · {escape(run_of_text(run))}"]
+    for other in others[:limit]:
+        lines.append(f"{HOST_STATE_EMOJI.get(host_state(other), '')} `{short_id(other.job_id)}` "
+                     f"{escape(other.server.hostname)} · {host_state(other)}")
+    if len(others) > limit:
+        lines.append(more_note(len(others) - limit, "more jobs of this run"))
+    return "\n".join(lines)
 
 
 def job_buttons(job: Job) -> list[Block]:

@@ -26,7 +26,7 @@ from slackui.limits import (
     truncate,
 )
 
-TARGET_PLACEHOLDER = "web-01, tag:web or env:staging"
+TARGET_PLACEHOLDER = "web-01, tag:web, env:staging or group:webservers"
 FIXED_BLOCKS = 6  # playbook, description, target, check mode, notes: room kept for them
 
 
@@ -50,7 +50,8 @@ def run_playbook_modal(playbooks: Sequence[Playbook], *, selected: Playbook | No
     if selected is not None and selected.description:
         blocks.append(context(escape(selected.description)))
     blocks.append(_input(ids.BLOCK_RUN_TARGET, "Target", _text_input(target, TARGET_PLACEHOLDER),
-                         hint="A hostname, tag:<tag> or env:<environment>."))
+                         hint="A hostname, tag:<tag>, env:<environment> or "
+                              "group:<group>."))
     if selected is None:
         blocks.append(section("Pick a playbook to see its variables."))
     else:

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from core.approvals import decision
-from db.models import Job, Ticket, TicketKind, TicketPriority, TicketStatus
+from db.models import Job, JobStatus, Ticket, TicketKind, TicketPriority, TicketStatus
 from slackui import ids
 from slackui.blocks import (
     Block,
@@ -226,6 +226,63 @@ def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Bloc
     else:
         blocks.append(section(f"*Decision:* {approval_outcome(ticket, now=now)}"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
+                         now: datetime | None = None) -> tuple[str, list[Block]]:
+    """The ONE approval card of a run: its production servers waiting for an admin, the
+    other servers that start with them, and Approve / Reject deciding them all.
+
+    tickets: the run's approval tickets (any state); jobs: every job of the run. For a run
+    of one job this is exactly `approval_message(ticket)`.
+    """
+    if len(jobs) <= 1 and len(tickets) == 1:
+        return approval_message(tickets[0], now=now)
+    pending = [t for t in tickets if is_pending_approval(t, now=now)]
+    first = jobs[0]
+    waiting = [t.job.server.hostname for t in (pending or tickets) if t.job is not None]
+    others = [j for j in jobs if j.server.hostname not in waiting
+              and j.status != JobStatus.awaiting_approval]
+    check = " in check mode" if first.check_mode else ""
+    text = (f"{user_mention(first.user.slack_user_id, first.user.username)} wants to run "
+            f"*{escape(first.playbook.name)}*{check} on *{len(jobs)} servers*. "
+            f"Production, needing approval: {_bold(waiting)}.")
+    if others:
+        text += (f" Starting with them once decided: {_bold([j.server.hostname for j in others])}"
+                 " (a rejection leaves the production servers out).")
+    pairs = [("Run", f"`{short_id(first.run_id)}`"),
+             ("Check mode", "yes" if first.check_mode else "no")]
+    if first.extra_vars:
+        pairs.append(("Variables", ", ".join(f"`{escape(k)}={escape(v)}`"
+                                             for k, v in sorted(first.extra_vars.items()))))
+    blocks: list[Block] = [header("Approval needed: production run"), section(text),
+                           fields(pairs)]
+    if pending:
+        expiry = min((t.expires_at for t in pending if t.expires_at), default=None)
+        expires = f"Expires {when(expiry)}. " if expiry else ""
+        blocks.append(context(f"{expires}Any admin other than the requester may decide; one "
+                              f"click decides all {len(pending)} production servers."))
+        blocks.append(actions(
+            button("Approve", ids.ACTION_APPROVAL_APPROVE, pending[0].ticket_id,
+                   style="primary",
+                   confirm=confirm_dialog("Approve this run?",
+                                          f"The playbook will run on {len(pending)} "
+                                          f"production servers ({', '.join(waiting[:10])}"
+                                          f"{'…' if len(waiting) > 10 else ''}).", "Approve")),
+            button("Reject", ids.ACTION_APPROVAL_REJECT, pending[0].ticket_id, style="danger"),
+            block_id=f"approval:{pending[0].ticket_id}",
+        ))
+        label = f"Approval needed: {first.playbook.name} on {len(jobs)} servers"
+    else:
+        outcome = approval_outcome(tickets[0], now=now) if tickets else "decided"
+        blocks.append(section(f"*Decision:* {outcome}"))
+        label = f"Approval request for {first.playbook.name} on {len(jobs)} servers: {outcome}"
+    return truncate(label, 300), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def _bold(names: Sequence[str], limit: int = 15) -> str:
+    shown = ", ".join(f"*{escape(n)}*" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 # lists ------------------------------------------------------------------------------------

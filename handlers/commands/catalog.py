@@ -1,4 +1,8 @@
-"""`/servers [env:<e>] [tag:<t>] [show <host>]` and `/playbooks [tag:<t>] [show <name>]`."""
+"""`/servers [env:<e>] [tag:<t>] [group:<g>] [show <host>]` and `/playbooks [tag:<t>] [show <name>]`.
+
+`group:<g>` lists the servers of a server group and of its children; a mistyped group
+answers with the closest group names.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import permissions, playbook_registry, servers
 from core.errors import InvalidInput
+from core.server_groups import servers_in_group
 from db.models import Job
 from handlers.chat import Action, perform
 from handlers.deps import Deps
@@ -23,7 +28,7 @@ from slackui.catalog import (
     server_list_blocks,
 )
 
-SERVERS_USAGE = "/servers [env:<environment>] [tag:<tag>] [show <host>]"
+SERVERS_USAGE = "/servers [env:<environment>] [tag:<tag>] [group:<group>] [show <host>]"
 PLAYBOOKS_USAGE = "/playbooks [tag:<tag>] [show <name>]"
 RECENT_JOBS = 5
 
@@ -35,15 +40,19 @@ def servers_command(ctx: Ctx) -> None:
             raise InvalidInput("Which server? e.g. `/servers show web-01`.")
         show_server(ctx, words[1])
         return
-    filters, rest = parse_filters(words, ("env", "tag"))
+    filters, rest = parse_filters(words, ("env", "tag", "group"))
     if rest:
-        raise unknown(rest[0], ["show", "env:", "tag:"], "option", SERVERS_USAGE)
+        raise unknown(rest[0], ["show", "env:", "tag:", "group:"], "option", SERVERS_USAGE)
     action = Action("servers.list", "server", details=filters)
 
     def work(session: Session, user: Any) -> list[Any]:
         permissions.require(user, permissions.SERVER_VIEW)
-        return servers.list_servers(session, environment=filters.get("env"),
-                                    tag=filters.get("tag"))
+        found = servers.list_servers(session, environment=filters.get("env"),
+                                     tag=filters.get("tag"))
+        if filters.get("group"):
+            members = {s.id for s in servers_in_group(session, filters["group"])}
+            found = [s for s in found if s.id in members]
+        return found
 
     found = perform(ctx.deps, ctx.caller, action, work)
     ctx.reply.ephemeral("Servers", server_list_blocks(found, filters=filters))

@@ -8,6 +8,7 @@ from slack_bolt import App
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import jobs as core_jobs
 from core import permissions
 from core.errors import InvalidInput, UnknownUser
 from core.suggestions import closest
@@ -53,30 +54,33 @@ def jobs_command(ctx: Ctx) -> None:
 def list_jobs(ctx: Ctx, *, title: str, status: JobStatus | None = None) -> None:
     action = Action("jobs.list", "job", details={"status": status.value if status else "any"})
 
-    def work(session: Session, user: Any) -> list[Any]:
+    def work(session: Session, user: Any) -> tuple[list[Any], dict[str, int]]:
         permissions.require(user, permissions.JOB_VIEW)
-        return queries.recent_jobs(session, status=status, limit=LIST_LIMIT + 1)
+        jobs = queries.recent_jobs(session, status=status, limit=LIST_LIMIT + 1)
+        return jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs))
 
-    jobs = perform(ctx.deps, ctx.caller, action, work)
-    ctx.reply.ephemeral(title, job_list_blocks(jobs, title=title, limit=LIST_LIMIT))
+    jobs, sizes = perform(ctx.deps, ctx.caller, action, work)
+    ctx.reply.ephemeral(title, job_list_blocks(jobs, title=title, limit=LIST_LIMIT,
+                                               run_sizes=sizes))
 
 
 def show_history(ctx: Ctx, who: UserRef | None) -> None:
     """A user's jobs, newest first; `who=None` means the caller."""
     action = Action("jobs.history", "user", details={"of": str(who) if who else "self"})
 
-    def work(session: Session, user: Any) -> tuple[User, list[Any]]:
+    def work(session: Session, user: Any) -> tuple[User, list[Any], dict[str, int]]:
         permissions.require(user, permissions.JOB_VIEW)
         subject = user if who is None else find_user(session, who)
         action.resource_id = subject.username
-        return subject, queries.user_history(session, subject.id, limit=LIST_LIMIT + 1)
+        jobs = queries.user_history(session, subject.id, limit=LIST_LIMIT + 1)
+        return subject, jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs))
 
-    subject, jobs = perform(ctx.deps, ctx.caller, action, work)
+    subject, jobs, sizes = perform(ctx.deps, ctx.caller, action, work)
     mine = subject.slack_user_id == ctx.caller.slack_user_id
     title = "Your jobs" if mine else f"Jobs of {subject.username}"
     empty = "You have not run anything yet." if mine else f"{subject.username} has no jobs."
     ctx.reply.ephemeral(title, job_list_blocks(jobs, title=title, empty=empty,
-                                               limit=LIST_LIMIT))
+                                               limit=LIST_LIMIT, run_sizes=sizes))
 
 
 def show_stats(ctx: Ctx, days: int = 7) -> None:
@@ -117,7 +121,8 @@ def cancel_command(ctx: Ctx) -> None:
     words = split_words(ctx.text)
     if len(words) != 1:
         raise InvalidInput("Usage: `/cancel-job <job id>` — e.g. `/cancel-job 3f2a9c1e`. "
-                           "`/jobs running` lists what is running.")
+                           "`/jobs running` lists what is running. A running job of a run of "
+                           "several servers stops the whole run.")
     cancel_job(ctx, words[0])
 
 

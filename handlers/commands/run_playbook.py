@@ -1,5 +1,9 @@
 """`/run-playbook <playbook> <target> [key=value ...] [--check]`, and with no arguments the modal.
 
+`/run-playbook --retry-failed <job or run id>` launches the same playbook, variables and
+check mode again on only the servers of that run that failed or were unreachable (what the
+run message's "Retry failed hosts" button does).
+
 The ack answers at once ("Starting *ping* on *local*…"); the launch itself — validation,
 permission, approval, the job rows — is `core.jobs.launch`, called after the ack by
 `handlers.launching`. With no arguments the run-playbook modal is opened with the trigger.
@@ -14,6 +18,7 @@ from slack_bolt import App
 from core import extra_vars
 from core.errors import InvalidInput, PlaybotError
 from handlers.deps import Deps
+from handlers.job_views import retry_failed_hosts
 from handlers.launching import launch_from_chat
 from handlers.listeners import Ctx, on_command
 from handlers.parsing import split_flags, split_words
@@ -23,6 +28,19 @@ from slackui.blocks import escape
 
 USAGE = "/run-playbook <playbook> <target> [key=value ...] [--check]"
 CHECK_FLAGS = ("--check", "--check-mode")
+RETRY_FAILED_FLAG = "--retry-failed"
+
+
+def retry_failed_ref(text: str) -> str | None:
+    """The job or run id of `--retry-failed <id>`, or None when the text is not that form.
+    Raises InvalidInput when the id is missing or followed by anything else."""
+    words = split_words(text)
+    if not words or words[0].lower() != RETRY_FAILED_FLAG:
+        return None
+    if len(words) != 2:
+        raise InvalidInput(f"Usage: `/run-playbook {RETRY_FAILED_FLAG} <job or run id>` — "
+                           "relaunches a finished run on its failed hosts only.")
+    return words[1]
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,9 @@ def ack_text(text: str) -> str | None:
     if not text:
         return None
     try:
+        ref = retry_failed_ref(text)
+        if ref is not None:
+            return f":repeat: Retrying the failed hosts of `{escape(ref)}`…"
         args = parse_run(text)
     except PlaybotError:
         return None
@@ -62,6 +83,10 @@ def ack_text(text: str) -> str | None:
 def run_playbook(ctx: Ctx) -> None:
     if not ctx.text:
         open_run_modal(ctx, source="command")
+        return
+    ref = retry_failed_ref(ctx.text)
+    if ref is not None:
+        retry_failed_hosts(ctx, ref)
         return
     args = parse_run(ctx.text)  # a typo is audited as a refused /run-playbook by the wrapper
     caller = ctx.caller

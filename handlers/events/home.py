@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from core import jobs as core_jobs
 from core import tickets as core_tickets
 from core.errors import PlaybotError
 from db import queries
@@ -28,13 +29,14 @@ def home_opened(ctx: Ctx) -> None:
     try:
         with transaction(ctx.deps.session_factory) as session:
             user = resolve_user(session, ctx.deps, ctx.caller)
+            mine = queries.user_history(session, user.id, limit=SECTION_LIMIT + 1)
+            running = queries.recent_jobs(session, status=JobStatus.running,
+                                          limit=SECTION_LIMIT + 1)
             view = home_view(
-                user,
-                my_jobs=queries.user_history(session, user.id, limit=SECTION_LIMIT + 1),
-                running=queries.recent_jobs(session, status=JobStatus.running,
-                                            limit=SECTION_LIMIT + 1),
+                user, my_jobs=mine, running=running,
                 tickets=core_tickets.queue(session, limit=SECTION_LIMIT + 1),
                 stats=queries.job_stats(session, days=7),
+                run_sizes=core_jobs.run_sizes(session, (j.run_id for j in [*mine, *running])),
             )
     except PlaybotError as error:  # inactive or unknown user: say so on their Home tab
         view = {"type": "home", "blocks": [header("Playbot"), section(escape(str(error)))]}
