@@ -2,11 +2,20 @@
 
 `sync_playbooks` reads the playbook directory: every `NAME.yml` / `NAME.yaml` directly in it
 (not `*.playbot.yml`, not hidden files, not sub-directories) is a playbook named NAME,
-registered with the SHA-256 of its file and what its optional sidecar `NAME.playbot.yml`
-declares (description, tags, timeout_seconds, allow_free_vars, variables). New files are
-registered, changed ones updated, registered playbooks whose file is gone deactivated.
-A sidecar or playbook with a mistake stops the whole sync with every problem listed, file
-and key named, before anything is written (the caller rolls back).
+registered with the hash of its file and of the whole directory tree (roles, included files,
+vars files, templates, plugins: see core/playbook_files) and what its optional sidecar
+`NAME.playbot.yml` declares (description, tags, timeout_seconds, allow_free_vars, variables).
+New files are registered, changed ones updated, registered playbooks whose file is gone
+deactivated. A sync that accepts a changed tree writes one `playbook.sync` audit row keeping
+the accepted manifest and naming what changed since the previous one.
+
+Refused, with every problem listed, file and key named, before anything is written (the
+caller rolls back): a sidecar or playbook with a mistake; a playbook that fails
+`ansible-playbook --syntax-check` (with Ansible's message); a playbook whose plays (or the
+plays it imports) prompt for a variable (`vars_prompt`) that its sidecar does not declare
+as always given — `required: true` or with a `default` (a secret: `required: true`), so the
+run always passes it as an extra var and Ansible never prompts (a prompt would hold the
+server until the job's timeout).
 
 Sidecar format (docs/operators.md):
 
@@ -39,7 +48,20 @@ from core.audit import RequestInfo, is_secret_key
 from core.errors import InvalidInput, PlaybookChanged, UnknownPlaybook
 from core.extra_vars import KEY_PATTERN, MAX_KEY_LENGTH, TYPES, forbidden_reason
 from core.labels import clean_tags, has_tag
-from core.playbook_files import file_sha256, resolve_playbook_path
+from core.playbook_files import (
+    SYNC_ACTION,
+    SYNC_RESOURCE,
+    TreeChanges,
+    compare_manifests,
+    latest_sync_details,
+    manifest_details,
+    manifest_from_details,
+    manifest_sha256,
+    playbook_sha256,
+    resolve_playbook_path,
+    syntax_check,
+    tree_manifest,
+)
 from core.suggestions import closest
 from db.models import Playbook, User
 
@@ -51,6 +73,8 @@ VARIABLE_KEYS = ("type", "description", "required", "default", "choices", "patte
                  "min", "max", "min_length", "max_length", "secret")
 MAX_TIMEOUT_SECONDS = 24 * 3600  # the workers cap every run at a day too
 MAX_SIDECAR_BYTES = 256 * 1024
+_IMPORT_PLAYBOOK = ("import_playbook", "ansible.builtin.import_playbook",
+                    "ansible.legacy.import_playbook")
 # Types whose values can never carry a secret, whatever the variable is called.
 _SAFE_TYPES = ("choice", "boolean")
 
@@ -61,7 +85,7 @@ class PlaybookSpec:
 
     name: str
     file_path: str  # relative to the playbook directory
-    file_hash: str
+    file_hash: str  # core.playbook_files.playbook_sha256: the file and the directory tree
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     timeout_seconds: int | None = None
@@ -91,6 +115,10 @@ class SyncReport:
     deactivated: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The directory's manifest (relative path → SHA-256) and what changed in it since the
+    #: last sync that accepted one (None: no earlier manifest to compare with).
+    manifest: dict[str, str] = field(default_factory=dict, repr=False)
+    tree_changes: TreeChanges | None = None
 
     @property
     def changed(self) -> bool:
@@ -104,18 +132,30 @@ def sync_playbooks(
     actor: User | None = None,
     origin: Mapping[str, Any] | None = None,
     request: RequestInfo | None = None,
+    check_syntax: bool = True,
 ) -> SyncReport:
     """Make the registry match the playbook directory (see the module docstring).
 
     Writes one audit row per playbook registered ("playbook.register"), updated
-    ("playbook.update") or deactivated ("playbook.deactivate"). Raises InvalidInput listing
-    every problem (missing directory, bad sidecar, unreadable or invalid playbook, two files
-    for one name) before changing anything.
+    ("playbook.update") or deactivated ("playbook.deactivate"), and one "playbook.sync" row
+    (resource `playbook_dir`) keeping the manifest whenever the tree differs from the one
+    the previous sync accepted. Raises InvalidInput listing every problem (missing
+    directory, bad sidecar, unreadable or invalid playbook, two files for one name, an
+    undeclared `vars_prompt`, a failed `--syntax-check`) before changing anything.
+
+    check_syntax: run `ansible-playbook --syntax-check` on every playbook that is new or
+        whose hash changed (all of them when the tree changed); only tests turn it off.
     """
     report = SyncReport()
     specs = scan_playbook_dir(playbook_dir, report)
     registered = {book.name: book for book in session.scalars(select(Playbook))}
     by_lower = {name.lower(): book for name, book in registered.items()}
+    if check_syntax:
+        _check_syntax(playbook_dir, specs, registered, by_lower)
+    previous = latest_sync_details(session)
+    reviewed = manifest_from_details(previous)
+    if reviewed is not None:
+        report.tree_changes = compare_manifests(reviewed, report.manifest)
     seen: set[int] = set()
     for spec in specs:
         book = registered.get(spec.name) or by_lower.get(spec.name.lower())
@@ -146,7 +186,36 @@ def sync_playbooks(
         report.deactivated.append(book.name)
         _audit(session, actor, "playbook.deactivate", book, origin, request,
                {"reason": f"{book.file_path} is no longer in the playbook directory"})
+    if (previous or {}).get("tree_sha256") != manifest_sha256(report.manifest):
+        details: dict[str, Any] = {"playbook_dir": str(Path(playbook_dir).expanduser().resolve())}
+        if report.tree_changes is not None:
+            details["changes"] = {"added": report.tree_changes.added[:20],
+                                  "removed": report.tree_changes.removed[:20],
+                                  "modified": report.tree_changes.modified[:20],
+                                  "count": report.tree_changes.count}
+        details.update(manifest_details(report.manifest))
+        audit.record(session, user=actor, action=SYNC_ACTION, resource_type=SYNC_RESOURCE,
+                     resource_id=Path(playbook_dir).name or None,
+                     details={**(origin or {}), **details}, request=request)
     return report
+
+
+def _check_syntax(playbook_dir: str | Path, specs: list[PlaybookSpec],
+                  registered: dict[str, Playbook], by_lower: dict[str, Playbook]) -> None:
+    """Raise InvalidInput when a new or changed playbook fails Ansible's syntax check."""
+    to_check = []
+    for spec in specs:
+        book = registered.get(spec.name) or by_lower.get(spec.name.lower())
+        if book is None or book.file_hash != spec.file_hash or not book.is_active:
+            to_check.append(spec.file_path)
+    failures = syntax_check(playbook_dir, to_check)
+    if failures:
+        problems = [f"{file_path}: fails `ansible-playbook --syntax-check`:\n      "
+                    + message.replace("\n", "\n      ")
+                    for file_path, message in sorted(failures.items())]
+        raise InvalidInput(f"Playbook sync refused, nothing was changed ({len(problems)} "
+                           f"problem{'s' if len(problems) > 1 else ''}):\n  - "
+                           + "\n  - ".join(problems))
 
 
 def scan_playbook_dir(playbook_dir: str | Path, report: SyncReport | None = None) -> list[PlaybookSpec]:
@@ -162,6 +231,10 @@ def scan_playbook_dir(playbook_dir: str | Path, report: SyncReport | None = None
                            "(set PLAYBOOK_DIR).")
     problems: list[str] = []
     specs: dict[str, PlaybookSpec] = {}
+    try:
+        report.manifest = tree_manifest(root)
+    except InvalidInput as exc:
+        raise InvalidInput(f"Playbook sync refused, nothing was changed: {exc.message}") from None
     files = sorted(p for p in root.iterdir() if _is_playbook_name(p.name))
     stems: dict[str, list[str]] = {}
     for path in files:
@@ -291,12 +364,90 @@ def _read_playbook(root: Path, path: Path, name: str, problems: list[str],
     if not isinstance(plays, list) or not plays or not all(isinstance(p, dict) for p in plays):
         report.skipped[path.name] = "YAML, but not a playbook (a list of plays)"
         return None
-    digest = file_sha256(resolved)
+    digest = playbook_sha256(root, path.name, report.manifest)
     fields: dict[str, Any] = {}
     sidecar = root / f"{name}{SIDECAR_SUFFIX}"
+    before = len(problems)
     if sidecar.exists():
         fields = _sidecar(sidecar, problems)
+    if len(problems) == before:
+        _check_prompts(root, resolved, plays, path.name, fields.get("variables") or {},
+                       problems, report)
     return PlaybookSpec(name=name, file_path=path.name, file_hash=digest, **fields)
+
+
+def _check_prompts(root: Path, resolved: Path, plays: list[Any], file_name: str,
+                   declared: Mapping[str, Any], problems: list[str], report: SyncReport) -> None:
+    """Note a problem for every variable the playbook prompts for (`vars_prompt`, in its
+    plays and the plays of what it imports by a literal path) that the sidecar does not
+    declare as always given."""
+    sidecar = f"{file_name.rsplit('.', 1)[0]}{SIDECAR_SUFFIX}"
+    for where, prompted in _prompted(root, resolved, plays, file_name, report, set()):
+        if prompted is None:
+            problems.append(f"{where}: `vars_prompt` in a form Playbot cannot read; use a list "
+                            "of `{name: ..., prompt: ...}` with literal names.")
+            continue
+        spec = declared.get(prompted)
+        if not isinstance(spec, Mapping):
+            problems.append(f"{where}: prompts for `{prompted}` (vars_prompt), which would stop "
+                            f"the run until its timeout: declare `{prompted}` in {sidecar} "
+                            "(required, or with a default) so Playbot always passes it.")
+        elif spec.get("secret") and not spec.get("required"):
+            problems.append(f"{where}: prompts for the secret `{prompted}`; declare it "
+                            f"`required: true` in {sidecar}, so a run without "
+                            f"PLAYBOT_VAR_{prompted.upper()} is refused instead of prompting.")
+        elif not spec.get("secret") and not spec.get("required") and spec.get("default") is None:
+            problems.append(f"{where}: prompts for `{prompted}`, which {sidecar} declares as "
+                            "optional without a default: a run without it would stop at the "
+                            "prompt. Make it `required: true` or give it a `default`.")
+
+
+def _prompted(root: Path, path: Path, plays: list[Any], shown: str, report: SyncReport,
+              visited: set[Path]) -> list[tuple[str, str | None]]:
+    """(where, name) of every prompted variable; name None for a form that cannot be read."""
+    visited.add(path)
+    found: list[tuple[str, str | None]] = []
+    for index, play in enumerate(plays, start=1):
+        if not isinstance(play, dict):
+            continue
+        where = f"{shown}, play {play.get('name') or index}"
+        prompts = play.get("vars_prompt")
+        if isinstance(prompts, dict):  # the old form: name → prompt text
+            prompts = [{"name": key} for key in prompts]
+        if prompts is not None:
+            if not isinstance(prompts, list):
+                found.append((where, None))
+            for item in prompts or []:
+                prompted = item.get("name") if isinstance(item, dict) else None
+                valid = isinstance(prompted, str) and "{" not in prompted and prompted.strip()
+                found.append((where, prompted.strip() if valid else None))
+        for key in _IMPORT_PLAYBOOK:
+            target = play.get(key)
+            if target is None:
+                continue
+            found.extend(_imported(root, path, target, where, report, visited))
+    return found
+
+
+def _imported(root: Path, path: Path, target: Any, where: str, report: SyncReport,
+              visited: set[Path]) -> list[tuple[str, str | None]]:
+    if not isinstance(target, str) or "{" in target:
+        report.warnings.append(f"{where}: imports a playbook by a templated name; its "
+                               "`vars_prompt`, if any, cannot be checked.")
+        return []
+    try:
+        child = resolve_playbook_path(root, path.parent / target)
+    except (PlaybookChanged, InvalidInput):
+        return []  # outside the directory: --syntax-check or the run will say so
+    if child in visited or not child.is_file():
+        return []
+    try:
+        plays = yaml.load(child.read_bytes(), Loader=_PlaybookLoader)  # noqa: S506 (SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return []  # --syntax-check reports it
+    if not isinstance(plays, list):
+        return []
+    return _prompted(root, child, plays, child.relative_to(root).as_posix(), report, visited)
 
 
 def _sidecar(path: Path, problems: list[str]) -> dict[str, Any]:

@@ -2,18 +2,23 @@
 `NAME.playbot.yml`), list and show them.
 
 `sync` is the only way a playbook becomes runnable, and the way a changed playbook is
-accepted again after review. Every change is audited (user None, details
-`{"via": "cli", "os_user": ...}`); a mistake in any file refuses the whole sync, exit 2.
+accepted again after review. What it accepts is the whole playbook directory (roles, included
+files, templates, plugins: see core/playbook_files), and it says which files changed since the
+last sync. Every change is audited (user None, details `{"via": "cli", "os_user": ...}`); a
+mistake in any file, a playbook failing `ansible-playbook --syntax-check` or prompting for an
+undeclared variable refuses the whole sync, exit 2. So does a runtime or archive directory
+of Playbot inside PLAYBOOK_DIR: the runs would change the tree they are checked against.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from bot.cli.changes import change, emit_new_and_updated, emit_rows, origin
-from bot.cli.context import settings
+from bot.cli.context import fail, settings
 from core import playbook_registry
 
 app = typer.Typer(no_args_is_help=True, help="Playbooks of PLAYBOOK_DIR that Playbot may run.")
@@ -25,6 +30,7 @@ def sync(
 ) -> None:
     """Register new playbooks, update changed ones, deactivate those whose file is gone."""
     directory = settings().playbook_dir
+    _refuse_own_dirs_inside(Path(directory))
     with change(dry_run=dry_run) as session:
         report = playbook_registry.sync_playbooks(session, directory, origin={
             **origin(), "playbook_dir": str(directory)})
@@ -33,6 +39,10 @@ def sync(
     typer.echo(f"Playbooks in {directory}: {len(report.created)} new, {len(report.updated)} "
                f"updated, {len(report.unchanged)} unchanged, {len(report.deactivated)} "
                f"deactivated{' (dry run: nothing written)' if dry_run else ''}.")
+    changes = report.tree_changes
+    if changes:
+        typer.echo(f"Changed in {directory} since the last sync ({changes.count} "
+                   f"file{'s' if changes.count > 1 else ''}): {changes.describe(limit=20)}.")
     emit_new_and_updated(report.created, report.updated)
     for name in report.deactivated:
         typer.echo(f"  - {name} (file gone)")
@@ -81,6 +91,17 @@ def show(name: Annotated[str, typer.Argument(help="The playbook.")]) -> None:
         typer.echo("  variables:")
         for var, spec in variables.items():
             typer.echo(f"    {var}: {_describe(spec)}")
+
+
+def _refuse_own_dirs_inside(directory: Path) -> None:
+    root = directory.expanduser().resolve()
+    config = settings()
+    for label, path in (("PLAYBOT_RUNTIME_DIR", getattr(config, "playbot_runtime_dir", None)),
+                        ("PLAYBOT_ARCHIVE_DIR", getattr(config, "playbot_archive_dir", None))):
+        if path is not None and Path(path).expanduser().resolve().is_relative_to(root):
+            fail(f"{label} ({path}) is inside PLAYBOOK_DIR ({directory}): every run would "
+                 "change the directory the playbooks are checked against. Move it out of the "
+                 "playbook directory.")
 
 
 def _row(book: Any) -> dict[str, Any]:

