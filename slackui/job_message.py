@@ -123,12 +123,14 @@ def run_buttons(jobs: Sequence[Job]) -> list[Block]:
                                               JobStatus.running)]
     if active:
         names = _plain_names([j.server.hostname for j in active])
+        # the confirm text is cut at 300 characters: the meaning first, the names last
         if any(j.status == JobStatus.running for j in active):
-            what = (f"This stops the whole run on {len(active)} servers ({names}): Ansible "
-                    "runs them together and can only stop them all.")
+            what = (f"This stops the whole run on {len(active)} servers: Ansible runs them "
+                    f"together and can only stop them all. Servers: {names}")
         else:
-            what = (f"This cancels the run on {len(active)} servers ({names}); none of them "
-                    "has started. To leave out one server only, use `/cancel-job <job id>`.")
+            what = (f"This cancels the run on {len(active)} servers; none of them has "
+                    "started (`/cancel-job <job id>` leaves out one server only). "
+                    f"Servers: {names}")
         row.append(button("Cancel run", ids.ACTION_RUN_CANCEL, first.run_id, style="danger",
                           confirm=confirm_dialog(f"Cancel the run on {len(active)} servers?",
                                                  what, "Cancel run", "Keep running",
