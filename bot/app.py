@@ -8,6 +8,9 @@ lazy listeners after the ack: on our own thread pool (`BackgroundExecutor`), or 
 `playbot web` on MariaDB + Redis in processes of their own (`bot.after_ack`). The one
 exception is the run-playbook modal's submission, whose ack must carry field errors: it
 reads the playbook and checks the values (database reads only) before answering.
+
+Bolt logs through one base logger (`slack_bolt.App`) that carries `EscapingLogFilter`, so
+whatever of a request Bolt puts in a log line is escaped and truncated.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.settings import Settings
+from bot.web import EscapingLogFilter
 from handlers import register_all
 from handlers.errors import make_global_error_handler
 
@@ -26,6 +30,15 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+def bolt_logger() -> logging.Logger:
+    """Bolt's base logger with `EscapingLogFilter` on it (Bolt copies a base logger's filters
+    to every logger it makes for the app)."""
+    logger = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(existing, EscapingLogFilter) for existing in logger.filters):
+        logger.addFilter(EscapingLogFilter())
+    return logger
 
 
 def create_app(settings: Settings, *, client: WebClient | None = None,
@@ -57,6 +70,7 @@ def create_app(settings: Settings, *, client: WebClient | None = None,
         listener_executor=runtime.background,
         request_verification_enabled=verify_requests,
         name="playbot",
+        logger=bolt_logger(),
     )
     if runtime.after_ack is not None:
         from bot.after_ack import run_lazy_listeners_in

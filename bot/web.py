@@ -1,8 +1,31 @@
 """HTTP mode: the WSGI app (`POST /slack/events`, `GET /healthz`, `GET /metrics`) and waitress.
 
-`/slack/events` is Bolt's WSGI adapter with two additions: the peer address the server saw
-is handed to the handlers (in a header we set ourselves, overwriting any a client sent) for
-the audit trail, and each dispatch is timed per kind of Slack request for `/metrics`.
+`/slack/events` is Bolt's WSGI adapter behind an edge (`PlaybotRequestHandler`) that refuses what Slack
+never sends before Bolt or a listener sees it:
+
+- a body over `MAX_BODY_BYTES` (1 MiB) is refused with 413 before it is read whole: waitress
+  (`max_request_body_size`) answers 413 from the Content-Length header alone, and stops
+  reading a chunked body at the limit; under another WSGI server the edge checks
+  Content-Length and reads at most the limit. 1 MiB is above anything Slack sends this app:
+  a message's text is cut at 40,000 characters (480 kB as percent-encoded UTF-8, the worst
+  case of a slash command), a message holds at most 50 blocks and a modal 100, of at most
+  3,000 characters of text each, and our one event (`app_home_opened`) is small.
+- a missing, non-numeric or stale (over 5 minutes) `X-Slack-Request-Timestamp`, or a bad
+  signature, is a 401; the body of such a request is never logged, nor passed to Bolt.
+- a body that is not UTF-8, form data whose `payload` is not a JSON object, a JSON body that
+  is not an object, or a `block_actions` without actions is a 400 — never a 500.
+- a verified request no listener handles (an unsubscribed event such as `app_rate_limited`,
+  an unknown action) gets an empty 200 and does nothing (Slack counts non-200 answers
+  against the app's event delivery).
+
+The body is parsed once, by Bolt's own `BoltRequest` (`parse_qsl` and `json.loads`: time
+linear in its length); the edge checks the parsed shape. Whatever of a request reaches a log
+line (peer, user agent, a reason) goes through `loggable`: control characters escaped,
+truncated; `EscapingLogFilter` does the same to Bolt's own log lines.
+
+The edge also hands the handlers the peer address the server saw (in a header we set
+ourselves, overwriting any a client sent) for the audit trail, and times each dispatch per
+kind of Slack request for `/metrics`.
 
 `/healthz` checks the database (`SELECT 1`) and the queue (its `ping()`, or Redis `PING`)
 concurrently, each bounded by a short timeout, and answers 200 when both are fine, 503
@@ -30,6 +53,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 
 from bot import metrics
@@ -45,25 +69,173 @@ ROUTES = (EVENTS_PATH, "/healthz", "/metrics")
 HEALTH_TIMEOUT_SECONDS = 2.0
 StartResponse = Callable[..., Any]
 
+MAX_BODY_BYTES = 1024 * 1024  # see the module docstring for why 1 MiB
+MAX_TIMESTAMP_SKEW_SECONDS = 5 * 60  # Slack's own rule, as Bolt and slack_sdk apply it
+MAX_LOGGED_CHARS = 200  # of one request-supplied value in a log line
+MAX_LOG_LINE_CHARS = 4000  # of one Bolt log line
+
+
+def loggable(value: object, limit: int = MAX_LOGGED_CHARS) -> str:
+    """`value` fit for a log line: control and other non-printable characters escaped (so it
+    can never start a new line or fake another entry), truncated to `limit` characters."""
+    text_value = str(value)[: limit + 1]  # bounded work, whatever the value's size
+    if not text_value.isprintable():
+        text_value = "".join(
+            char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+            for char in text_value)
+    if len(text_value) > limit:
+        return f"{text_value[:limit]}…[truncated]"
+    return text_value
+
+
+class EscapingLogFilter(logging.Filter):
+    """Escapes and truncates every log line of the logger it is on (Bolt's: see bot.app).
+
+    Bolt's warnings name action, block and callback ids taken from the request; with this
+    filter they can never carry a line break or an unbounded value into the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        safe = loggable(message, MAX_LOG_LINE_CHARS)
+        if safe != message or record.args:
+            record.msg, record.args = safe, None
+        return True
+
+
+class Refused(Exception):
+    """A request the edge answers itself: `status`, a fixed public `message`, a log `reason`."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+def read_body(environ: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, never reading more than `limit` + 1 bytes of it.
+
+    Raises Refused: 413 when Content-Length (or a body without one) exceeds `limit`, 400 for
+    a Content-Length that is not a number.
+    """
+    stream = environ.get("wsgi.input")
+    declared = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if declared:
+        if not declared.isdigit():
+            raise Refused(400, "malformed request", "Content-Length is not a number")
+        length = int(declared)
+        if length > limit:
+            raise Refused(413, "request body too large",
+                          f"Content-Length {length} over the limit of {limit} bytes")
+        data = stream.read(length) if stream is not None and length else b""
+    elif stream is not None and environ.get("wsgi.input_terminated"):
+        data = stream.read(limit + 1)  # a chunked body on a server that streams it
+    else:
+        data = b""
+    if len(data) > limit:
+        raise Refused(413, "request body too large", f"body over the limit of {limit} bytes")
+    return data
+
+
+def check_timestamp(value: str | None, now: float) -> int:
+    """The request's X-Slack-Request-Timestamp as a number; Refused (401) when it is missing,
+    not a number, or more than 5 minutes from `now`."""
+    if not value or not value.isdigit() or len(value) > 12:
+        raise Refused(401, "invalid request", "X-Slack-Request-Timestamp missing or not a number")
+    stamp = int(value)
+    if abs(now - stamp) > MAX_TIMESTAMP_SKEW_SECONDS:
+        raise Refused(401, "invalid request", "X-Slack-Request-Timestamp too old or in the future")
+    return stamp
+
+
+def check_shape(body: object) -> None:
+    """Refused (400) unless `body` (as Bolt parsed it) has the shape of a Slack request."""
+    if not isinstance(body, dict):
+        raise Refused(400, "malformed request", "the body is not a JSON object or form")
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions or not all(
+                isinstance(action, dict) for action in actions):
+            raise Refused(400, "malformed request", "block_actions without actions")
+    for key in ("event", "view", "user", "team", "channel", "container", "message"):
+        if key in body and body[key] is not None and not isinstance(body[key], dict | str):
+            raise Refused(400, "malformed request", f"`{key}` is not an object")
+    if kind == "event_callback" and not isinstance(body.get("event"), dict):
+        raise Refused(400, "malformed request", "event_callback without an event")
+
+
+def first_header(headers: dict[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
 
 class PlaybotRequestHandler(SlackRequestHandler):
-    """Bolt's WSGI adapter, adding the peer address and per-kind ack metrics."""
+    """Bolt's WSGI adapter behind the edge (see the module docstring), adding the peer
+    address and per-kind ack metrics.
+
+    Guarantees: Bolt never sees an unverified request, a body over the limit or a body of
+    the wrong shape; none of them gets a 500; an unverified body is never logged.
+    """
+
+    def __init__(self, app: Any, path: str, signing_secret: str,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        super().__init__(app, path=path)
+        self.verifier = SignatureVerifier(signing_secret)
+        self.max_body_bytes = max_body_bytes
 
     def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
         started = time.perf_counter()
         headers = request.get_headers()
         headers[REMOTE_ADDR_HEADER] = request.environ.get("REMOTE_ADDR", "")
-        bolt_request = BoltRequest(body=request.get_body(), query=request.query_string,
-                                   headers=headers)
-        kind, name = metrics.classify(bolt_request.body)  # before listeners can touch it
-        response = self.app.dispatch(bolt_request)
-        if response.status != 401:
+        kind, name = "other", "other"
+        try:
+            bolt_request = self._verified_request(request, headers)
+            kind, name = metrics.classify(bolt_request.body)  # before listeners can touch it
+            response = self.app.dispatch(bolt_request)
+            if response.status == 404:
+                # No listener matched: an event we never subscribed to, an unknown action.
+                response = BoltResponse(status=200, body="")
+        except Refused as refusal:
+            log.warning("refused a request to %s: %s (peer %s, %s bytes declared, agent %s)",
+                        EVENTS_PATH, refusal.reason,
+                        loggable(request.environ.get("REMOTE_ADDR", "")),
+                        loggable(request.environ.get("CONTENT_LENGTH") or "no", 20),
+                        loggable(first_header(headers, "user-agent") or "-"))
+            response = BoltResponse(status=refusal.status, body={"error": refusal.message})
+        if response.status not in (400, 401, 413):
             metrics.SLACK_REQUESTS.labels(kind=kind, name=name).inc()
             if headers.get("x-slack-retry-num"):
                 metrics.SLACK_RETRIES.labels(kind=kind).inc()
         metrics.SLACK_ACKS.labels(kind=kind, status=str(response.status)).inc()
         metrics.SLACK_ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
         return response
+
+    def _verified_request(self, request: WsgiHttpRequest, headers: dict[str, Any]
+                          ) -> BoltRequest:
+        """The BoltRequest of a verified, well-formed request, or Refused."""
+        raw = read_body(request.environ, self.max_body_bytes)
+        timestamp = first_header(headers, "x-slack-request-timestamp")
+        check_timestamp(timestamp, time.time())
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            body = None
+        signature = first_header(headers, "x-slack-signature") or ""
+        # Verified over the raw bytes' text; a body that is not UTF-8 cannot be Slack's.
+        if body is None or not self.verifier.is_valid(body, str(timestamp), signature):
+            raise Refused(401, "invalid request", "bad signature")
+        try:
+            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+        except (ValueError, TypeError, AttributeError, KeyError) as error:
+            # json.loads of a `payload` that is not JSON, or Bolt reading a non-object
+            raise Refused(400, "malformed request",
+                          f"unparsable body ({type(error).__name__})") from None
+        check_shape(bolt_request.body)
+        return bolt_request
 
 
 class HealthChecker:
@@ -129,7 +301,10 @@ class PlaybotWSGI:
     def __init__(self, runtime: Runtime) -> None:
         if runtime.app is None:
             raise ValueError("the runtime has no Bolt app; build it with build_runtime()")
-        self.slack = PlaybotRequestHandler(runtime.app, path=EVENTS_PATH)
+        secret = runtime.settings.slack_signing_secret
+        if not secret:
+            raise ValueError("SLACK_SIGNING_SECRET must be set to serve Slack requests")
+        self.slack = PlaybotRequestHandler(runtime.app, EVENTS_PATH, secret)
         self.health = HealthChecker(runtime)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
@@ -189,8 +364,11 @@ class WebServer:
                  threads: int = 8) -> None:
         self.runtime = runtime
         self.wsgi_app = make_wsgi_app(runtime)
+        # waitress refuses (413) a Content-Length of max_request_body_size or more from the
+        # header alone and stops reading a chunked body there: the body is never read whole.
         self._server = waitress.create_server(self.wsgi_app, host=host, port=port,
-                                              threads=threads, ident="playbot")
+                                              threads=threads, ident="playbot",
+                                              max_request_body_size=MAX_BODY_BYTES + 1)
         self.host = host
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
