@@ -342,6 +342,31 @@ def test_an_injected_task_in_a_role_refuses_the_run_naming_the_file(session, boo
     assert "playbot playbooks sync" in str(error.value)
 
 
+def test_a_launch_after_a_role_edit_is_refused_naming_the_file_and_creates_no_job(world, policy):
+    from core import jobs
+    from db.models import Job
+
+    write(world.playbook_dir, "site.yml", ROLE_PLAY)
+    write(world.playbook_dir, "roles/foo/tasks/main.yml", ROLE_TASKS)
+    sync_playbooks(world.session, world.playbook_dir)
+    world.session.commit()
+
+    def launch():
+        return jobs.launch(world.session, world.user("oscar"), playbook="site", target="web-01",
+                           raw_vars={}, check_mode=False, request_key=None, channel_id="C_OPS",
+                           policy=policy)
+
+    assert len(launch().jobs) == 1
+    world.session.commit()
+    write(world.playbook_dir, "roles/foo/tasks/main.yml",
+          ROLE_TASKS + "- ansible.builtin.shell: id\n")
+
+    with pytest.raises(PlaybookChanged, match="modified roles/foo/tasks/main.yml"):
+        launch()
+    world.session.rollback()
+    assert len(world.session.scalars(select(Job)).all()) == 1
+
+
 def test_the_refusal_names_added_and_removed_files_and_counts_the_rest(session, book_dir):
     write(book_dir, "site.yml", ROLE_PLAY)
     write(book_dir, "roles/foo/tasks/main.yml", ROLE_TASKS)
