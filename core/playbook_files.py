@@ -414,7 +414,7 @@ def ansible_playbook_command() -> str | None:
     return which("ansible-playbook")
 
 
-def _scrubbed_environment() -> dict[str, str]:
+def _scrubbed_environment(scratch: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(_SCRUBBED_PREFIXES) and name not in _SCRUBBED_NAMES}
     env.update({
@@ -423,7 +423,10 @@ def _scrubbed_environment() -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
-        "PYTHONDONTWRITEBYTECODE": "1",  # the check must not add __pycache__ to the tree
+        # Plugins' bytecode is neither written into the tree nor read from a __pycache__
+        # planted there (the worker's runs need the same: see docs/roles-and-safety.md).
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPYCACHEPREFIX": os.path.join(scratch, "pycache"),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     })
     return env
@@ -466,7 +469,7 @@ def _syntax_run(command: str, root: Path, file_paths: Iterable[str], timeout: in
             done = subprocess.run(  # noqa: S603 (a fixed program, paths as separate arguments)
                 [command, "--syntax-check", "-i", "localhost,",
                  *[str(root / p) for p in file_paths]],
-                cwd=scratch, env=_scrubbed_environment(), stdin=subprocess.DEVNULL,
+                cwd=scratch, env=_scrubbed_environment(scratch), stdin=subprocess.DEVNULL,
                 capture_output=True, timeout=timeout, check=False,
             )
         except subprocess.TimeoutExpired:
