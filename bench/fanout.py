@@ -28,7 +28,9 @@ Also measured, in the same run:
   calls of a one-server launch of the same playbook (also the warm-up). Target: within
   Slack's rate limits for the launch's duration (`bench.slack_calls.rate_bound`: one channel
   message a second + Tier-3 chat.update + 10) and growing with duration, not with hosts:
-  at most max(2, 1.5 x duration ratio) the one-server calls.
+  at most max(2, 1.5 x duration ratio) the one-server calls; and one channel message per
+  launch, not per server: top-level `chat.postMessage` calls (thread replies aside) at most
+  one more than the one-server launch made (`channel_messages`).
 - per-host job_logs completeness (`job_logs_complete`): every job holds its own host's lines
   numbered 1..N without gaps or duplicates, a `PLAY [` header, seven `TASK [` headers, the
   seven `ok: [<its host>]` lines, its recap line, and no line naming another fleet host.
@@ -241,6 +243,7 @@ class Launch:
     slack_calls: int
     slack_seconds: float  # command sent -> the launch's last Slack call
     slack_methods: dict[str, int]
+    channel_messages: int  # top-level chat.postMessage calls (not thread replies)
     logs: list[HostLog] = field(default_factory=list)
 
     @property
@@ -293,6 +296,8 @@ class FleetDriver:
             started_after_s=sorted(start - sent_wall for start in starts), running_s=running,
             distinct_run_ids=run_ids, statuses=statuses, slack_calls=len(slack_calls),
             slack_seconds=last_call_at - sent_mono, slack_methods=methods,
+            channel_messages=sum(1 for call in slack_calls if call.method == "chat.postMessage"
+                                 and not call.params.get("thread_ts")),
             logs=host_logs(self.stack, channel))
 
     def _wait_ended(self, channel: str, expected: int, started: float, timeout: float) -> float:
@@ -472,10 +477,14 @@ def measure(ctx: BenchContext, *, key: str, label: str, hosts: list[FleetHost],
         baseline_label="calls for a one-server launch",
         target=(f"within the rate-limit bound for its duration (1/s + 50/min + "
                 f"{CONSTANT_CALLS}); grows with duration, not hosts (ratio <= max(2, 1.5 x "
-                f"duration ratio))"),
-        met=calls <= bound and calls_ratio <= allowed,
+                f"duration ratio)); channel messages at most one more than a one-server "
+                f"launch's"),
+        met=(calls <= bound and calls_ratio <= allowed
+             and last.channel_messages <= single.channel_messages + 1),
         extra={"hosts": count, "duration_s": duration, "calls_per_s": calls / duration,
                "calls_per_host": calls / count, "rate_limit_bound": bound,
+               "channel_messages": last.channel_messages,
+               "baseline_channel_messages": single.channel_messages,
                "baseline_duration_s": single_duration,
                "duration_ratio": duration_ratio, "allowed_calls_ratio": allowed,
                "methods": last.slack_methods, "baseline_methods": single.slack_methods})

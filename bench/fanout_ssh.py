@@ -61,17 +61,16 @@ def _call(function: Any, **candidates: Any) -> Any:
                        if name in parameters})
 
 
-def pin_host_keys(trust: Any, known_hosts: Path, fleet_hosts: list[Any]) -> None:
-    """Pin every test host's key in Playbot's known_hosts with the product's own function."""
-    for host in fleet_hosts:
-        _call(trust, path=known_hosts, known_hosts=known_hosts, host=host.address,
-              address=host.address, hostname=host.address, port=host.port,
-              key=host.host_public_key, public_key=host.host_public_key)
-    text = known_hosts.read_text() if known_hosts.exists() else ""
-    unpinned = [host.name for host in fleet_hosts if host.host_public_key.split()[1] not in text]
-    if unpinned:
-        raise RuntimeError(f"workers.known_hosts.trust did not pin {', '.join(unpinned)} "
-                           f"in {known_hosts}")
+def pin_host_keys(trust: Any, known_hosts: Path, pairs: list[tuple[str, Any]]) -> None:
+    """Pin every test host's key in Playbot's known_hosts with the product's own
+    `workers.known_hosts.trust` (scanned over loopback), and check that what it pinned is
+    the key each sshd really holds. `pairs`: (inventory hostname, SshHost)."""
+    pinned = trust([(name, host.address, host.port) for name, host in pairs], known_hosts)
+    by_host = {key.host: key.fingerprint for key in pinned}
+    wrong = [name for name, host in pairs if by_host.get(name) != host.fingerprint]
+    if wrong:
+        raise RuntimeError(f"workers.known_hosts.trust pinned no or another key for "
+                           f"{', '.join(wrong)} in {known_hosts}")
 
 
 def run(ctx: BenchContext) -> list[Figure]:
@@ -82,7 +81,8 @@ def run(ctx: BenchContext) -> list[Figure]:
     try:
         fleet.start()
         known_hosts = tmp / "known_hosts"
-        pin_host_keys(known_hosts_mod.trust, known_hosts, fleet.hosts)
+        pin_host_keys(known_hosts_mod.trust, known_hosts,
+                      [(f"fleet-{host.index:02d}", host) for host in fleet.hosts])
         interpreter = str(fleet.hosts[0].inventory_vars()["ansible_python_interpreter"])
         hosts = [FleetHost(hostname=f"fleet-{host.index:02d}", address=host.address,
                            port=host.port, user=host.user, key_path=str(host.key_path),
