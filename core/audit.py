@@ -12,22 +12,43 @@ AFTER the rollback, in a fresh transaction, with `denied(...)` (see `core/__init
 secret-looking keys are replaced by "[REDACTED]", secret-looking values (Slack tokens,
 private keys, `password=...` inside text, long random strings, credentials in URLs) are
 redacted inside strings, and huge values are truncated.
+
+Tamper evidence: every row carries `prev_hash` (the previous row's `row_hash`, or 64 zeros for
+the first) and `row_hash` = sha256(prev_hash, "\n", `canonical(row)`), computed in the
+writing transaction. `record` appends under the lock of the one `audit_chain_head` row:
+
+- it cannot fork: the head row is locked (an UPDATE, which on MariaDB is an exclusive row
+  lock held to commit and on SQLite the database's one write lock) BEFORE it is read, so
+  two appenders never read the same head; the unique index on `prev_hash` would refuse a
+  second successor even if they did.
+- it cannot deadlock on the chain: the lock is taken last, just before the insert, and
+  after it the transaction needs no lock another appender could hold — the acting user's
+  row, which the insert's foreign key check reads with a shared lock, is share-locked
+  BEFORE the head. It is held until the caller commits: keep transactions that audit short.
+
+`verify` walks the chain and names the first row that breaks it; `export` streams rows for
+a SIEM. A root user can still rewrite the whole tail and its head consistently: keep the
+head hash `verify` prints (or the exports) somewhere else to compare against.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import AuditLog, User
+from db.base import utcnow
+from db.models import AuditChainHead, AuditLog, User
 
 REDACTED = "[REDACTED]"
 ALLOWED = "allowed"
@@ -70,12 +91,24 @@ _HTTP_AUTH = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", 
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_-]{32,}")
 
 
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+
+
 @dataclass(frozen=True)
 class RequestInfo:
-    """Where a request came from, as far as it is known (both may be None)."""
+    """Where a request came from, as far as it is known (every field may be None).
+
+    team_id, enterprise_id, channel_id: the Slack workspace, Enterprise Grid org and channel
+    of the request; request_id: one id shared by every audit row one request writes.
+    """
 
     ip_address: str | None = None
     user_agent: str | None = None
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    channel_id: str | None = None
+    request_id: str | None = None
 
 
 def is_secret_key(key: str) -> bool:
@@ -192,27 +225,193 @@ def record(
     request: RequestInfo | None = None,
     outcome: Outcome = ALLOWED,
 ) -> AuditLog:
-    """Add one audit row and flush it (the caller commits).
+    """Append one audit row to the hash chain and flush it (the caller commits).
 
     user: the acting user, or None for the system (workers, the clock) or an unknown caller.
     outcome: "allowed" or "denied"; stored as `details["outcome"]`.
+    The row's `prev_hash`/`row_hash` are set under the chain head's lock (module docstring),
+    which the caller's transaction then holds until it ends.
     """
     if outcome not in (ALLOWED, DENIED):
         raise ValueError(f"audit outcome must be 'allowed' or 'denied', not {outcome!r}")
     clean = sanitize(details)
     clean["outcome"] = outcome
+    request = request or RequestInfo()
+    user_id = _user_id(user)
     row = AuditLog(
-        user_id=_user_id(user),
+        user_id=user_id,
+        actor_user_id=user_id,
         action=action[:64],
         resource_type=resource_type[:32],
         resource_id=None if resource_id is None else str(resource_id)[:64],
         details=clean,
-        ip_address=(request.ip_address or None)[:45] if request and request.ip_address else None,
-        user_agent=(request.user_agent or None)[:255] if request and request.user_agent else None,
+        ip_address=_bounded(request.ip_address, 45),
+        user_agent=_bounded(request.user_agent, 255),
+        team_id=_bounded(request.team_id, 32),
+        enterprise_id=_bounded(request.enterprise_id, 32),
+        channel_id=_bounded(request.channel_id, 32),
+        request_id=_bounded(request.request_id, 64),
+        timestamp=utcnow(),
     )
+    return append(session, row)
+
+
+def append(session: Session, row: AuditLog) -> AuditLog:
+    """Chain `row` (a new, unsaved AuditLog) onto the trail and flush it; `record` is the
+    usual way in. Sets `actor_user_id` from `user_id` when unset and `timestamp` when unset.
+
+    Locks: the acting user's row (shared) and then the chain head, held until the caller's
+    transaction ends (see the module docstring for why this cannot fork or deadlock).
+    """
+    if row.timestamp is None:
+        row.timestamp = utcnow()
+    if row.actor_user_id is None:
+        row.actor_user_id = row.user_id
+    user_id = row.user_id
+    session.flush()  # the caller's pending writes go first, before the chain lock
+    if user_id is not None:
+        # The insert's foreign key check share-locks this row on MariaDB: take it now,
+        # before the head, so nothing is waited for while the head is held.
+        session.execute(select(User.id).where(User.id == user_id).with_for_update(read=True))
+    prev_hash = _lock_head(session)
+    row.prev_hash = prev_hash
+    row.row_hash = chain_hash(prev_hash, canonical(row))
     session.add(row)
     session.flush()
+    session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID)
+                    .values(last_id=row.id, last_hash=row.row_hash))
     return row
+
+
+def _bounded(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else None
+
+
+def _lock_head(session: Session) -> str:
+    """Lock the chain head (creating it on an empty table) and return the last row's hash."""
+    locked = session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID)
+                             .values(last_hash=AuditChainHead.last_hash))
+    if locked.rowcount == 0:  # type: ignore[attr-defined]
+        # Migration 0005 creates the head; a database built otherwise gets it here (a second
+        # creator fails on the primary key and retries the whole transaction).
+        session.add(AuditChainHead(id=HEAD_ID, last_id=None, last_hash=GENESIS_HASH))
+        session.flush()
+    head = session.execute(select(AuditChainHead.last_hash)
+                           .where(AuditChainHead.id == HEAD_ID)).scalar_one()
+    return head
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(row: AuditLog) -> str:
+    """The content of `row` that its hash covers, as one deterministic JSON text (version 1).
+
+    Every column but `id`, `user_id` (nulled when a user is deleted: `actor_user_id` is
+    covered instead), `prev_hash` and `row_hash`. Never change it: rows already written
+    would stop verifying (add a version instead).
+    """
+    content = {
+        "v": 1,
+        "actor_user_id": row.actor_user_id,
+        "action": row.action,
+        "resource_type": row.resource_type,
+        "resource_id": row.resource_id,
+        "details": row.details,
+        "ip_address": row.ip_address,
+        "user_agent": row.user_agent,
+        "timestamp": _iso(row.timestamp),
+        "team_id": row.team_id,
+        "enterprise_id": row.enterprise_id,
+        "channel_id": row.channel_id,
+        "request_id": row.request_id,
+    }
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def chain_hash(prev_hash: str, content: str) -> str:
+    """sha256 hex of the previous row's hash, a newline, and this row's canonical content."""
+    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What `verify` found: `ok`, rows checked, the first row that breaks the chain (its id,
+    or None when the break is at the end) and why, and the hash of the last good row."""
+
+    ok: bool
+    rows: int
+    last_hash: str
+    broken_id: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session, *, batch: int = 1000) -> ChainReport:
+    """Check the whole chain in id order; stop at the first row that breaks it.
+
+    A row breaks it when its `prev_hash` is not the previous row's `row_hash` (a row before
+    it was removed, inserted or re-hashed), when its content no longer gives its `row_hash`
+    (it was changed), or when its `user_id` is neither its `actor_user_id` nor NULL. The
+    chain must end where `audit_chain_head` says (rows at its end were not removed).
+    """
+    expected = GENESIS_HASH
+    previous_id: int | None = None
+    count = 0
+    rows = session.scalars(select(AuditLog).order_by(AuditLog.id)
+                           .execution_options(yield_per=batch))
+    for row in rows:
+        if row.prev_hash != expected:
+            after = f"row {previous_id}'s hash" if previous_id is not None else "the genesis hash"
+            return ChainReport(False, count, expected, row.id,
+                               f"its prev_hash is not {after}: a row was removed, inserted or "
+                               "re-hashed here")
+        if chain_hash(row.prev_hash, canonical(row)) != row.row_hash:
+            return ChainReport(False, count, expected, row.id,
+                               "its content does not match its row_hash: it was changed")
+        if row.user_id is not None and row.user_id != row.actor_user_id:
+            return ChainReport(False, count, expected, row.id,
+                               "its user_id is not the actor its hash covers")
+        expected, previous_id = row.row_hash, row.id
+        count += 1
+    head = session.get(AuditChainHead, HEAD_ID)
+    if head is not None and (head.last_hash != expected or head.last_id != previous_id):
+        return ChainReport(False, count, expected, None,
+                           f"the chain ends at row {previous_id} but its head names row "
+                           f"{head.last_id}: rows at the end were removed")
+    return ChainReport(True, count, expected)
+
+
+def export_rows(session: Session, since: datetime, until: datetime | None = None, *,
+                batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Audit rows with `since <= timestamp < until`, in id order, as JSON-safe mappings for
+    a SIEM (one per line: see `playbot audit export`), hashes included so a copy can be
+    checked against the chain."""
+    query = select(AuditLog, User.username).outerjoin(User, User.id == AuditLog.user_id) \
+        .where(AuditLog.timestamp >= since)
+    if until is not None:
+        query = query.where(AuditLog.timestamp < until)
+    for row, username in session.execute(query.order_by(AuditLog.id)
+                                         .execution_options(yield_per=batch)):
+        details = row.details or {}
+        yield {
+            "id": row.id, "timestamp": _iso(row.timestamp), "action": row.action,
+            "outcome": details.get("outcome"), "resource_type": row.resource_type,
+            "resource_id": row.resource_id, "user_id": row.actor_user_id,
+            "username": username, "details": details, "ip_address": row.ip_address,
+            "user_agent": row.user_agent, "team_id": row.team_id,
+            "enterprise_id": row.enterprise_id, "channel_id": row.channel_id,
+            "request_id": row.request_id, "prev_hash": row.prev_hash,
+            "row_hash": row.row_hash,
+        }
+
+
+def count_rows(session: Session) -> int:
+    """How many audit rows there are."""
+    return session.scalar(select(func.count()).select_from(AuditLog)) or 0
 
 
 def denied(

@@ -20,6 +20,7 @@ What the runtime needs, and why:
 | job_logs      | SELECT, INSERT, DELETE         | streaming output; retention deletes archived lines; lines never change |
 | tickets       | SELECT, INSERT, UPDATE         | incidents and approvals move through statuses  |
 | audit_logs    | SELECT, INSERT                 | append-only                                    |
+| audit_chain_head | SELECT, INSERT, UPDATE      | appending an audit row locks (UPDATE) and moves the chain's head; INSERT only if the row is missing |
 | server_groups | SELECT, INSERT, UPDATE, DELETE | inventory import keeps groups and their variables in step |
 | server_group_members, server_group_children | SELECT, INSERT, DELETE | membership follows the inventory |
 | alembic_version | SELECT                       | the app checks the schema revision it runs on  |
@@ -39,6 +40,7 @@ RUNTIME_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "job_logs": ("SELECT", "INSERT", "DELETE"),
     "tickets": ("SELECT", "INSERT", "UPDATE"),
     "audit_logs": ("SELECT", "INSERT"),
+    "audit_chain_head": ("SELECT", "INSERT", "UPDATE"),
     "server_groups": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "server_group_members": ("SELECT", "INSERT", "DELETE"),
     "server_group_children": ("SELECT", "INSERT", "DELETE"),

@@ -4,7 +4,9 @@ Revision 0001 creates the v1.0.0 seed schema exactly; revision 0002 adds what Pl
 beyond it (Slack ids, the job's Slack message, heartbeat, approval tickets...); revision 0003
 adds `jobs.active_fingerprint`; revision 0004 adds fleet runs (`jobs.run_id`,
 `jobs.running_server_id`), server groups (seed v1.2: `server_groups`, their children and
-members) and `servers.host_vars`, and widens `servers.ip_address` to hold DNS names. The
+members) and `servers.host_vars`, and widens `servers.ip_address` to hold DNS names;
+revision 0005 chains `audit_logs` rows by hash (`audit_chain_head`) and adds the enhanced
+audit fields of seed v1.2 (Slack team, enterprise, channel, request id). The
 migrations are the only way the schema changes; a test proves they produce exactly these
 models.
 """
@@ -403,7 +405,14 @@ class Ticket(Base):
 
 
 class AuditLog(Base):
-    """Append-only: the database refuses UPDATE and DELETE (triggers made by migration 0001)."""
+    """Append-only: the database refuses UPDATE and DELETE (triggers made by migration 0001).
+
+    Tamper-evident (revision 0005): `row_hash` is sha256 over `prev_hash` (the previous
+    row's `row_hash`) and this row's canonical content (`core.audit.canonical`); the unique
+    `prev_hash` means the chain can never fork. `actor_user_id` is the acting user's id as
+    written (the one the hash covers): `user_id` becomes NULL when the user is deleted
+    (ON DELETE SET NULL), `actor_user_id` stays.
+    """
 
     __tablename__ = "audit_logs"
     __table_args__ = (
@@ -413,6 +422,8 @@ class AuditLog(Base):
         Index("idx_audit_timestamp", "timestamp"),
         Index("idx_audit_resource", "resource_type", "resource_id"),
         Index("idx_audit_action_timestamp", "action", "timestamp"),
+        Index("idx_audit_request_id", "request_id"),
+        Index("uq_audit_prev_hash", "prev_hash", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -424,3 +435,24 @@ class AuditLog(Base):
     ip_address: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(String(255))
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(CHAR(64))
+    row_hash: Mapped[str] = mapped_column(CHAR(64))
+
+
+class AuditChainHead(Base):
+    """The one row (id 1) naming the last row of the audit chain and its hash.
+
+    Appending locks this row first (`core.audit.record`), so appends are serialised and each
+    reads the true head; `audit verify` also checks that the chain ends where it says.
+    """
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(CHAR(64))

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
+from core import audit
 from db.base import Base, utcnow
 from db.models import (
     AuditLog,
@@ -123,17 +124,31 @@ def add_audit(
         details={"outcome": "allowed"},
         timestamp=at or utcnow(),
     )
-    session.add(row)
-    session.flush()
-    return row
+    return audit.append(session, row)
 
 
 def bulk_insert(
     connection: Connection, model: type[Base], rows: list[Mapping[str, Any]], chunk: int = 1000
 ) -> None:
-    """Insert `rows` in chunks of multi-row INSERT statements."""
+    """Insert `rows` in chunks of multi-row INSERT statements.
+
+    Audit rows are chained (prev_hash/row_hash, as `core.audit` would) onto an empty trail.
+    """
+    if model is AuditLog:
+        rows = _chained(rows)
     for start in range(0, len(rows), chunk):
         connection.execute(insert(model), rows[start : start + chunk])
+
+
+def _chained(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    prev, chained = audit.GENESIS_HASH, []
+    for row in rows:
+        values = {"actor_user_id": row.get("user_id"), **row}
+        values["row_hash"] = audit.chain_hash(prev, audit.canonical(AuditLog(**values)))
+        values["prev_hash"] = prev
+        prev = values["row_hash"]
+        chained.append(values)
+    return chained
 
 
 def job_row(

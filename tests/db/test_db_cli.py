@@ -29,15 +29,15 @@ def test_upgrade_builds_the_schema_says_so_and_audits_it(env):
 
     # then the schema is at head, the command says so, and the change is in the audit trail
     assert result.exit_code == 0, result.output
-    assert "base (no Playbot schema) → 0004 (head)" in result.stdout
-    assert run_cli("db", "current", env=env).stdout.strip() == "0004 (head)"
+    assert "base (no Playbot schema) → 0005 (head)" in result.stdout
+    assert run_cli("db", "current", env=env).stdout.strip() == "0005 (head)"
     engine = make_engine(env["DATABASE_URL"])
     with make_session_factory(engine)() as session:
         row = session.scalars(select(AuditLog)).one()
         assert (row.action, row.resource_type, row.resource_id) == (
             "db.upgrade",
             "database",
-            "0004",
+            "0005",
         )
         assert row.details["from"] == "base"
     engine.dispose()
@@ -45,7 +45,7 @@ def test_upgrade_builds_the_schema_says_so_and_audits_it(env):
     # and upgrading again changes nothing
     again = run_cli("db", "upgrade", env=env)
     assert again.exit_code == 0
-    assert "already at 0004 (head)" in again.stdout
+    assert "already at 0005 (head)" in again.stdout
 
 
 def test_downgrade_without_a_target_is_refused_and_changes_nothing(env):
@@ -67,7 +67,7 @@ def test_downgrade_by_one_step_and_to_base(env):
 
     one = run_cli("db", "downgrade", "-1", env=env)
     assert one.exit_code == 0, one.output
-    assert "0004 (head) → 0003 (head is 0004)" in one.stdout
+    assert "0005 (head) → 0004 (head is 0005)" in one.stdout
 
     base = run_cli("db", "downgrade", "base", env=env)
     assert base.exit_code == 0, base.output

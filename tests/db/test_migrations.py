@@ -16,7 +16,9 @@ from migrations import alembic_config
 
 SEVEN_TABLES = {"users", "servers", "playbooks", "jobs", "job_logs", "tickets", "audit_logs"}
 # 0004: server groups (seed v1.2)
-HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_group_members"}
+# 0005: the audit chain's head
+HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_group_members",
+                              "audit_chain_head"}
 
 
 def schema_diff(url: str) -> list:

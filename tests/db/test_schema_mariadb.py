@@ -1,7 +1,7 @@
 """What MariaDB's information_schema shows after `playbot db upgrade`, table by table.
 
 The expectations are written out here from ERD.md (relationships and the Index Coverage Map)
-plus the product's additions of revisions 0002, 0003 and 0004, not derived from the models, so
+plus the product's additions of revisions 0002 to 0005, not derived from the models, so
 that this test is an independent check of both the migrations and the models.
 """
 
@@ -80,7 +80,11 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_audit_timestamp": (("timestamp",), False),
         "idx_audit_resource": (("resource_type", "resource_id"), False),
         "idx_audit_action_timestamp": (("action", "timestamp"), False),
+        "idx_audit_request_id": (("request_id",), False),  # 0005
+        "uq_audit_prev_hash": (("prev_hash",), True),  # 0005: the chain cannot fork
     },
+    # 0005: the audit chain's head
+    "audit_chain_head": {"PRIMARY": (("id",), True)},
     # 0004: server groups (seed v1.2), their children and members
     "server_groups": {
         "PRIMARY": (("id",), True),
@@ -114,6 +118,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
         ("assignee_id", "users"): "SET NULL",  # 0002
     },
     "audit_logs": {("user_id", "users"): "SET NULL"},
+    "audit_chain_head": {},
     "server_groups": {},
     "server_group_children": {("parent_id", "server_groups"): "CASCADE",
                               ("child_id", "server_groups"): "CASCADE"},
@@ -159,7 +164,9 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "priority": "enum('critical','high','medium','low')",
         "kind": "enum('incident','approval')",
     },
-    "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)"},
+    "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)",
+                   "prev_hash": "char(64)", "row_hash": "char(64)"},  # 0005
+    "audit_chain_head": {"id": "int(11)", "last_id": "bigint(20)", "last_hash": "char(64)"},
     "server_groups": {"id": "int(11)", "name": "varchar(255)"},
     "server_group_children": {"parent_id": "int(11)", "child_id": "int(11)"},
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
@@ -175,6 +182,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "job_logs": set(),
     "tickets": set(),
     "audit_logs": {"details"},
+    "audit_chain_head": set(),
     "server_groups": {"variables"},
     "server_group_children": set(),
     "server_group_members": set(),
@@ -189,7 +197,7 @@ def schema(mariadb_server: MariaDBServer):
     url = mariadb_server.create_database("playbot_schema")
     result = run_cli("db", "upgrade", env={"DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-    assert "0004 (head)" in result.stdout
+    assert "0005 (head)" in result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
         yield connection
