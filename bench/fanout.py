@@ -244,6 +244,7 @@ class Launch:
     slack_seconds: float  # command sent -> the launch's last Slack call
     slack_methods: dict[str, int]
     channel_messages: int  # top-level chat.postMessage calls (not thread replies)
+    errors: dict[str, str]  # hostname -> error_message of each job that did not succeed
     logs: list[HostLog] = field(default_factory=list)
 
     @property
@@ -287,6 +288,8 @@ class FleetDriver:
             for job in jobs:
                 statuses[job.status.value] = statuses.get(job.status.value, 0) + 1
             run_ids = len({job.run_id for job in jobs})
+            errors = {job.server.hostname: job.error_message or "" for job in jobs
+                      if job.status != JobStatus.success}
             running = sorted(job.completed_at.timestamp() - job.started_at.timestamp()
                              for job in jobs if job.started_at and job.completed_at)
         return Launch(
@@ -298,6 +301,7 @@ class FleetDriver:
             slack_seconds=last_call_at - sent_mono, slack_methods=methods,
             channel_messages=sum(1 for call in slack_calls if call.method == "chat.postMessage"
                                  and not call.params.get("thread_ts")),
+            errors=errors,
             logs=host_logs(self.stack, channel))
 
     def _wait_ended(self, channel: str, expected: int, started: float, timeout: float) -> float:
@@ -500,9 +504,10 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def _check(launch: Launch, stack: FleetStack) -> None:
     if launch.statuses != {JobStatus.success.value: launch.jobs}:
-        failed = [log.hostname for log in launch.logs if log.status != JobStatus.success.value]
+        failed = "; ".join(f"{host}: {error}" for host, error in
+                           sorted(launch.errors.items())[:5])
         raise RuntimeError(f"launch {launch.target} ended {launch.statuses} (not all success: "
-                           f"{', '.join(failed[:10])});\n{stack.logs()}")
+                           f"{failed});\n{stack.logs()}")
 
 
 def run(ctx: BenchContext) -> list[Figure]:

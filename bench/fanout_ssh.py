@@ -20,7 +20,6 @@ product's SSH pieces are missing the figure is reported as not run, naming what 
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from bench.context import BenchContext, ProductPieceMissing, require
 from bench.fanout import FleetHost, measure, plain_env
 from bench.results import Figure
 
+CONNECT_TIMEOUT = 10  # PLAYBOT_SSH_CONNECT_TIMEOUT's default, on both sides
 TITLE = "Fan-out over SSH: one tag: launch on 20 SSH test hosts vs plain ansible-playbook -f 20"
 
 
@@ -51,14 +51,7 @@ def requirements() -> tuple[Any, Any, Any]:
     """SshFleet, `workers.known_hosts` and `workers.ssh`; ProductPieceMissing names what
     is missing."""
     return (ssh_fleet_class(), require("workers.known_hosts", "trust"),
-            require("workers.ssh", "ansible_ssh_env"))
-
-
-def _call(function: Any, **candidates: Any) -> Any:
-    """Call `function` with the candidate keyword arguments its signature accepts."""
-    parameters = inspect.signature(function).parameters
-    return function(**{name: value for name, value in candidates.items()
-                       if name in parameters})
+            require("workers.ssh", "ansible_ssh_env", "SshOptions"))
 
 
 def pin_host_keys(trust: Any, known_hosts: Path, pairs: list[tuple[str, Any]]) -> None:
@@ -89,13 +82,16 @@ def run(ctx: BenchContext) -> list[Figure]:
                            local=False,
                            host_vars=(("ansible_python_interpreter", interpreter),))
                  for host in fleet.hosts]
-        ssh_env = _call(ssh_mod.ansible_ssh_env, known_hosts=known_hosts,
-                        known_hosts_path=known_hosts, control_dir=tmp / "cp",
-                        control_path_dir=tmp / "cp", connect_timeout=10, timeout=10,
-                        accept_new=False, accept_new_host_keys=False)
+        control_dir = tmp / "cp"
+        control_dir.mkdir(mode=0o700)
+        ssh_env = ssh_mod.ansible_ssh_env(ssh_mod.SshOptions(
+            known_hosts_file=known_hosts, accept_new_host_keys=False,
+            connect_timeout=CONNECT_TIMEOUT, control_dir=control_dir))
         return measure(ctx, key="fanout.ssh", label="fanout_ssh", hosts=hosts,
-                       extra_env={"PLAYBOT_KNOWN_HOSTS": str(known_hosts)},
-                       ansible_env=plain_env(**{k: str(v) for k, v in dict(ssh_env).items()}),
+                       extra_env={"PLAYBOT_KNOWN_HOSTS": str(known_hosts),
+                                  "PLAYBOT_SSH_ACCEPT_NEW_HOST_KEYS": "false",
+                                  "PLAYBOT_SSH_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT)},
+                       ansible_env=plain_env(**ssh_env),
                        describe="SSH test hosts")
     finally:
         fleet.stop()
