@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.fake_slack import FakeSlack
 from bot.settings import Settings
+from core.playbook_files import playbook_sha256
 from db.models import Environment, Playbook, Role, Server, User
 from db.session import transaction
 from tests.conftest import migrate
@@ -96,14 +97,18 @@ def seed(factory: sessionmaker[Session], playbook_dir: Path) -> None:
             Server(hostname="prod-local", environment=Environment.production,
                    tags=["prod"], connection="local"),
         ])
-        for name, text, extra in (
+        books = (
             ("ping", PING_YML, {"description": "Check the hosts answer", "tags": ["check"]}),
             ("deploy", DEPLOY_YML, {"description": "Deploy the web app", "tags": ["web"],
                                     "variables": DEPLOY_VARS}),
-        ):
-            file_path, digest = write_playbook(playbook_dir, name, text)
+        )
+        for name, text, extra in books:
+            write_playbook(playbook_dir, name, text)
             (playbook_dir / f"{name}.playbot.yml").write_text(yaml.safe_dump(extra))
-            session.add(Playbook(name=name, file_path=file_path, file_hash=digest,
+        # the registered hash covers the whole directory tree, as `playbooks sync` does
+        for name, _, extra in books:
+            session.add(Playbook(name=name, file_path=f"{name}.yml",
+                                 file_hash=playbook_sha256(playbook_dir, f"{name}.yml"),
                                  description=extra.get("description"),
                                  tags=extra.get("tags", []),
                                  variables=extra.get("variables", {})))
