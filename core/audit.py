@@ -361,8 +361,9 @@ def verify(session: Session, *, batch: int = 1000) -> ChainReport:
     expected = GENESIS_HASH
     previous_id: int | None = None
     count = 0
+    # populate_existing: what the database holds now, not rows this session loaded before
     rows = session.scalars(select(AuditLog).order_by(AuditLog.id)
-                           .execution_options(yield_per=batch))
+                           .execution_options(yield_per=batch, populate_existing=True))
     for row in rows:
         if row.prev_hash != expected:
             after = f"row {previous_id}'s hash" if previous_id is not None else "the genesis hash"
@@ -377,7 +378,7 @@ def verify(session: Session, *, batch: int = 1000) -> ChainReport:
                                "its user_id is not the actor its hash covers")
         expected, previous_id = row.row_hash, row.id
         count += 1
-    head = session.get(AuditChainHead, HEAD_ID)
+    head = session.get(AuditChainHead, HEAD_ID, populate_existing=True)
     if head is not None and (head.last_hash != expected or head.last_id != previous_id):
         return ChainReport(False, count, expected, None,
                            f"the chain ends at row {previous_id} but its head names row "

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import db_commands, playbook_commands, process_commands, server_commands, user_commands
+from bot.cli import (
+    audit_commands,
+    db_commands,
+    playbook_commands,
+    process_commands,
+    server_commands,
+    user_commands,
+)
 
 app = typer.Typer(
     name="playbot",
@@ -20,6 +27,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(user_commands.app, name="users")
 app.add_typer(server_commands.app, name="servers")
 app.add_typer(playbook_commands.app, name="playbooks")
+app.add_typer(audit_commands.app, name="audit")
 process_commands.register(app)
 
 
