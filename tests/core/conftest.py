@@ -24,6 +24,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.jobs import LaunchPolicy
+from core.playbook_files import playbook_sha256
 from db.models import ACTIVE_JOB_STATUSES, Environment, Job, Playbook, Role, Server, User
 
 PLAY = """- hosts: all
@@ -114,6 +115,8 @@ def world(session: Session, session_factory: sessionmaker[Session],
                           variables={"level": {"type": "integer", "default": 1}}),
         "retired": _register(session, playbook_dir, "retired", is_active=False),
     }
+    for book in playbooks.values():  # the registered hash covers the whole directory tree
+        book.file_hash = playbook_sha256(playbook_dir, book.file_path)
     session.commit()
     yield World(session, playbook_dir, users, servers, playbooks)
     with session_factory() as fresh:
