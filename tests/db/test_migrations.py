@@ -259,3 +259,45 @@ def test_upgrading_to_0003_fingerprints_the_jobs_still_in_progress(empty_db_url)
     # and going back to 0002 keeps the rows too
     command.downgrade(config, "0002")
     assert _counts(empty_db_url) == before
+
+
+def test_upgrading_to_0005_chains_the_existing_audit_rows_and_down_again_keeps_them(
+        empty_db_url):
+    # given an install at 0004 with audit rows written before the chain existed
+    from core import audit
+    from db.session import make_session_factory
+
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0001")
+    _seed_v1(empty_db_url)
+    command.upgrade(config, "0004")
+    engine = make_engine(empty_db_url)
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO audit_logs (user_id, action, resource_type, resource_id, details, "
+            "ip_address, timestamp) VALUES (NULL, 'db.upgrade', 'database', '0004', "
+            "'{\"from\": \"0003\", \"note\": \"\\u00e9 <&>\"}', '10.0.0.1', "
+            "'2025-06-02 08:00:00.123456')"))
+    engine.dispose()
+
+    # when it is upgraded to head
+    command.upgrade(config, "head")
+
+    # then every old row is chained in id order (actor kept) and the chain verifies
+    engine = make_engine(empty_db_url)
+    with make_session_factory(engine)() as session:
+        report = audit.verify(session)
+        assert report.ok and report.rows == 2
+        assert session.execute(text("SELECT actor_user_id FROM audit_logs ORDER BY id")
+                               ).scalars().all() == [1, None]
+        # and new rows continue the same chain
+        audit.record(session, user=None, action="x.y", resource_type="z", resource_id="1")
+        session.commit()
+        assert audit.verify(session).rows == 3
+    engine.dispose()
+
+    # and going back to 0004 keeps the rows, still append-only
+    command.downgrade(config, "0004")
+    assert _counts(empty_db_url)["audit_logs"] == 3
+    assert {"audit_logs_no_update", "audit_logs_no_delete"} <= tables_and_triggers(
+        empty_db_url)[1]
