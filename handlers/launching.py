@@ -41,7 +41,7 @@ from handlers.replies import Posted
 from slackui.blocks import context, escape, short_id
 from slackui.job_message import run_message
 from slackui.limits import more_note
-from slackui.tickets import run_approval_message
+from slackui.tickets import run_approval_message, run_card
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +229,13 @@ def draw_run(ctx: Ctx, jobs: Sequence[Job]) -> None:
     posted = next((j for j in jobs if j.slack_channel_id and j.slack_message_ts), None)
     if posted is None:
         return
+    tickets: list[Ticket] = []
     if any(j.status == JobStatus.awaiting_approval for j in jobs):
         with ctx.deps.session_factory() as session:
             tickets = core_approvals.run_requests(session, jobs[0].run_id)
             for ticket in tickets:
                 _ = (ticket.job, ticket.assignee)
-        text, blocks = run_approval_message(tickets, jobs) if tickets else run_message(jobs)
-    else:
-        text, blocks = run_message(jobs)
+    text, blocks = run_card(jobs, tickets)
     try:
         ctx.client.chat_update(channel=posted.slack_channel_id, ts=posted.slack_message_ts,
                                text=text, blocks=blocks)

@@ -20,9 +20,12 @@ class CommandHelp:
 
 COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(ids.CMD_RUN_PLAYBOOK, "<playbook> <target> [key=value ...] [--check]",
-                "Run an Ansible playbook on a host, tag:<tag> or env:<environment>",
+                "Run an Ansible playbook on a host, tag:<tag>, env:<environment> or "
+                "group:<group>",
                 "No arguments opens a form. Production runs wait for an admin's approval "
-                "unless `--check`.", "operator"),
+                "unless `--check`. Several servers run together as one run. "
+                "`--retry-failed <job id>` runs a finished run again on its failed hosts.",
+                "operator"),
     CommandHelp(ids.CMD_JOBS, "[running|failed|mine|@user|history @user|stats]",
                 "List recent jobs, a user's history or 7-day statistics",
                 "`/jobs` recent · `running` · `failed` · `mine` · `@user` or `history @user` · "
@@ -31,12 +34,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "Show one job: status, timings, recap and last log lines",
                 "The first 8 characters of the id are enough.", "viewer"),
     CommandHelp(ids.CMD_CANCEL, "<job id>", "Cancel a pending or running job",
-                "Operators cancel their own jobs; admins anyone's.", "operator"),
+                "Operators cancel their own jobs; admins anyone's. A running job of a run of "
+                "several servers stops the whole run.", "operator"),
     CommandHelp(ids.CMD_TICKETS, "[show <id>|take <id>|resolve <id> <note>|close <id>]",
                 "The ticket queue by priority; show, take, resolve or close a ticket",
                 "`/tickets` lists open tickets, most urgent first.", "viewer"),
-    CommandHelp(ids.CMD_SERVERS, "[env:<environment>] [tag:<tag>] [show <host>]",
-                "List servers (filter by environment and tag) or show one",
+    CommandHelp(ids.CMD_SERVERS, "[env:<environment>] [tag:<tag>] [group:<group>] [show <host>]",
+                "List servers (filter by environment, tag and group) or show one",
                 "", "viewer"),
     CommandHelp(ids.CMD_PLAYBOOKS, "[tag:<tag>] [show <name>]",
                 "List registered playbooks or show one with its variables", "", "viewer"),

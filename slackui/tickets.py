@@ -280,6 +280,18 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
     return truncate(label, 300), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 
+def run_card(jobs: Sequence[Job], tickets: Sequence[Ticket] = (), *,
+             now: datetime | None = None) -> tuple[str, list[Block]]:
+    """The run's one channel message as it stands: its approval card while some job of it
+    awaits approval (`tickets`: the run's approval tickets, `core.approvals.run_requests`),
+    else the run message. What a redraw after a decision, a cancel or an expiry posts."""
+    from slackui.job_message import run_message  # job_message stays free of ticket views
+
+    if tickets and any(j.status == JobStatus.awaiting_approval for j in jobs):
+        return run_approval_message(tickets, jobs, now=now)
+    return run_message(jobs)
+
+
 def _bold(names: Sequence[str], limit: int = 15) -> str:
     shown = ", ".join(f"*{escape(n)}*" for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
