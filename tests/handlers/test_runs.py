@@ -239,3 +239,19 @@ def test_job_and_jobs_show_the_run_a_job_belongs_to(slack):
     assert f"Run* `{first.run_id[:8]}`" in shown.reply_text
     assert "run of 2 servers" in shown.reply_text and second.job_id[:8] in shown.reply_text
     assert "of 2" in listed.reply_text
+
+
+def test_a_launch_on_fifty_servers_is_one_message_within_slacks_limits(slack):
+    # given 50 servers tagged fleet
+    with transaction(slack.session_factory) as session:
+        session.add_all([Server(hostname=f"node-{i:02d}", tags=["fleet"], connection="local")
+                         for i in range(50)])
+
+    result = slack.command(RUN, "ping tag:fleet", user=OPERATOR)
+
+    [posted] = result.posted
+    assert len(posted.blocks) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in posted.blocks if b["type"] == "section")
+    assert "pending 50" in blocks_text(posted.blocks) and "more pending" in str(posted.blocks)
+    assert len(slack.queue.enqueued) == 1 and len(slack.jobs()) == 50
+    assert len(result.calls_to("chat.postMessage")) == 1
