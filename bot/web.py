@@ -14,6 +14,7 @@ never sends before Bolt or a listener sees it:
   signature, is a 401; the body of such a request is never logged, nor passed to Bolt.
 - a body that is not UTF-8, form data whose `payload` is not a JSON object, a JSON body that
   is not an object, or a `block_actions` without actions is a 400 — never a 500.
+- Slack's `ssl_check=1` probe (which Bolt, too, answers before verifying) gets an empty 200.
 - a verified request no listener handles (an unsubscribed event such as `app_rate_limited`,
   an unknown action) gets an empty 200 and does nothing (Slack counts non-200 answers
   against the app's event delivery).
@@ -47,6 +48,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import waitress
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -138,6 +140,14 @@ def read_body(environ: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes:
     return data
 
 
+def is_ssl_check(raw: bytes) -> bool:
+    """Whether `raw` is Slack's `ssl_check=1` probe (a short form with no command in it)."""
+    if len(raw) > 512 or b"ssl_check=1" not in raw:
+        return False
+    fields = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    return fields.get("ssl_check") == "1" and not ({"command", "payload"} & fields.keys())
+
+
 def check_timestamp(value: str | None, now: float) -> int:
     """The request's X-Slack-Request-Timestamp as a number; Refused (401) when it is missing,
     not a number, or more than 5 minutes from `now`."""
@@ -193,7 +203,12 @@ class PlaybotRequestHandler(SlackRequestHandler):
         headers[REMOTE_ADDR_HEADER] = request.environ.get("REMOTE_ADDR", "")
         kind, name = "other", "other"
         try:
-            bolt_request = self._verified_request(request, headers)
+            raw = read_body(request.environ, self.max_body_bytes)
+            if is_ssl_check(raw):
+                # Slack's certificate check of a slash command URL (Bolt, too, answers it
+                # before verifying): an empty 200, nothing dispatched.
+                return BoltResponse(status=200, body="")
+            bolt_request = self._verified_request(raw, request, headers)
             kind, name = metrics.classify(bolt_request.body)  # before listeners can touch it
             response = self.app.dispatch(bolt_request)
             if response.status == 404:
@@ -214,10 +229,9 @@ class PlaybotRequestHandler(SlackRequestHandler):
         metrics.SLACK_ACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
         return response
 
-    def _verified_request(self, request: WsgiHttpRequest, headers: dict[str, Any]
-                          ) -> BoltRequest:
+    def _verified_request(self, raw: bytes, request: WsgiHttpRequest,
+                          headers: dict[str, Any]) -> BoltRequest:
         """The BoltRequest of a verified, well-formed request, or Refused."""
-        raw = read_body(request.environ, self.max_body_bytes)
         timestamp = first_header(headers, "x-slack-request-timestamp")
         check_timestamp(timestamp, time.time())
         try:

@@ -21,10 +21,13 @@ writing transaction. `record` appends under the lock of the one `audit_chain_hea
   lock held to commit and on SQLite the database's one write lock) BEFORE it is read, so
   two appenders never read the same head; the unique index on `prev_hash` would refuse a
   second successor even if they did.
-- it cannot deadlock on the chain: the lock is taken last, just before the insert, and
-  after it the transaction needs no lock another appender could hold — the acting user's
-  row, which the insert's foreign key check reads with a shared lock, is share-locked
-  BEFORE the head. It is held until the caller commits: keep transactions that audit short.
+- the append itself cannot deadlock: the lock is taken last, just before the insert, and
+  the insert then needs no lock another appender could hold — the acting user's row, which
+  the insert's foreign key check reads with a shared lock, is share-locked BEFORE the head.
+  The head stays locked until the caller commits, so audit LAST in a transaction: a
+  transaction that, after auditing, writes a row another appender has locked (or audits
+  for a second user) can deadlock with that appender; MariaDB then rolls one back — an
+  error, never a fork.
 
 `verify` walks the chain and names the first row that breaks it; `export` streams rows for
 a SIEM. A root user can still rewrite the whole tail and its head consistently: keep the

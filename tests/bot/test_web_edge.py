@@ -313,3 +313,19 @@ def test_a_valid_command_still_works_through_the_edge(slack):
     result = slack.command(ids.CMD_JOBS, "", user=OPERATOR)
 
     assert result.status == 200
+
+
+def test_slacks_ssl_check_probe_gets_an_empty_200_and_nothing_else(slack):
+    status, reply = post(slack.server.events_url, "ssl_check=1&token=t", signed=False)
+
+    assert (status, reply) == (200, "")
+    assert_nothing_happened(slack)
+
+
+def test_a_command_that_mentions_ssl_check_is_still_verified(slack):
+    body = urllib.parse.urlencode({"command": ids.CMD_JOBS, "text": "ssl_check=1",
+                                   "ssl_check": "1", "user_id": OPERATOR})
+
+    status, _ = post(slack.server.events_url, body, signed=False)
+
+    assert status == 401
