@@ -2,8 +2,21 @@
 
 A server is a `servers` row: its inventory hostname (unique), the address Ansible connects
 to (`ip_address`: an IP or a DNS name, Ansible's `ansible_host`), SSH port/user/key, its
-environment (production runs need approval), tags (targets `tag:<t>`) and its connection
-("ssh", or "local" for hosts that run on the worker itself).
+environment (production runs need approval), tags (targets `tag:<t>`), its connection
+("ssh", or "local" for hosts that run on the worker itself) and its own inventory variables
+(`host_vars`, from an import or the CLI, never from chat).
+
+What is accepted:
+- hostname: what Ansible accepts as an inventory hostname and a `--limit` pattern can name:
+  letters and digits of any script (internationalised names are stored as Ansible sees
+  them, not punycoded), `.`, `_`, `-`, and IPv6 literals (`2001:db8::2`); never
+  whitespace, control characters, templates or pattern syntax (`,` `:` outside an IPv6
+  literal, `!` `&` `*` `[` `]` `~` ...); at most 255 characters.
+- address: an IPv4 or IPv6 literal (brackets and a `%zone` allowed, stored without the
+  brackets) or a DNS name of at most 253 characters (labels of letters, digits, `_`, `-`).
+- host_vars: a JSON object whose keys are Ansible variable names (identifiers); clear-text
+  connection passwords (`ansible_password`, `ansible_become_password`, ...) are refused
+  with advice to vault them; vaulted values are kept as `{"__ansible_vault": ciphertext}`.
 
 Every change writes an audit row in the caller's transaction (`actor` None: the CLI or the
 system; `origin` is merged into the row's details). Functions flush, never commit.
@@ -11,7 +24,10 @@ system; `origin` is merged into the row's details). Functions flush, never commi
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +42,22 @@ from core.labels import clean_tags, has_tag, known_tags, parse_environment
 from core.suggestions import closest
 from db.models import Environment, Server, User
 
-HOSTNAME_PATTERN = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?$")
-HOSTNAME_RULE = ("letters, digits, `.`, `_` and `-`, not starting or ending with `.` or `-`, "
-                 "at most 255 characters")
-ADDRESS_PATTERN = re.compile(r"^[A-Za-z0-9_.:%\[\]-]{1,45}$")
+# A first sieve (no whitespace, control characters or pattern/template syntax); `valid_hostname`
+# then checks every character's Unicode category and the IPv6 case.
+HOSTNAME_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f,!&*?~\[\]{}()'\"\\/;|<>$=#@^`+]{1,255}$")
+HOSTNAME_RULE = ("letters and digits (any script), `.`, `_` and `-`, or an IPv6 literal; not "
+                 "starting or ending with `.` or `-`; at most 255 characters")
+ADDRESS_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f,{}]{1,255}$")
+MAX_DNS_NAME = 253
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+VAULT_KEY = "__ansible_vault"
+# Ansible's own connection and privilege-escalation passwords: never kept in clear text.
+CLEAR_TEXT_REFUSED = frozenset({
+    "ansible_password", "ansible_ssh_pass", "ansible_ssh_password", "ansible_become_password",
+    "ansible_become_pass", "ansible_sudo_pass", "ansible_sudo_password", "ansible_su_pass",
+    "ansible_su_password", "ansible_httpapi_pass", "ansible_httpapi_password",
+    "ansible_winrm_password", "ansible_paramiko_pass", "ansible_paramiko_password",
+})
 SSH_USER_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 CONNECTIONS = ("ssh", "local")
 MAX_KEY_PATH = 512
@@ -48,6 +76,7 @@ class ServerSpec:
     tags: list[str] = field(default_factory=list)
     connection: str = "ssh"
     description: str | None = None
+    host_vars: dict[str, Any] = field(default_factory=dict)
 
     def columns(self) -> dict[str, Any]:
         """The `servers` columns this spec sets (all but hostname)."""
@@ -60,6 +89,7 @@ class ServerSpec:
             "tags": list(self.tags),
             "connection": self.connection,
             "description": self.description,
+            "host_vars": dict(self.host_vars),
         }
 
 
@@ -74,16 +104,20 @@ def check_spec(
     tags: Iterable[Any] | None = None,
     connection: str = "ssh",
     description: str | None = None,
+    host_vars: Mapping[str, Any] | None = None,
 ) -> ServerSpec:
     """Validate what was typed about a server; InvalidInput listing every problem."""
     problems: list[str] = []
     name = (hostname or "").strip()
-    if not HOSTNAME_PATTERN.match(name):
-        problems.append(f"Invalid hostname `{name}`: use {HOSTNAME_RULE}.")
+    if not valid_hostname(name):
+        problems.append(f"Invalid hostname `{_shown(name)}`: use {HOSTNAME_RULE}.")
     address = _optional(ip_address)
-    if address is not None and (not ADDRESS_PATTERN.match(address) or "{" in address):
-        problems.append(f"Invalid address `{address}`: give an IP address or a DNS name "
-                        "(at most 45 characters, no spaces or templates).")
+    if address is not None:
+        address = normal_address(address)
+        if address is None:
+            problems.append(f"Invalid address `{_shown(str(ip_address))}`: give an IP address or "
+                            f"a DNS name (at most {MAX_DNS_NAME} characters, no spaces or "
+                            "templates).")
     port = _port(ssh_port, problems)
     user = _optional(ssh_user)
     if user is not None and not SSH_USER_PATTERN.match(user):
@@ -107,12 +141,51 @@ def check_spec(
         cleaned = clean_tags(tags)
     except InvalidInput as exc:
         problems.append(str(exc))
+    variables = _host_vars(host_vars, problems)
     if problems:
         raise InvalidInput(" ".join(problems))
     assert env is not None and port is not None
     return ServerSpec(hostname=name, ip_address=address, ssh_port=port, ssh_user=user,
                       ssh_key_path=key_path, environment=env, tags=cleaned, connection=conn,
-                      description=_optional(description))
+                      description=_optional(description), host_vars=variables)
+
+
+def valid_hostname(name: str) -> bool:
+    """Whether `name` can be a server's inventory hostname (see the module docstring)."""
+    if not name or len(name) > 255 or not HOSTNAME_PATTERN.match(name) or "{{" in name:
+        return False
+    if ":" in name or "%" in name:
+        return _ip(name) is not None and ":" in name  # only IPv6 literals carry these
+    if name[0] in ".-" or name[-1] in ".-":
+        return False
+    return all(ch in "._-" or unicodedata.category(ch)[0] in "LNM" for ch in name)
+
+
+def normal_address(value: str) -> str | None:
+    """The address as stored (IPv6 without brackets), or None when it is no IP address and
+    no DNS name."""
+    text = value.strip()
+    if not text or not ADDRESS_PATTERN.match(text) or "{" in text:
+        return None
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if _ip(text) is not None:
+        return text
+    if len(text) > MAX_DNS_NAME or ":" in text or "%" in text:
+        return None
+    labels = text.removesuffix(".").split(".")
+    for label in labels:
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return None
+        if not all(ch in "_-" or unicodedata.category(ch)[0] in "LNM" for ch in label):
+            return None
+    return text
+
+
+def is_vaulted(value: Any) -> bool:
+    """Whether `value` is a vault-encrypted value as Playbot keeps it."""
+    return isinstance(value, Mapping) and set(value) == {VAULT_KEY} and isinstance(
+        value[VAULT_KEY], str)
 
 
 def add_server(
@@ -155,10 +228,18 @@ def update_server(session: Session, server: Server, spec: ServerSpec, *,
                   request: RequestInfo | None = None,
                   action: str = "server.update") -> dict[str, list[Any]]:
     """Make `server` match `spec`; returns the changes `{column: [before, after]}` (empty:
-    nothing changed and no audit row written)."""
-    changes: dict[str, list[Any]] = {}
+    nothing changed and no audit row written). Host variables are reported by name only,
+    `{"host_vars": {"added": [...], "removed": [...], "changed": [...]}}`: their values may
+    be secrets and never reach the audit trail."""
+    changes: dict[str, Any] = {}
     for column, wanted in spec.columns().items():
         current = getattr(server, column)
+        if column == "host_vars":
+            diff = variable_changes(current or {}, wanted)
+            if diff:
+                changes[column] = diff
+                server.host_vars = dict(wanted)
+            continue
         if _comparable(current) != _comparable(wanted):
             changes[column] = [_comparable(current), _comparable(wanted)]
             setattr(server, column, wanted)
@@ -166,6 +247,17 @@ def update_server(session: Session, server: Server, spec: ServerSpec, *,
         session.flush()
         _audit(session, actor, action, server, origin, request, {"changes": changes})
     return changes
+
+
+def variable_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Which variable names were added, removed or changed between two mappings (only the
+    non-empty lists; {} when they are equal)."""
+    diff = {
+        "added": sorted(k for k in after if k not in before),
+        "removed": sorted(k for k in before if k not in after),
+        "changed": sorted(k for k in after if k in before and before[k] != after[k]),
+    }
+    return {k: v for k, v in diff.items() if v}
 
 
 def deactivate_server(
@@ -261,6 +353,7 @@ def describe(server: Server) -> dict[str, Any]:
         "environment": _comparable(server.environment),
         "tags": list(server.tags or []),
         "connection": server.connection,
+        "host_vars": sorted(server.host_vars or {}),  # names only: values may be secrets
     }
 
 
@@ -282,6 +375,44 @@ def _comparable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return list(value)
     return value
+
+
+def _ip(text: str) -> Any:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _shown(text: str) -> str:
+    """User text in a message: control characters made visible, at most 80 characters."""
+    visible = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return visible if len(visible) <= 80 else visible[:77] + "..."
+
+
+def _host_vars(values: Mapping[str, Any] | None, problems: list[str]) -> dict[str, Any]:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        problems.append("Host variables must be a mapping of names to values.")
+        return {}
+    bad = sorted(str(k) for k in values if not isinstance(k, str) or not VARIABLE_NAME.match(k))
+    if bad:
+        problems.append(f"Invalid host variable name{'s' if len(bad) > 1 else ''} "
+                        f"{', '.join(f'`{_shown(b)}`' for b in bad)}: Ansible variable names "
+                        "are letters, digits and `_`, not starting with a digit.")
+    clear = sorted(k for k, v in values.items() if k in CLEAR_TEXT_REFUSED and v is not None
+                   and not is_vaulted(v))
+    if clear:
+        problems.append(f"{', '.join(clear)} in clear text: Playbot keeps no password in clear "
+                        "text; vault it (`ansible-vault encrypt_string --name "
+                        f"{clear[0]}`) or use an SSH key.")
+    try:
+        json.dumps(dict(values), allow_nan=False)
+    except (TypeError, ValueError):
+        problems.append("Host variables must be plain data (strings, numbers, booleans, lists, "
+                        "mappings).")
+    return {str(k): v for k, v in values.items()}
 
 
 def _optional(value: str | None) -> str | None:

@@ -23,7 +23,7 @@ db-01 ansible_host=10.0.0.9 ansible_port=2222 ansible_user=deploy
 web-02
 
 [web]
-web-01 ansible_host=web-01.internal ansible_ssh_private_key_file=~/.ssh/web
+web-01 ansible_host=web-01.internal ansible_ssh_private_key_file=KEYFILE
 web-02
 
 [development]
@@ -60,7 +60,11 @@ all:
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
+    key = tmp_path / "web.key"
+    if "KEYFILE" in text and not key.exists():
+        key.write_text("not a real key\n")
+        key.chmod(0o600)
+    path.write_text(textwrap.dedent(text).replace("KEYFILE", str(key)))
     return path
 
 
@@ -81,7 +85,7 @@ def test_an_ini_inventory_gives_environment_tags_and_connection_columns(tmp_path
     web = hosts["web-01"]
     assert web.environment == Environment.development
     assert web.ip_address == "web-01.internal"  # ansible_host may be a DNS name
-    assert web.ssh_key_path == "~/.ssh/web"
+    assert web.ssh_key_path == str(tmp_path / "web.key")
     assert web.ssh_user == "www"  # from [web:vars]
     assert web.tags == ["eu", "web"]  # parent groups count too
     assert hosts["web-02"].environment == Environment.staging
@@ -144,7 +148,8 @@ def test_a_host_without_environment_is_refused_unless_a_default_is_given(tmp_pat
 @pytest.mark.parametrize(("text", "message"), [
     ("[production]\nh1\n[staging]\nh1\n", "h1: it is in the groups production and staging"),
     ("[web]\nh1 playbot_environment=qa\n", "h1: playbot_environment: Unknown environment `qa`"),
-    ("[development]\nh1 ansible_connection=winrm\n", "h1: ansible_connection `winrm` is not supported"),
+    ("[development]\nh1 ansible_connection=winrm\n", "Playbot cannot run (it runs hosts over "
+                                                     "ssh or local): h1 (winrm)"),
     ("[development]\nh1 ansible_port=ssh\n", "h1: Invalid SSH port `ssh`"),
     ("[development]\nh1 ansible_host='{{ lookup(\"env\", \"X\") }}'\n", "h1: Invalid address"),
 ])
@@ -155,26 +160,34 @@ def test_a_host_that_cannot_be_imported_is_named_with_the_reason(tmp_path, text,
     assert message in str(error.value)
 
 
-def test_playbot_environment_wins_over_the_groups(tmp_path):
-    path = write(tmp_path, "hosts.ini", "[production]\nh1 playbot_environment=staging\n")
+def test_playbot_environment_wins_over_the_groups_except_to_leave_production(tmp_path):
+    # The issue: `production` + playbot_environment=staging came in as staging, silently.
+    staging = write(tmp_path, "a.ini", "[development]\nh1 playbot_environment=staging\n")
+    leaving = write(tmp_path, "b.ini", "[production]\nh1 playbot_environment=staging\n")
 
-    [spec] = inventory.parse_inventory(path)
+    [spec] = inventory.parse_inventory(staging)
+    with pytest.raises(InvalidInput) as error:
+        inventory.parse_inventory(leaving)
 
     assert spec.environment == Environment.staging
+    assert "h1: it is in the group production but playbot_environment says `staging`" in str(
+        error.value)
 
 
 def test_an_unreadable_inventory_is_refused_clearly(tmp_path):
     with pytest.raises(InvalidInput, match="does not exist"):
         inventory.parse_inventory(tmp_path / "missing.ini")
-    with pytest.raises(InvalidInput, match="Cannot read the INI inventory"):
+    with pytest.raises(InvalidInput, match="Cannot read the inventory .*ini plugin"):
         inventory.parse_inventory(write(tmp_path, "bad.ini", "[web]\nh1 ansible_port\n"))
     with pytest.raises(InvalidInput, match="lists no hosts"):
         inventory.parse_inventory(write(tmp_path, "empty.ini", "[web]\n"))
 
 
-def test_yaml_without_a_yaml_extension_gets_a_hint(tmp_path):
-    with pytest.raises(InvalidInput, match="YAML inventories need a .yml or .yaml file name"):
-        inventory.parse_inventory(write(tmp_path, "hosts", "all:\n  hosts:\n    h1:\n"))
+def test_yaml_without_an_extension_is_read_as_ansible_reads_it(tmp_path):
+    [spec] = inventory.parse_inventory(write(tmp_path, "hosts", "all:\n  hosts:\n    h1:\n"),
+                                       default_environment="staging")
+
+    assert spec.hostname == "h1"
 
 
 def test_an_executable_inventory_is_read_never_run(tmp_path):
@@ -202,8 +215,8 @@ def test_import_creates_then_reports_unchanged_then_updates(session, tmp_path):
     assert first.created == ["box", "db-01", "web-01", "web-02"]
     assert again.unchanged == ["box", "db-01", "web-01", "web-02"] and not again.changed
 
-    path.write_text(textwrap.dedent(INI).replace("ansible_port=2222", "ansible_port=2200")
-                    + "\n[prod:children]\nlocal\n")
+    write(tmp_path, "hosts.ini", INI.replace("ansible_port=2222", "ansible_port=2200")
+          + "\n[prod:children]\nlocal\n")
     third = inventory.import_servers(session, inventory.parse_inventory(path))
     session.commit()
 
