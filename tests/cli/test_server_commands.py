@@ -1,11 +1,17 @@
-"""`playbot servers`: servers added by hand or imported from an Ansible inventory, listed by
-environment and tag; bad input exits 2 and writes nothing."""
+"""`playbot servers`: servers added by hand or imported from an Ansible inventory (real-world
+inventories in tests/inventories, compared with `ansible-inventory --list`), server groups,
+vault, unsupported hosts, the production rule; bad input exits 2 and writes nothing."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
-from db.models import AuditLog, Environment, Server
+import pytest
+
+from db.models import AuditLog, Environment, Server, ServerGroup
 from tests.cli.conftest import EXAMPLES
 
 
@@ -90,3 +96,220 @@ def test_an_inventory_with_one_bad_host_exits_2_and_imports_nothing(playbot, tmp
     assert "stray-01: no environment" in refused.stderr
     assert defaulted.exit_code == 0
     assert playbot.count(Server) == 2
+
+
+# real-world inventories (tests/inventories), compared with what Ansible itself reports -----
+
+INVENTORIES = Path(__file__).resolve().parents[1] / "inventories"
+BIN = Path(sys.executable).parent
+
+
+def ansible_list(source: Path, *extra: str) -> dict:
+    """`ansible-inventory -i SOURCE --list` as Ansible prints it."""
+    done = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(source), "--list", *extra],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def ansible_hosts(doc: dict) -> set[str]:
+    return {h for name, body in doc.items() if name != "_meta" for h in body.get("hosts", [])}
+
+
+@pytest.mark.parametrize("name", ["docs_ini.ini", "docs_yaml.yml", "docs_directory"])
+def test_import_takes_the_same_hosts_addresses_ports_and_users_as_ansible(playbot, name):
+    # given an inventory shaped like Ansible's docs
+    source = INVENTORIES / name
+    doc = ansible_list(source)
+
+    # when it is imported
+    result = playbot("servers", "import", str(source))
+
+    # then every host Ansible lists is a server reached the way Ansible would reach it
+    assert result.exit_code == 0, result.stderr
+    imported = playbot.query(lambda s: {x.hostname: (x.ip_address or x.hostname, x.ssh_port,
+                                                     x.ssh_user) for x in s.query(Server)})
+    hostvars = doc["_meta"]["hostvars"]
+    expected = {h: (hostvars.get(h, {}).get("ansible_host", h),
+                    int(hostvars.get(h, {}).get("ansible_port", 22)),
+                    hostvars.get(h, {}).get("ansible_user")) for h in ansible_hosts(doc)}
+    assert imported == expected
+
+
+def test_a_directory_inventory_keeps_groups_their_variables_and_host_variables(playbot):
+    result = playbot("servers", "import", str(INVENTORIES / "docs_directory"))
+
+    assert result.exit_code == 0, result.stderr
+    web02 = playbot("servers", "show", "web02", "--json")
+    shown = json.loads(web02.stdout)
+    assert shown["environment"] == "production"
+    assert shown["address"].startswith("ec2-203-0-113-25.eu-west-1.compute.amazonaws.com")
+    assert shown["groups"] == ["web-servers"] and shown["tags"] == ["web-servers"]
+    assert shown["host_vars"] == {"max_clients": 200}
+    group = json.loads(playbot("servers", "groups", "web-servers", "--json").stdout)
+    assert group["variables"]["ansible_become"] is True
+    assert "ProxyCommand" in group["variables"]["ansible_ssh_common_args"]
+    assert group["parents"] == ["production"]
+    db = json.loads(playbot("servers", "groups", "db.eu", "--json").stdout)
+    assert db["members"] == ["2001:db8::10", "2001:db8::11", "bücher.example"]
+    ipv6 = json.loads(playbot("servers", "show", "2001:db8::11", "--json").stdout)
+    assert ipv6["port"] == 2200
+    everything = json.loads(playbot("servers", "groups", "all", "--json").stdout)
+    assert everything["variables"] == {"ansible_python_interpreter": "/usr/bin/python3"}
+    assert {a.resource_id for a in playbot.audits("server_group.create")} == {
+        "all", "production", "web-servers", "db.eu"}
+
+
+def test_re_import_updates_group_variables_and_membership_and_removes_emptied_groups(
+        playbot, tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[development]\nh1\nh2\n[web]\nh1\nh2\n[old]\nh2\n[web:vars]\nport=80\n")
+    playbot("servers", "import", str(inventory))
+    inventory.write_text("[development]\nh1\nh2\n[web]\nh1\n[web:vars]\nport=8080\n")
+
+    again = playbot("servers", "import", str(inventory))
+
+    assert again.exit_code == 0, again.stderr
+    assert "~ group web (members, variables)" in again.stdout
+    assert "- group old" in again.stdout
+    web = json.loads(playbot("servers", "groups", "web", "--json").stdout)
+    assert (web["members"], web["variables"]) == (["h1"], {"port": 8080})
+    assert "old" not in playbot("servers", "groups").stdout
+    [update] = [a for a in playbot.audits("server_group.update") if a.resource_id == "web"]
+    assert update.details["changes"]["members"] == {"removed": ["h2"]}
+    assert update.details["changes"]["variables"] == {"changed": ["port"]}
+
+
+def test_unsupported_hosts_refuse_the_import_all_listed_unless_skipped(playbot):
+    source = str(INVENTORIES / "unsupported.yml")
+
+    refused = playbot("servers", "import", source)
+    skipped = playbot("servers", "import", source, "--skip-unsupported")
+
+    assert refused.exit_code == 2
+    for host in ("win-01 (winrm)", "box-01 (community.docker.docker)",
+                 "switch-01 (ansible.netcommon.network_cli)"):
+        assert host in refused.stderr
+    assert "--skip-unsupported" in refused.stderr
+    assert skipped.exit_code == 0, skipped.stderr
+    assert "skipped: win-01 (connection winrm" in skipped.stdout
+    assert playbot.query(lambda s: [x.hostname for x in s.query(Server)]) == ["linux-01"]
+
+
+def test_a_production_host_is_never_moved_out_of_production_by_playbot_environment(playbot):
+    result = playbot("servers", "import", str(INVENTORIES / "production_override.yml"))
+
+    assert result.exit_code == 2
+    assert "db-01: it is in the group production but playbot_environment says `staging`" in (
+        result.stderr)
+    assert playbot.count(Server) == 0
+
+
+def vault(tmp_path: Path, text: str, name: str) -> str:
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse\n")
+    done = subprocess.run([str(BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
+                           str(password), text, "--name", name],
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def test_inline_vault_values_stay_encrypted_and_needed_ones_require_the_password(
+        playbot, tmp_path):
+    # given a YAML inventory with a vaulted secret no column needs and a vaulted ansible_host
+    secret = vault(tmp_path, "hunter2", "db_password")
+    address = vault(tmp_path, "10.9.9.9", "ansible_host")
+    indent = lambda block: "\n".join("          " + line for line in block.splitlines())  # noqa: E731
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    development:\n      hosts:\n        db-01:\n"
+                         + indent(secret) + "\n        app-01:\n" + indent(address) + "\n")
+
+    # when imported without, then with the password
+    without = playbot("servers", "import", str(inventory), "--dry-run")
+    with_password = playbot("servers", "import", str(inventory), "--vault-password-file",
+                            str(tmp_path / "vault-pass"))
+
+    # then the needed value is named, never a traceback; with the password it is decrypted
+    # into its column while the other one stays encrypted
+    assert without.exit_code == 2
+    assert "app-01: ansible_host (set on the host; Playbot needs it for the server's address) " \
+           "is vault-encrypted" in without.stderr
+    assert "Traceback" not in without.stderr + without.stdout
+    assert with_password.exit_code == 0, with_password.stderr
+    rows = playbot.query(lambda s: {x.hostname: (x.ip_address, x.host_vars)
+                                    for x in s.query(Server)})
+    assert rows["app-01"] == ("10.9.9.9", {})
+    stored = rows["db-01"][1]["db_password"]
+    assert set(stored) == {"__ansible_vault"} and "hunter2" not in json.dumps(stored)
+    shown = playbot("servers", "show", "db-01")
+    assert "db_password: \"(vault-encrypted)\"" in shown.stdout
+    assert all("hunter2" not in json.dumps(a.details) for a in playbot.audits())
+
+
+def test_a_vaulted_group_vars_file_is_kept_as_ciphertext_and_needs_the_password(
+        playbot, tmp_path):
+    (tmp_path / "group_vars").mkdir()
+    secret = tmp_path / "group_vars" / "web.yml"
+    secret.write_text("api_token: s3cr3t-value\nhttp_port: 80\n")
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse\n")
+    subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file",
+                    str(password), str(secret)], capture_output=True, check=True)
+    inventory = tmp_path / "hosts"
+    inventory.write_text("[development]\nweb-01\n[web]\nweb-01\n")
+
+    without = playbot("servers", "import", str(inventory))
+    with_password = playbot("servers", "import", str(inventory), "--vault-password-file",
+                            str(password))
+
+    assert without.exit_code == 2 and "group_vars/web.yml" in without.stderr
+    assert "--vault-password-file" in without.stderr
+    assert with_password.exit_code == 0, with_password.stderr
+    web = playbot.query(lambda s: s.query(ServerGroup).filter_by(name="web").one().variables)
+    assert web == {"__playbot_vault_files": [secret.read_text()]}
+    assert "s3cr3t" not in json.dumps(web)
+
+
+def test_an_executable_inventory_script_is_refused_and_never_run(playbot, tmp_path):
+    marker = tmp_path / "ran"
+    script = tmp_path / "inventory.py"
+    script.write_text(f"#!/bin/sh\ntouch {marker}\necho '{{}}'\n")
+    script.chmod(0o755)
+
+    result = playbot("servers", "import", str(script))
+
+    assert result.exit_code == 2 and "executable inventory script" in result.stderr
+    assert "ansible-inventory -i" in result.stderr
+    assert not marker.exists()
+
+
+def test_clear_text_connection_passwords_are_refused_with_advice(playbot, tmp_path):
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[development]\nh1 ansible_become_password=hunter2\n")
+
+    result = playbot("servers", "import", str(inventory))
+
+    assert result.exit_code == 2
+    assert "ansible_become_password in clear text" in result.stderr
+    assert "ansible-vault encrypt_string" in result.stderr
+    assert playbot.count(Server) == 0
+
+
+def test_group_names_a_hosts_pattern_cannot_use_are_refused_naming_the_group(playbot, tmp_path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    'web&db':\n      hosts:\n        h1:\n"
+                         "    development:\n      hosts:\n        h1:\n")
+
+    result = playbot("servers", "import", str(inventory))
+
+    assert result.exit_code == 2
+    assert "group `web&db` cannot be used in a `hosts:` pattern" in result.stderr
+    assert playbot.count(Server) == 0
+
+
+def test_a_dry_run_of_a_directory_inventory_writes_nothing(playbot):
+    result = playbot("servers", "import", str(INVENTORIES / "docs_directory"), "--dry-run")
+
+    assert result.exit_code == 0, result.stderr
+    assert "Would import 5 hosts" in result.stdout and "+ group db.eu" in result.stdout
+    assert playbot.count(Server) == 0 and playbot.count(ServerGroup) == 0
+    assert playbot.count(AuditLog) == 0
