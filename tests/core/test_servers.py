@@ -154,3 +154,60 @@ def test_deactivating_an_unknown_server_is_refused(fleet):
 
 def test_server_tags_lists_the_tags_of_active_servers(fleet):
     assert servers.server_tags(fleet) == ["db", "eu", "web"]
+
+
+@pytest.mark.parametrize("hostname", [
+    "bücher.example", "сервер-01", "2001:db8::2", "fe80::1%eth0", "web_01", "db.eu-west-1",
+    "a" * 255,
+])
+def test_hostnames_ansible_accepts_are_accepted_as_ansible_sees_them(hostname):
+    assert servers.check_spec(hostname).hostname == hostname
+
+
+@pytest.mark.parametrize("hostname", [
+    "web 01", "web\t01", "web\x0001", "{{ host }}", "a,b", "web:01", "web*", "!web", "web&db",
+    "[web]", "~web", ".web", "web-", "a" * 256,
+])
+def test_what_cannot_be_a_hostname_is_refused(hostname):
+    with pytest.raises(InvalidInput, match="Invalid hostname"):
+        servers.check_spec(hostname)
+
+
+@pytest.mark.parametrize(("address", "stored"), [
+    ("2001:db8::1", "2001:db8::1"),
+    ("[2001:db8::1]", "2001:db8::1"),
+    ("192.0.2.7", "192.0.2.7"),
+    ("ec2-203-0-113-25.eu-west-1.compute.amazonaws.com", "ec2-203-0-113-25.eu-west-1.compute"
+     ".amazonaws.com"),
+    (".".join(["a" * 63] * 3) + "." + "b" * 61, ".".join(["a" * 63] * 3) + "." + "b" * 61),
+])
+def test_ip_literals_and_dns_names_up_to_253_characters_are_addresses(address, stored):
+    assert servers.check_spec("web-01", ip_address=address).ip_address == stored
+
+
+def test_a_dns_name_longer_than_253_characters_is_refused():
+    with pytest.raises(InvalidInput, match="at most 253 characters"):
+        servers.check_spec("web-01", ip_address=".".join(["a" * 63] * 4))
+
+
+def test_host_vars_are_kept_but_clear_text_passwords_and_bad_names_are_refused():
+    vaulted = {"__ansible_vault": "$ANSIBLE_VAULT;1.1;AES256\n3031\n"}
+    spec = servers.check_spec("web-01", host_vars={"http_port": 80, "ansible_become": True,
+                                                   "ansible_become_password": vaulted})
+
+    assert spec.host_vars["ansible_become_password"] == vaulted
+    with pytest.raises(InvalidInput, match="ansible_password in clear text"):
+        servers.check_spec("web-01", host_vars={"ansible_password": "hunter2"})
+    with pytest.raises(InvalidInput, match="Invalid host variable name `bad-name`"):
+        servers.check_spec("web-01", host_vars={"bad-name": 1})
+
+
+def test_a_host_vars_change_is_audited_by_name_never_by_value(session):
+    server = servers.add_server(session, "web-01", host_vars={"token_x": "old-secret"})
+    spec = servers.check_spec("web-01", host_vars={"token_x": "new-secret", "port": 1})
+
+    changes = servers.update_server(session, server, spec)
+
+    assert changes["host_vars"] == {"added": ["port"], "changed": ["token_x"]}
+    assert server.host_vars == {"token_x": "new-secret", "port": 1}
+    assert all("secret" not in str(a.details) for a in session.scalars(select(AuditLog)))
