@@ -18,9 +18,10 @@ the first) and `row_hash` = sha256(prev_hash, "\n", `canonical(row)`), computed 
 writing transaction. `record` appends under the lock of the one `audit_chain_head` row:
 
 - it cannot fork: the head row is locked (an UPDATE, which on MariaDB is an exclusive row
-  lock held to commit and on SQLite the database's one write lock) BEFORE it is read, so
-  two appenders never read the same head; the unique index on `prev_hash` would refuse a
-  second successor even if they did.
+  lock held to commit and on SQLite the database's one write lock) BEFORE it is read, and
+  read with a locking read (on MariaDB the latest committed version, whatever snapshot the
+  transaction's earlier reads made), so two appenders never read the same head; the
+  unique index on `prev_hash` would refuse a second successor even if they did.
 - the append itself cannot deadlock: the lock is taken last, just before the insert, and
   the insert then needs no lock another appender could hold — the acting user's row, which
   the insert's foreign key check reads with a shared lock, is share-locked BEFORE the head.
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.base import utcnow
@@ -291,17 +292,33 @@ def _bounded(value: str | None, limit: int) -> str | None:
 
 
 def _lock_head(session: Session) -> str:
-    """Lock the chain head (creating it on an empty table) and return the last row's hash."""
+    """Lock the chain head and return the last row's hash (creating the head if missing)."""
+    if session.get_bind().dialect.name != "sqlite" and session.execute(
+            select(AuditChainHead.id).where(AuditChainHead.id == HEAD_ID)).first() is None:
+        _create_head_apart(session)
     locked = session.execute(update(AuditChainHead).where(AuditChainHead.id == HEAD_ID)
                              .values(last_hash=AuditChainHead.last_hash))
     if locked.rowcount == 0:  # type: ignore[attr-defined]
-        # Migration 0005 creates the head; a database built otherwise gets it here (a second
-        # creator fails on the primary key and retries the whole transaction).
+        # SQLite: this transaction holds the database's one write lock, so it can add it.
         session.add(AuditChainHead(id=HEAD_ID, last_id=None, last_hash=GENESIS_HASH))
         session.flush()
+    # A locking read: on MariaDB it sees the latest committed head, not the snapshot of a
+    # transaction that read before it took the lock (SQLite has one writer at a time).
     head = session.execute(select(AuditChainHead.last_hash)
-                           .where(AuditChainHead.id == HEAD_ID)).scalar_one()
+                           .where(AuditChainHead.id == HEAD_ID)
+                           .with_for_update()).scalar_one()
     return head
+
+
+def _create_head_apart(session: Session) -> None:
+    """Migration 0005 makes the head row; a MariaDB database built otherwise (a copied
+    schema) gets it here, committed on a connection of its own BEFORE this transaction
+    locks anything of the head's table. Creating it inside the transaction instead would
+    deadlock two first appenders (each one's gap lock blocks the other's insert)."""
+    engine = session.connection().engine
+    with engine.begin() as apart:
+        apart.execute(insert(AuditChainHead).prefix_with("IGNORE")
+                      .values(id=HEAD_ID, last_id=None, last_hash=GENESIS_HASH))
 
 
 def _iso(moment: datetime) -> str:
