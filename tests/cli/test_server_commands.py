@@ -13,6 +13,7 @@ import pytest
 
 from db.models import AuditLog, Environment, Server, ServerGroup
 from tests.cli.conftest import EXAMPLES
+from tests.support.cli import run_cli
 
 
 def test_add_then_list_by_environment_and_tag(playbot):
@@ -313,3 +314,29 @@ def test_a_dry_run_of_a_directory_inventory_writes_nothing(playbot):
     assert "Would import 5 hosts" in result.stdout and "+ group db.eu" in result.stdout
     assert playbot.count(Server) == 0 and playbot.count(ServerGroup) == 0
     assert playbot.count(AuditLog) == 0
+
+
+@pytest.mark.ssh
+def test_trust_host_keys_pins_the_imported_ssh_servers_keys_and_prints_fingerprints(
+        playbot, ssh_hosts, tmp_path):
+    # given an inventory of two real SSH test hosts and one local host
+    hosts = ssh_hosts(2)
+    lines = [f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user={h.user} "
+             f"ansible_ssh_private_key_file={h.key_path}" for h in hosts]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[development]\n" + "\n".join(lines) + "\nbox ansible_connection=local\n")
+    known_hosts = tmp_path / "known_hosts"
+    env = {"DATABASE_URL": playbot.url, "PLAYBOOK_DIR": str(playbot.playbook_dir),
+           "LOG_LEVEL": "WARNING", "PLAYBOT_KNOWN_HOSTS": str(known_hosts)}
+
+    # when it is imported with --trust-host-keys
+    result = run_cli("servers", "import", str(inventory), "--trust-host-keys", env=env)
+
+    # then both servers exist and their host keys are pinned, fingerprints printed
+    assert result.exit_code == 0, result.stderr
+    assert playbot.count(Server) == 3
+    for host in hosts:
+        assert f"pinned {host.name} [{host.address}]:{host.port}" in result.stdout
+        assert host.fingerprint in result.stdout
+        assert host.public_key_in(known_hosts)
+    assert "box" not in known_hosts.read_text()
