@@ -240,3 +240,22 @@ def test_import_keeps_a_deactivated_server_deactivated_and_says_so(session, tmp_
     assert report.updated == {"web-01": ["ip_address"]}
     assert report.inactive == ["web-01"]
     assert (server.is_active, server.description) == (False, "kept")
+
+
+def test_environments_come_through_nested_children_as_in_the_docs_yaml_example():
+    # given intro_inventory's YAML: production > prod > east, staging > test > west
+    found = inventory.read_inventory(Path(__file__).resolve().parents[1] / "inventories"
+                                     / "docs_yaml.yml")
+
+    hosts = by_name(found.servers)
+    groups = {g.name: g for g in found.groups}
+
+    assert {h: s.environment.value for h, s in hosts.items()} == {
+        "foo.example.com": "production", "one.example.com": "production",
+        "bar.example.com": "staging", "two.example.com": "staging",
+        "mail.example.com": "staging"}
+    assert hosts["foo.example.com"].tags == ["east", "prod", "webservers"]
+    assert groups["all"].variables == {"ntp_server": "ntp.atlanta.example.com"}
+    assert (groups["prod"].children, groups["east"].hosts) == (
+        ("east",), ("foo.example.com", "one.example.com"))
+    assert hosts["two.example.com"].host_vars == {}  # its connection vars are columns
