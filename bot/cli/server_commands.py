@@ -28,7 +28,7 @@ from bot.cli.changes import (
 from bot.cli.context import fail
 from core import inventory, server_groups, servers
 from core.audit import REDACTED, is_secret_key
-from core.errors import PlaybotError, UnknownServer
+from core.errors import InvalidInput, PlaybotError, UnknownServer
 from core.servers import is_vaulted
 from core.suggestions import closest
 from db.models import ServerGroup
@@ -50,13 +50,16 @@ def add(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat for more).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run on the worker itself (connection local).")] = False,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", help="A host variable NAME=VALUE (repeat for more; VALUE is JSON if it "
+                      "parses as JSON, else text), e.g. ansible_become=true.")] = None,
 ) -> None:
     """Register a server."""
     with change() as session:
         server = servers.add_server(
             session, hostname, ip_address=ip, ssh_port=port, ssh_user=user, ssh_key_path=key,
             environment=env, tags=_split(tag), connection="local" if local else "ssh",
-            description=description, origin=origin())
+            description=description, host_vars=_variables(var), origin=origin())
         typer.echo(f"Added {server.hostname} ({server.environment.value}"
                    f"{', local' if server.connection == 'local' else ''}"
                    f"{', tags ' + ', '.join(server.tags) if server.tags else ''}).")
@@ -277,6 +280,20 @@ def _set_active(hostname: str, *, active: bool) -> None:
         was_active = servers.get_server(session, hostname).is_active
         server = switch(session, hostname, origin=origin())
         typer.echo(activation_line(server.hostname, was_active=was_active, active=active))
+
+
+def _variables(pairs: list[str] | None) -> dict[str, Any]:
+    """`--var a=1 --var b=text` → {"a": 1, "b": "text"}; InvalidInput without `=`."""
+    found: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"Invalid --var `{pair}`: give NAME=VALUE.")
+        try:
+            found[name.strip()] = json.loads(value)
+        except ValueError:
+            found[name.strip()] = value
+    return found
 
 
 def _split(tags: list[str] | None) -> list[str]:

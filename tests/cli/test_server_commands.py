@@ -340,3 +340,16 @@ def test_trust_host_keys_pins_the_imported_ssh_servers_keys_and_prints_fingerpri
         assert host.fingerprint in result.stdout
         assert host.public_key_in(known_hosts)
     assert "box" not in known_hosts.read_text()
+
+
+def test_host_variables_can_be_given_by_hand_and_clear_text_passwords_cannot(playbot):
+    added = playbot("servers", "add", "web-01", "--var", "ansible_become=true",
+                    "--var", "ansible_ssh_common_args=-o ProxyJump=bastion")
+    refused = playbot("servers", "add", "web-02", "--var", "ansible_password=hunter2")
+
+    assert added.exit_code == 0, added.stderr
+    shown = json.loads(playbot("servers", "show", "web-01", "--json").stdout)
+    assert shown["host_vars"] == {"ansible_become": True,
+                                  "ansible_ssh_common_args": "-o ProxyJump=bastion"}
+    assert refused.exit_code == 2 and "ansible_password in clear text" in refused.stderr
+    assert "hunter2" not in refused.stderr
