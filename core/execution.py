@@ -4,9 +4,11 @@ The database, not the broker, decides what runs. A message may arrive twice (Dra
 redelivers a dead worker's messages, the clock requeues pending jobs whose message was lost),
 so every transition here is one conditional UPDATE that only one caller can win:
 
-- `claim` moves a job `pending` → `running`; a duplicate delivery finds it claimed.
-- Only one job runs on a server at a time: a claim that finds another job running on the
-  same server is undone and reported as `busy_with` (the caller retries later).
+- `try_claim` starts a job's whole run (every pending job of it `pending` → `running`) or
+  none of it; a duplicate delivery finds it claimed.
+- Only one job runs on a server at a time (`jobs.running_server_id` is unique): a claim
+  that finds one of its servers busy is undone and reports the jobs running there as
+  `busy_with` (the caller retries later).
 - `finish` only ends a job that is still `running` (the reaper may have ended it first).
 - `reap_stale` fails running jobs whose heartbeat stopped; they are NEVER run again.
 - `requeue_candidates` lists pending jobs whose message never reached the queue or was lost.
@@ -21,17 +23,19 @@ Dramatiq or ansible-runner imports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.tickets import open_incident
 from db.base import utcnow
 from db.models import Job, JobStatus, Server, Ticket, TicketKind, job_values
+from db.session import savepoint
 
 ENDINGS = frozenset({JobStatus.success, JobStatus.failed, JobStatus.cancelled})
 
@@ -41,74 +45,98 @@ ENDINGS = frozenset({JobStatus.success, JobStatus.failed, JobStatus.cancelled})
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of `try_claim`.
+    """The outcome of `try_claim`: a run either starts whole or not at all.
 
-    job: the job now `running` (claimed by this caller), else None.
-    busy_with: the job running on the same server when the claim was refused for that.
-    status: the job's status as found (None when the job does not exist).
+    jobs: the run's jobs now `running` (claimed by this caller), empty otherwise.
+    busy_with: jobs of other runs running on this run's servers, when that refused the claim.
+    awaiting_approval: some job of the run still waits for an admin's approval.
+    status: the named job's status as found (None when the job does not exist).
     """
 
-    job: Job | None
-    busy_with: Job | None = None
+    jobs: tuple[Job, ...] = ()
+    busy_with: tuple[Job, ...] = ()
+    awaiting_approval: bool = False
     status: JobStatus | None = None
 
     @property
+    def job(self) -> Job | None:
+        """The first claimed job (a run of one: the job itself), else None."""
+        return self.jobs[0] if self.jobs else None
+
+    @property
     def waiting(self) -> bool:
-        """The job is still pending because its server is busy: try again later."""
-        return self.job is None and self.busy_with is not None
+        """The run is still pending because some of its servers are busy: try again later."""
+        return not self.jobs and bool(self.busy_with)
 
 
 def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> Claim:
-    """Move the job `pending` → `running` if it is pending and its server is free.
+    """Start the run of `job_id`: move every pending job of the run to `running`, or none.
 
-    Concurrent claimants of the same server are serialised by a row lock on the server
-    (MySQL) or by SQLite's single writer; the claim is then checked against other running
-    jobs on that server and undone if there is one.
+    A run starts only when none of its jobs awaits approval and every server of its pending
+    jobs is free ("wait for all": `serial`, `run_once` and groups then mean what they mean
+    under ansible-playbook); jobs that ended before the start (cancelled, rejected) are left
+    out. Concurrent claims never deadlock and never put two running jobs on one server:
+
+    - the servers rows of the run are locked with one `SELECT ... FOR UPDATE` in id order
+      (every claimer takes them in the same order; launches insert jobs in that order too);
+    - the jobs move in one UPDATE setting `running_server_id`, whose unique index makes the
+      database itself refuse a second running job on a server. That UPDATE runs in a
+      SAVEPOINT: when a server is busy it is rolled back (nothing of the claim stays) and the
+      jobs running there are reported in `busy_with`.
+
+    No locking read of `jobs` is taken (a shared-lock read of a server's running jobs
+    deadlocked with concurrent claims on MariaDB).
     """
     now = now or utcnow()
     found = session.execute(
-        select(Job.id, Job.server_id, Job.status).where(Job.job_id == job_id)
+        select(Job.run_id, Job.status).where(Job.job_id == job_id)
     ).one_or_none()
     if found is None:
-        return Claim(None, status=None)
-    if found.status != JobStatus.pending:
-        return Claim(None, status=found.status)
-
-    # MySQL: serialise claims on this server. SQLite ignores FOR UPDATE; the UPDATE below
-    # takes its database-wide write lock, which serialises there.
-    session.execute(select(Server.id).where(Server.id == found.server_id).with_for_update())
-    won = session.execute(
-        update(Job)
-        .where(Job.id == found.id, Job.status == JobStatus.pending)
-        .values(job_values(status=JobStatus.running, started_at=now, heartbeat_at=now))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if won != 1:
-        status = session.execute(select(Job.status).where(Job.id == found.id)).scalar_one()
-        return Claim(None, status=status)
-
-    # A locking read sees the latest committed rows on MySQL, whatever snapshot this
-    # transaction started with.
-    other_id = session.execute(
-        select(Job.id)
-        .where(Job.server_id == found.server_id, Job.status == JobStatus.running,
-               Job.id != found.id)
-        .limit(1)
-        .with_for_update(read=True)
-    ).scalar_one_or_none()
-    if other_id is not None:
-        session.execute(
-            update(Job).where(Job.id == found.id)
-            .values(job_values(status=JobStatus.pending, started_at=None, heartbeat_at=now))
-            .execution_options(synchronize_session=False)
-        )
-        return Claim(None, busy_with=_load(session, other_id), status=JobStatus.pending)
-    return Claim(_load(session, found.id), status=JobStatus.running)
+        return Claim(status=None)
+    members = session.execute(
+        select(Job.id, Job.server_id, Job.status).where(Job.run_id == found.run_id)
+        .order_by(Job.id)
+    ).all()
+    if any(m.status == JobStatus.awaiting_approval for m in members):
+        return Claim(awaiting_approval=True, status=found.status)
+    pending = [m for m in members if m.status == JobStatus.pending]
+    if not pending:
+        return Claim(status=found.status)
+    server_ids = sorted({m.server_id for m in pending})
+    # MySQL: serialise the claims of these servers, always in id order. SQLite ignores FOR
+    # UPDATE; its single writer serialises there.
+    session.execute(select(Server.id).where(Server.id.in_(server_ids)).order_by(Server.id)
+                    .with_for_update())
+    pending_ids = [m.id for m in pending]
+    try:
+        with savepoint(session):
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(pending_ids), Job.status == JobStatus.pending)
+                .values(job_values(status=JobStatus.running, started_at=now,
+                                   heartbeat_at=now, running_server_id=Job.server_id))
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        busy = session.execute(
+            select(Job.id).where(Job.running_server_id.in_(server_ids)).order_by(Job.id)
+        ).scalars().all()
+        return Claim(busy_with=tuple(_load(session, pk) for pk in busy),
+                     status=JobStatus.pending)
+    claimed = session.execute(
+        select(Job.id).where(Job.id.in_(pending_ids), Job.status == JobStatus.running,
+                             Job.started_at == now)
+        .order_by(Job.id)
+    ).scalars().all()
+    if not claimed:
+        status = session.execute(select(Job.status).where(Job.job_id == job_id)).scalar_one()
+        return Claim(status=status)
+    return Claim(jobs=tuple(_load(session, pk) for pk in claimed), status=JobStatus.running)
 
 
 def claim(session: Session, job_id: str, *, now: datetime | None = None) -> Job | None:
-    """The job, now `running`, if this caller claimed it; None if it was not pending (a
-    duplicate delivery, cancelled, finished) or its server is busy (see `try_claim`)."""
+    """The job, now `running`, if this caller claimed its run; None if it was not pending (a
+    duplicate delivery, cancelled, finished) or its run could not start (see `try_claim`)."""
     return try_claim(session, job_id, now=now).job
 
 
@@ -142,17 +170,29 @@ class Pulse:
     cancel_requested: bool
 
 
-def heartbeat(session: Session, job_id: str, *, now: datetime | None = None) -> Pulse:
-    """Mark a running job alive. `running=False` means it was ended elsewhere (reaped)."""
+def heartbeat(session: Session, job_ids: str | Sequence[str], *,
+              now: datetime | None = None) -> Pulse:
+    """Mark the running jobs of a run alive (one job id, or every job id of the run).
+
+    `running=False` means none of them is running any more (ended elsewhere: reaped);
+    `cancel_requested` is True when a cancel was asked for any of them (ansible-runner can
+    only stop the whole run).
+    """
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
     touched = session.execute(
-        update(Job).where(Job.job_id == job_id, Job.status == JobStatus.running)
+        update(Job).where(Job.job_id.in_(ids), Job.status == JobStatus.running)
         .values(heartbeat_at=now or utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount
-    cancel = session.execute(
-        select(Job.cancel_requested).where(Job.job_id == job_id)
-    ).scalar_one_or_none()
-    return Pulse(running=touched == 1, cancel_requested=bool(cancel))
+    return Pulse(running=touched > 0, cancel_requested=cancel_requested(session, ids))
+
+
+def cancel_requested(session: Session, job_ids: Sequence[str]) -> bool:
+    """Whether a cancel was asked for any of these jobs."""
+    return bool(session.execute(
+        select(func.count()).select_from(Job)
+        .where(Job.job_id.in_(list(job_ids)), Job.cancel_requested.is_(True))
+    ).scalar_one())
 
 
 # endings --------------------------------------------------------------------------------
@@ -160,10 +200,11 @@ def heartbeat(session: Session, job_id: str, *, now: datetime | None = None) -> 
 
 def finish(session: Session, job_id: str, status: JobStatus, *,
            error_message: str | None = None, recap: Mapping[str, Any] | None = None,
-           now: datetime | None = None) -> Job | None:
+           now: datetime | None = None, started_at: datetime | None = None) -> Job | None:
     """End a running job as `success`, `failed` or `cancelled` and set `completed_at`.
 
-    A failed job gets its incident ticket (`core.tickets.open_incident`). Returns the job,
+    started_at: when its host's work really began (a fleet run's host may start later than
+    the claim). A failed job gets its incident ticket (`core.tickets.open_incident`). Returns the job,
     or None when it was no longer running (the reaper ended it first: nothing changes).
     Raises ValueError for a status that is not an ending.
     """
@@ -173,6 +214,8 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
                         error_message=error_message)
     if recap is not None:
         values["recap"] = dict(recap)
+    if started_at is not None:
+        values["started_at"] = started_at
     ended = session.execute(
         update(Job).where(Job.job_id == job_id, Job.status == JobStatus.running)
         .values(values)

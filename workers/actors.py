@@ -52,7 +52,7 @@ def requeue() -> None:
 
 def expire_approvals() -> None:
     """Expire approval requests past their deadline."""
-    housekeeping.expire_approvals(current())
+    housekeeping.expire_approvals(current(), send=send_job)
 
 
 def archive_logs() -> None:

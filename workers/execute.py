@@ -22,36 +22,43 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from core import execution
-from core.errors import InvalidVars, PlaybotError
-from core.jobs import attach_message
+from core.errors import InvalidInput, InvalidVars, PlaybotError
+from core.jobs import attach_message, run_jobs
 from core.playbook_files import verify_unchanged
 from core.progress import RunProgress
-from db.models import Job, JobLog, JobStatus, LogLevel, Ticket
-from slackui.job_message import job_message
-from slackui.tickets import ticket_message
+from core.run_inventory import build_run_inventory
+from core.ssh_keys import check_key_file
+from core.tickets import attach_message as attach_tickets
+from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
+from slackui.job_message import run_message
 from workers.config import WorkerConfig
-from workers.logsink import LogSink, LogWriteError, Redactor
+from workers.logsink import LogSink, LogWriteError, Redactor, event_lines, event_time
 from workers.middleware import engine_for, session_factory
-from workers.notifier import JobNotifier, Limits, make_client, post_update, snapshot
+from workers.notifier import Limits, RunNotifier, make_client, post_update, snapshot
 from workers.pacing import pacer_for
 from workers.runner import HostSpec, RunResult, RunSpec, run_playbook
+from workers.ssh import SshOptions, ansible_ssh_env, explain_unreachable
 
 log = logging.getLogger(__name__)
 
+CLAIM_ATTEMPTS = 5
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORBIDDEN_VARS = re.compile(r"^(ansible_|playbook_dir$|inventory_|hostvars$|groups$|"
                              r"group_names$|omit$|environment$|vars$)")
@@ -93,9 +100,11 @@ def _client(config: WorkerConfig) -> WebClient | None:
 def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = None,
                 defer: Callable[[str, float], None] | None = None,
                 notifier_limits: Limits | None = None) -> JobStatus | None:
-    """Claim and run the job; return how it ended (None if this call did not run it).
+    """Claim and run the run of `job_id` (every pending job of its launch, in one Ansible
+    run); return how the named job ended (None if this call did not run it).
 
-    defer: sends the job again after a delay (seconds) when its server is busy.
+    defer: sends the job again after a delay (seconds) when a server is busy, or when the
+    claim kept failing on a transient database error (never dead-lettered).
     """
     if SHUTDOWN.is_set():  # shutting down: leave the job pending for another worker
         log.info("shutting down: job %s is left pending", job_id)
@@ -106,60 +115,114 @@ def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = 
     own_session = session is None
     session = session or factory()
     try:
-        claim = execution.try_claim(session, job_id)
-        session.commit()
+        try:
+            claim = _claim_with_retries(session, job_id)
+        except SQLAlchemyError as exc:
+            log.warning("job %s: the claim kept failing (%s); sent again later", job_id, exc)
+            if defer is not None:
+                defer(job_id, config.server_wait_delay)
+            return None
         if claim.waiting:
             _wait_for_server(config, claim, job_id, session)
             if defer is not None:
                 defer(job_id, config.server_wait_delay)
             return None
-        if claim.job is None:
+        if claim.awaiting_approval:
+            log.info("job %s: its run waits for an approval; the decision starts it", job_id)
+            return None
+        if not claim.jobs:
             log.info("job %s is %s: nothing to run", job_id,
                      claim.status.value if claim.status else "unknown")
             return None
         _forget_wait(job_id)
-        return _Run(config, claim.job, session, factory, notifier_limits).execute()
+        statuses = _Run(config, list(claim.jobs), session, factory, notifier_limits).execute()
+        return statuses.get(job_id) if statuses else None
     finally:
         if own_session:
             session.close()
 
 
-class _Run:
-    """The run of one claimed job."""
+def _transient(exc: BaseException) -> bool:
+    """Database errors worth trying again: deadlocks, lock waits, lost connections, a busy
+    SQLite file."""
+    if not isinstance(exc, OperationalError | DBAPIError):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    return code in (1205, 1213, 2006, 2013) or "database is locked" in str(orig)
 
-    def __init__(self, config: WorkerConfig, job: Job, session: Session,
+
+def _claim_with_retries(session: Session, job_id: str) -> execution.Claim:
+    """`execution.try_claim`, committed; a transient database error before the commit is
+    rolled back and tried again with backoff (tenacity: a well-kept retry library, so the
+    policy is declared, not hand-written)."""
+    for attempt in Retrying(retry=retry_if_exception(_transient), reraise=True,
+                            stop=stop_after_attempt(CLAIM_ATTEMPTS),
+                            wait=wait_random_exponential(multiplier=0.05, max=2.0)):
+        with attempt:
+            try:
+                claim = execution.try_claim(session, job_id)
+                session.commit()
+            except SQLAlchemyError:
+                session.rollback()
+                raise
+    return claim
+
+
+class _Run:
+    """The run of the claimed jobs of one launch: one ansible-playbook over their hosts."""
+
+    def __init__(self, config: WorkerConfig, jobs: list[Job], session: Session,
                  factory: sessionmaker[Session], limits: Limits | None) -> None:
         self.config = config
-        self.job = job
-        self.job_id = job.job_id
+        self.jobs = jobs
+        self.job = jobs[0]
+        self.job_id = jobs[0].job_id
+        self.job_ids = [j.job_id for j in jobs]
+        self.by_host = {j.server.hostname: j for j in jobs}
         self.session = session
         self.factory = factory
+        self.ssh = SshOptions(known_hosts_file=config.known_hosts_file.resolve(),
+                              accept_new_host_keys=config.ssh_accept_new_host_keys,
+                              connect_timeout=config.ssh_connect_timeout)
         client = _client(config)
-        self.notifier = None if client is None else JobNotifier(
-            client, job, jobs_channel=config.jobs_channel, limits=limits,
+        self.notifier = None if client is None else RunNotifier(
+            client, jobs, jobs_channel=config.jobs_channel, limits=limits,
             pacer=pacer_for(config.redis_url), on_message_posted=self._message_posted,
-            on_ticket_posted=self._ticket_posted)
-        self.ticket_id: str | None = None
-        self.monitor = _Heartbeat(factory, job.job_id, config.heartbeat_interval,
+            on_tickets_posted=self._tickets_posted)
+        self.ticket_ids: list[str] = []
+        self.monitor = _Heartbeat(factory, self.job_ids, config.heartbeat_interval,
                                   on_cancel=self._cancel_seen)
         self.progress = RunProgress()
+        self.taking_part: list[int] = [j.id for j in jobs]
+        self.refused: dict[str, str] = {}  # host -> why it was not run
 
-    def execute(self) -> JobStatus | None:
+    def execute(self) -> dict[str, JobStatus | None]:
         self.monitor.start()
         sink: LogSink | None = None
         try:
             secrets: dict[str, str] = {}
             try:
-                spec, secrets = build_spec(self.job, self.config)
+                spec, secrets, self.refused = build_run_spec(self.jobs, self.config,
+                                                             self.session, self.ssh)
             except PlaybotError as exc:
                 sink = self._sink(Redactor(secrets.values()))
                 return self._refuse(sink, str(exc))
             sink = self._sink(Redactor(secrets.values()))
+            for host, why in self.refused.items():
+                self._write(sink, [(f"Refused: {why}", LogLevel.ERROR.value)], host)
+            if not spec.host_names:
+                self._close_sink(sink)
+                return self._end_all(sink, None)
+            self.taking_part = [self.by_host[h].id for h in spec.host_names]
             result = run_playbook(spec, on_event=self._on_event(sink),
                                   should_cancel=self._should_cancel,
                                   on_progress=self._on_progress)
             self._close_sink(sink)
-            return self._end(sink, result, Redactor(secrets.values()))
+            return self._end_all(sink, result, Redactor(secrets.values()))
         except BaseException as exc:
             self._crashed(exc)
             raise
@@ -175,15 +238,49 @@ class _Run:
                        batch_rows=self.config.log_batch_rows,
                        flush_interval=self.config.log_flush_interval)
 
-    def _on_event(self, sink: LogSink) -> Callable[[dict[str, Any]], None]:
-        notifier = self.notifier
+    def _write(self, sink: LogSink, lines: list[tuple[str, str]], host: str | None,
+               at: Any = None) -> None:
+        """Store lines in their host's job (every job taking part when no host), and hand
+        them to the thread once."""
+        if host is not None and host in self.by_host:
+            out = sink.write_lines(lines, at=at, jobs=[self.by_host[host].id])
+        else:
+            out = sink.write_lines(lines, at=at, jobs=self.taking_part)
+            host = None
+        if out and self.notifier is not None:
+            self.notifier.lines(out, host=host)
 
+    def _on_event(self, sink: LogSink) -> Callable[[dict[str, Any]], None]:
         def on_event(event: dict[str, Any]) -> None:
-            lines = sink.write_event(event)
-            if lines and notifier is not None:
-                notifier.lines(lines)
+            lines = event_lines(event)
+            if not lines:
+                return
+            at = event_time(event)
+            kind = str(event.get("event") or "")
+            host = str((event.get("event_data") or {}).get("host") or "") or None
+            if kind == "playbook_on_stats":
+                self._write_recap(sink, lines, at)
+            elif kind.startswith("runner_") and host is not None:
+                self._write(sink, lines, host, at)
+            else:
+                self._write(sink, lines, None, at)
 
         return on_event
+
+    def _write_recap(self, sink: LogSink, lines: list[tuple[str, str]], at: Any) -> None:
+        """PLAY RECAP: each host's line to its own job, the rest to every job."""
+        shared: list[tuple[str, str]] = []
+        for text, level in lines:
+            name = text.split(" ", 1)[0] if text and not text.startswith(" ") else ""
+            if name in self.by_host and " : " in text:
+                if shared:
+                    self._write(sink, shared, None, at)
+                    shared = []
+                self._write(sink, [(text, level)], name, at)
+            else:
+                shared.append((text, level))
+        if shared:
+            self._write(sink, shared, None, at)
 
     def _on_progress(self, progress: RunProgress) -> None:
         self.progress = progress
@@ -200,61 +297,95 @@ class _Run:
         except LogWriteError as exc:
             log.error("%s", exc)
 
-    def _refuse(self, sink: LogSink, reason: str) -> JobStatus | None:
-        lines = sink.write_lines([(f"Refused: {reason}", LogLevel.ERROR.value)])
-        if self.notifier is not None:
-            self.notifier.lines(lines)
+    def _refuse(self, sink: LogSink, reason: str) -> dict[str, JobStatus | None]:
+        self._write(sink, [(f"Refused: {reason}", LogLevel.ERROR.value)], None)
         self._close_sink(sink)
-        return self._finish(JobStatus.failed, f"Refused: {reason}", None, sink)
+        self.refused = {host: reason for host in self.by_host}
+        return self._end_all(sink, None)
 
-    def _end(self, sink: LogSink, result: RunResult, redact: Redactor) -> JobStatus | None:
-        self.progress = result.progress
+    def _ending(self, job: Job, result: RunResult | None,
+                redact: Redactor) -> tuple[JobStatus | None, str | None]:
+        """How one job ends, by its own host's result."""
+        host = job.server.hostname
+        if host in self.refused:
+            return JobStatus.failed, f"Refused: {self.refused[host]}"
+        if result is None:
+            return JobStatus.failed, "Refused"
         if self.monitor.lost:
-            log.warning("job %s was ended elsewhere (reaped) while it ran", self.job_id)
-            return self._finish(None, None, result.recap, sink)
-        if result.status == "success":
-            return self._finish(JobStatus.success, None, result.recap, sink)
+            return None, None
         if result.status == "cancelled":
             if self.monitor.cancel_requested:
-                return self._finish(JobStatus.cancelled, "cancelled on request", result.recap,
-                                    sink)
-            return self._finish(JobStatus.failed,
-                                "interrupted: the worker shut down during the run; the "
-                                "playbook was stopped part-way and was not run again",
-                                result.recap, sink)
-        return self._finish(JobStatus.failed, redact(result.error_message or "failed"),
-                            result.recap, sink)
+                return JobStatus.cancelled, "cancelled on request (the whole run was stopped)"
+            return JobStatus.failed, ("interrupted: the worker shut down during the run; the "
+                                      "playbook was stopped part-way and was not run again")
+        if result.status == "timeout" or not result.final_stats:
+            if result.status == "success" and len(self.jobs) == 1:
+                return JobStatus.success, None
+            return JobStatus.failed, redact(result.error_message or "failed")
+        outcome = result.hosts.get(host)
+        if outcome is not None and outcome.failure is not None:
+            failure = outcome.failure
+            if failure.unreachable:
+                return JobStatus.failed, redact(explain_unreachable(
+                    host, job.server.ip_address, job.server.ssh_port,
+                    failure.detail or failure.message, self.ssh))
+            return JobStatus.failed, redact(failure.describe())
+        if outcome is None or not outcome.processed:
+            patterns = ", ".join(f"'{p}'" for p in result.no_hosts_matched) or "its plays'"
+            targets = ", ".join(sorted(self.by_host))
+            return JobStatus.failed, (f"No play ran on {host}: the hosts: pattern {patterns} "
+                                      f"matches none of the run's targets ({targets})"[:1000])
+        if result.status == "success" or len(self.jobs) > 1:
+            return JobStatus.success, None
+        return JobStatus.failed, redact(result.error_message or "failed")
 
-    def _finish(self, status: JobStatus | None, error: str | None,
-                recap: dict[str, Any] | None, sink: LogSink) -> JobStatus | None:
-        ticket: Ticket | None = None
-        job: Job | None = None
-        if status is not None:
-            job = execution.finish(self.session, self.job_id, status, error_message=error,
-                                   recap=recap)
-            if job is not None and status == JobStatus.failed:
-                ticket = execution.incident_for(self.session, job)
-                self.ticket_id = ticket.ticket_id if ticket else None
-            self.session.commit()
-        if job is None:  # ended elsewhere: show what the database says
-            self.session.expire_all()
-            job = self.session.execute(
-                select(Job).where(Job.job_id == self.job_id)).unique().scalar_one()
-            status = None
+    def _end_all(self, sink: LogSink, result: RunResult | None,
+                 redact: Redactor | None = None) -> dict[str, JobStatus | None]:
+        redact = redact or Redactor()
+        if result is not None:
+            self.progress = result.progress
+        statuses: dict[str, JobStatus | None] = {}
+        tickets: list[Ticket] = []
+        for job in self.jobs:
+            status, error = self._ending(job, result, redact)
+            outcome = result.hosts.get(job.server.hostname) if result else None
+            recap = _host_recap(result, job.server.hostname) if result else None
+            if status is None:
+                statuses[job.job_id] = None
+                continue
+            ended = execution.finish(
+                self.session, job.job_id, status, error_message=error, recap=recap,
+                now=_moment(outcome.last_at) if outcome and len(self.jobs) > 1 else None,
+                started_at=_moment(outcome.first_at) if outcome and len(self.jobs) > 1
+                else None)
+            statuses[job.job_id] = status if ended is not None else None
+            if ended is not None and status == JobStatus.failed:
+                ticket = execution.incident_for(self.session, ended)
+                if ticket is not None:
+                    tickets.append(ticket)
+        self.ticket_ids = [t.ticket_id for t in tickets]
+        self.session.commit()
+        if self.monitor.lost:
+            log.warning("run of job %s was ended elsewhere (reaped) while it ran", self.job_id)
+        self.session.expire_all()
+        finals = list(self.session.execute(
+            select(Job).where(Job.job_id.in_(self.job_ids)).order_by(Job.id)).unique().scalars())
         if self.notifier is not None:
-            job_pk = self.job.id
-            self.notifier.finish(job, ticket=ticket_message(ticket) if ticket else None,
-                                 full_log=lambda: read_log(self.factory, job_pk),
-                                 total_lines=sink.line_count)
-        return status
+            pks = [j.id for j in self.jobs]
+            multi = len(pks) > 1
+            self.notifier.finish(finals, tickets=tickets,
+                                 full_log=lambda: read_run_log(self.factory, pks, multi=multi),
+                                 total_lines=sink.total_lines)
+        return statuses
 
     def _crashed(self, exc: BaseException) -> None:
-        """A bug or lost database: end the job failed rather than leave it to the reaper."""
+        """A bug or lost database: end the jobs failed rather than leave them to the reaper."""
         try:
             self.session.rollback()
-            execution.finish(self.session, self.job_id, JobStatus.failed,
-                             error_message=f"internal error in the worker: "
-                                           f"{type(exc).__name__}: {exc}"[:1000])
+            for job_id in self.job_ids:
+                execution.finish(self.session, job_id, JobStatus.failed,
+                                 error_message=f"internal error in the worker: "
+                                               f"{type(exc).__name__}: {exc}"[:1000])
             self.session.commit()
         except SQLAlchemyError:
             log.exception("job %s: could not record the crash; the reaper will end it",
@@ -266,10 +397,28 @@ class _Run:
 
     def _message_posted(self, channel: str, ts: str) -> None:
         with self.factory.begin() as session:
-            attach_message(session, self.job_id, channel, ts)
+            for job_id in self.job_ids:
+                attach_message(session, job_id, channel, ts)
 
-    def _ticket_posted(self, channel: str, ts: str) -> None:
-        record_ticket_message(self.factory, self.ticket_id, channel, ts)
+    def _tickets_posted(self, channel: str, ts: str) -> None:
+        with self.factory.begin() as session:
+            attach_tickets(session, self.ticket_ids, channel, ts)
+
+
+def _moment(created: str | None) -> datetime | None:
+    """An event's `created` stamp as an aware UTC datetime."""
+    if not created:
+        return None
+    return event_time({"created": created}).replace(tzinfo=UTC)
+
+
+def _host_recap(result: RunResult, host: str) -> dict[str, Any]:
+    """The recap stored on one job: its own host's counters."""
+    recap = result.recap
+    hosts = recap.get("hosts") or {}
+    if host in hosts:
+        return {"hosts": {host: hosts[host]}, "tasks": recap.get("tasks", 0)}
+    return {"hosts": {}, "tasks": recap.get("tasks", 0)}
 
 
 def record_ticket_message(factory: sessionmaker[Session], ticket_id: str | None,
@@ -284,18 +433,94 @@ def record_ticket_message(factory: sessionmaker[Session], ticket_id: str | None,
 
 def read_log(factory: sessionmaker[Session], job_pk: int) -> str:
     """The job's whole stored output, one line per row, in order."""
+    return read_run_log(factory, [job_pk], multi=False)
+
+
+def read_run_log(factory: sessionmaker[Session], job_pks: list[int], *, multi: bool) -> str:
+    """The stored output of a run's jobs: one job's lines as they are; several jobs host
+    after host, each line marked with its host."""
     with factory() as session:
-        rows = session.execute(
-            select(JobLog.content).where(JobLog.job_id == job_pk).order_by(JobLog.line_number)
-        ).scalars()
-        return "\n".join(rows) + "\n"
+        if not multi:
+            rows = session.execute(
+                select(JobLog.content).where(JobLog.job_id == job_pks[0])
+                .order_by(JobLog.line_number)).scalars()
+            return "\n".join(rows) + "\n"
+        names = dict(session.execute(
+            select(Job.id, Server.hostname).join(Server, Server.id == Job.server_id)
+            .where(Job.id.in_(job_pks))).all())
+        parts: list[str] = []
+        for pk in job_pks:
+            rows = session.execute(
+                select(JobLog.content).where(JobLog.job_id == pk)
+                .order_by(JobLog.line_number)).scalars()
+            parts.extend(f"{names.get(pk, '?')} │ {line}" for line in rows)
+        return "\n".join(parts) + "\n"
 
 
 # building the run ------------------------------------------------------------------------
 
 
+def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
+                   ssh: SshOptions) -> tuple[RunSpec, dict[str, str], dict[str, str]]:
+    """The RunSpec of a run's jobs, its secret values (for redaction), and the hosts that
+    cannot run with why (deactivated server, a bad SSH key file): those jobs fail, the
+    others run.
+
+    Raises PlaybookChanged, InvalidVars, PlaybotError for what refuses the whole run (the
+    jobs of one run share playbook, vars and check mode).
+    """
+    first = jobs[0]
+    playbook = first.playbook
+    if not playbook.is_active:
+        raise PlaybotError(f"playbook '{playbook.name}' is deactivated")
+    path = verify_unchanged(playbook, config.playbook_dir)
+    secrets = _secret_values(playbook)
+    extra = {k: v for k, v in (first.extra_vars or {}).items() if k not in secrets}
+    for name in extra:
+        if not _VAR_NAME.match(name) or _FORBIDDEN_VARS.match(name):
+            raise InvalidVars(f"variable '{name}' may not be set from chat")
+    refused: dict[str, str] = {}
+    servers = []
+    for job in jobs:
+        server = job.server
+        if not server.is_active:
+            refused[server.hostname] = f"server '{server.hostname}' is deactivated"
+            continue
+        if server.connection != "local" and server.ssh_key_path:
+            try:
+                check_key_file(server.ssh_key_path)
+            except InvalidInput as exc:
+                refused[server.hostname] = str(exc)
+                continue
+        servers.append(server)
+    built = build_run_inventory(session, servers, local_python=sys.executable)
+    control = config.runtime_dir.resolve() / "cp"
+    options = SshOptions(known_hosts_file=ssh.known_hosts_file,
+                         accept_new_host_keys=ssh.accept_new_host_keys,
+                         connect_timeout=ssh.connect_timeout, control_dir=control)
+    spec = RunSpec(
+        job_id=first.run_id if len(jobs) > 1 else first.job_id,
+        playbook_path=path,
+        host=None,
+        runtime_dir=config.runtime_dir.resolve(),
+        extra_vars=extra,
+        secret_vars=secrets,
+        check_mode=first.check_mode,
+        timeout=config.timeout_for(playbook.timeout_seconds),
+        cancel_poll=config.cancel_poll_interval,
+        hosts=tuple(s.hostname for s in servers),
+        inventory_data=built.data,
+        vault_files=built.vault_files,
+        forks=config.forks,
+        extra_env=ansible_ssh_env(options),
+        vault_password_file=config.vault_password_file,
+    )
+    return spec, secrets, refused
+
+
 def build_spec(job: Job, config: WorkerConfig) -> tuple[RunSpec, dict[str, str]]:
-    """The RunSpec of a job, and its secret values (for redaction).
+    """The RunSpec of one job on its own (its host's inventory from its servers row), and
+    its secret values (for redaction).
 
     Raises PlaybookChanged (file edited, moved or outside the playbook dir), InvalidVars
     (a forbidden variable name), PlaybotError (deactivated playbook or server, a required
@@ -307,18 +532,7 @@ def build_spec(job: Job, config: WorkerConfig) -> tuple[RunSpec, dict[str, str]]
     if not server.is_active:
         raise PlaybotError(f"server '{server.hostname}' is deactivated")
     path = verify_unchanged(playbook, config.playbook_dir)
-    declared = playbook.variables or {}
-    secrets: dict[str, str] = {}
-    for name, spec in declared.items():
-        if not (isinstance(spec, dict) and spec.get("secret")):
-            continue
-        value = os.environ.get(f"PLAYBOT_VAR_{name.upper()}")
-        if value is None:
-            if spec.get("required"):
-                raise PlaybotError(f"secret variable '{name}' is required but "
-                                   f"PLAYBOT_VAR_{name.upper()} is not set on the worker")
-            continue
-        secrets[name] = value
+    secrets = _secret_values(playbook)
     extra = {k: v for k, v in (job.extra_vars or {}).items() if k not in secrets}
     for name in extra:
         if not _VAR_NAME.match(name) or _FORBIDDEN_VARS.match(name):
@@ -346,16 +560,34 @@ def build_spec(job: Job, config: WorkerConfig) -> tuple[RunSpec, dict[str, str]]
     return spec, secrets
 
 
+def _secret_values(playbook: Any) -> dict[str, str]:
+    """Values of the playbook's `secret: true` variables from the worker's environment."""
+    secrets: dict[str, str] = {}
+    for name, spec in (playbook.variables or {}).items():
+        if not (isinstance(spec, dict) and spec.get("secret")):
+            continue
+        value = os.environ.get(f"PLAYBOT_VAR_{name.upper()}")
+        if value is None:
+            if spec.get("required"):
+                raise PlaybotError(f"secret variable '{name}' is required but "
+                                   f"PLAYBOT_VAR_{name.upper()} is not set on the worker")
+            continue
+        secrets[name] = value
+    return secrets
+
+
 # heartbeat -------------------------------------------------------------------------------
 
 
 class _Heartbeat:
     """Marks the job alive every `interval` seconds; learns about cancel and reaping."""
 
-    def __init__(self, factory: sessionmaker[Session], job_id: str, interval: float, *,
-                 on_cancel: Callable[[], None] | None = None) -> None:
+    def __init__(self, factory: sessionmaker[Session], job_ids: str | list[str],
+                 interval: float, *, on_cancel: Callable[[], None] | None = None) -> None:
         self._factory = factory
         self._on_cancel = on_cancel
+        self._job_ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        job_id = self._job_ids[0]
         self._job_id = job_id
         self._interval = interval
         self._stop = threading.Event()
@@ -379,15 +611,14 @@ class _Heartbeat:
             try:
                 with self._factory() as session:
                     if time.monotonic() - last_beat >= self._interval:
-                        pulse = execution.heartbeat(session, self._job_id)
+                        pulse = execution.heartbeat(session, self._job_ids)
                         session.commit()
                         last_beat = time.monotonic()
                         self.lost = not pulse.running
                         self.cancel_requested = pulse.cancel_requested
                     else:
-                        self.cancel_requested = bool(session.execute(
-                            select(Job.cancel_requested).where(Job.job_id == self._job_id)
-                        ).scalar_one_or_none())
+                        self.cancel_requested = execution.cancel_requested(
+                            session, self._job_ids)
             except SQLAlchemyError as exc:
                 log.warning("heartbeat of job %s failed: %s", self._job_id, exc)
                 continue
@@ -406,14 +637,15 @@ _announcer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playbot-wait-
 def _wait_for_server(config: WorkerConfig, claim: execution.Claim, job_id: str,
                      session: Session) -> None:
     busy = claim.busy_with
-    assert busy is not None
+    hosts = sorted({b.server.hostname for b in busy})
+    seen = ",".join(sorted(b.job_id for b in busy))
     with _waits_lock:
-        if _announced.get(job_id) == busy.job_id:
-            log.debug("job %s still waits for %s", job_id, busy.server.hostname)
+        if _announced.get(job_id) == seen:
+            log.debug("job %s still waits for %s", job_id, ", ".join(hosts))
             return
-        log.info("job %s waits: job %s is running on %s", job_id, busy.job_id,
-                 busy.server.hostname)
-        _announced[job_id] = busy.job_id
+        log.info("job %s waits: %s running on %s", job_id,
+                 ", ".join(b.job_id for b in busy), ", ".join(hosts))
+        _announced[job_id] = seen
         while len(_announced) > 1000:
             _announced.popitem(last=False)
     client = _client(config)
@@ -422,9 +654,9 @@ def _wait_for_server(config: WorkerConfig, claim: execution.Claim, job_id: str,
     job = session.execute(select(Job).where(Job.job_id == job_id)).unique().scalar_one()
     if job.status != JobStatus.pending or not job.slack_message_ts:
         return
-    copy = snapshot(job)
-    message = job_message(copy, waiting_for=busy.server.hostname)
-    _announcer.submit(post_update, client, copy, message)
+    copies = [snapshot(j) for j in run_jobs(session, job.run_id)]
+    message = run_message(copies, waiting_for=hosts)
+    _announcer.submit(post_update, client, snapshot(job), message)
 
 
 def _forget_wait(job_id: str) -> None:

@@ -24,8 +24,9 @@ import redis
 from slack_sdk import WebClient
 
 from core import execution
-from core.approvals import expire_overdue
+from core.approvals import expire_overdue, runs_to_start
 from core.errors import QueueUnavailable
+from core.jobs import mark_run_enqueued
 from db.base import utcnow
 from slackui.job_message import job_message
 from slackui.tickets import approval_message, ticket_message
@@ -74,26 +75,45 @@ def requeue(config: WorkerConfig, *, send: Callable[[str], str]) -> list[str]:
         candidates = execution.requeue_candidates(
             session, now=utcnow(), min_age=timedelta(seconds=config.requeue_after),
             lost_after=timedelta(seconds=config.requeue_lost_after))
+        runs: set[str] = set()
         for job in candidates:
+            if job.run_id in runs:  # one message runs the whole run
+                continue
+            runs.add(job.run_id)
             try:
                 message_id = send(job.job_id)
             except (QueueUnavailable, redis.RedisError, dramatiq.errors.BrokerError,
                     OSError) as exc:
                 log.warning("requeue: the queue is still unreachable: %s", exc)
                 break
-            execution.mark_requeued(session, job.job_id, message_id)
+            mark_run_enqueued(session, job.run_id, message_id)
             session.commit()
             sent.append(job.job_id)
             log.info("requeued pending job %s (message %s)", job.job_id, message_id)
     return sent
 
 
-def expire_approvals(config: WorkerConfig) -> int:
-    """Expire overdue approval requests and update their Slack messages; return how many."""
+def expire_approvals(config: WorkerConfig, *,
+                     send: Callable[[str], str] | None = None) -> int:
+    """Expire overdue approval requests and update their Slack messages; return how many.
+
+    send: enqueues a job; the rest of each run whose approvals expired (its servers that
+    needed none) is started with it (else the requeuer sends it later).
+    """
     factory = session_factory(config.database_url)
     with factory() as session:
         tickets = expire_overdue(session, utcnow())
         session.commit()
+        if send is not None:
+            for job in runs_to_start(session, tickets):
+                try:
+                    mark_run_enqueued(session, job.run_id, send(job.job_id))
+                    session.commit()
+                except (QueueUnavailable, redis.RedisError, dramatiq.errors.BrokerError,
+                        OSError) as exc:
+                    log.warning("expiry: the queue is unreachable (the requeuer sends the "
+                                "run later): %s", exc)
+                    break
         client = _client(config)
         if client is None:
             return len(tickets)

@@ -154,10 +154,12 @@ def event_time(event: Mapping[str, Any]) -> datetime:
 
 
 class LogSink:
-    """Numbers, redacts and stores the lines of one job; a writer thread does the INSERTs.
+    """Numbers, redacts and stores the lines of one job — or of every job of a fleet run,
+    each numbered 1..N on its own — with one writer thread doing the INSERTs.
 
     Use `write_event` (or `write_lines`) from the thread reading Ansible's output, then
     `close()` once: it flushes everything and raises LogWriteError if lines were lost.
+    `job_pk` is the job lines go to unless a call names another.
     """
 
     def __init__(self, engine: Engine, job_pk: int, *, redactor: Redactor | None = None,
@@ -175,7 +177,8 @@ class LogSink:
         self._sql = insert_sql(engine)
         self._pending: list[tuple[int, int, str, str, datetime]] = []
         self._pending_since = 0.0
-        self._next_line = first_line
+        self._next_lines: dict[int, int] = {job_pk: first_line}
+        self._first_line = first_line
         self._stored = 0
         self._closed = False
         self._error: BaseException | None = None
@@ -185,8 +188,17 @@ class LogSink:
 
     @property
     def line_count(self) -> int:
-        """Lines accepted so far (numbered 1..line_count)."""
-        return self._next_line - 1
+        """Lines accepted so far for the sink's own job (numbered 1..line_count)."""
+        return self.lines_of(self._job_pk)
+
+    def lines_of(self, job_pk: int) -> int:
+        """Lines accepted so far for one job."""
+        return self._next_lines.get(job_pk, self._first_line) - 1
+
+    @property
+    def total_lines(self) -> int:
+        """Lines accepted so far, every job together."""
+        return sum(n - 1 for n in self._next_lines.values())
 
     @property
     def closed(self) -> bool:
@@ -204,12 +216,8 @@ class LogSink:
             return []
         return self.write_lines(lines, at=event_time(event))
 
-    def write_lines(self, lines: Sequence[tuple[str, str]], *,
-                    at: datetime | None = None) -> list[tuple[str, str]]:
-        """Store (text, level) lines; return them redacted. Blocks only if the database is
-        `max_pending` lines behind."""
-        if at is None:
-            at = datetime.now(UTC).replace(tzinfo=None)
+    def redact(self, lines: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The lines as they are stored: redacted, overlong ones cut."""
         redact = self._redact
         out: list[tuple[str, str]] = []
         for text, level in lines:
@@ -218,26 +226,38 @@ class LogSink:
             if len(text) > MAX_LINE_CHARS:
                 text = f"{text[:MAX_LINE_CHARS]}…[{len(text) - MAX_LINE_CHARS} more characters]"
             out.append((text, level))
-        job = self._job_pk
+        return out
+
+    def write_lines(self, lines: Sequence[tuple[str, str]], *,
+                    at: datetime | None = None,
+                    jobs: Sequence[int] | None = None) -> list[tuple[str, str]]:
+        """Store (text, level) lines for the sink's job, or for each of `jobs` (a fleet
+        run's line without a host goes to every job); return them redacted. Blocks only if
+        the database is `max_pending` lines behind."""
+        if at is None:
+            at = datetime.now(UTC).replace(tzinfo=None)
+        out = self.redact(lines)
+        targets = (self._job_pk,) if jobs is None else tuple(jobs)
         with self._cond:
             if self._closed:
                 raise RuntimeError("LogSink is closed")
             while len(self._pending) >= self._max_pending and self._error is None:
                 self._cond.wait(1.0)
-            number = self._next_line
             was_empty = not self._pending
             if was_empty:
                 self._pending_since = time.monotonic()
-            self._pending.extend(
-                (job, number + i, text, level, at) for i, (text, level) in enumerate(out))
-            self._next_line = number + len(out)
+            for job in targets:
+                number = self._next_lines.get(job, self._first_line)
+                self._pending.extend(
+                    (job, number + i, text, level, at) for i, (text, level) in enumerate(out))
+                self._next_lines[job] = number + len(out)
             if was_empty or len(self._pending) >= self._batch_rows:
                 self._cond.notify_all()  # the writer starts its flush timer, or flushes
         return out
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every line written so far is committed (or `timeout` passes)."""
-        target = self.line_count
+        target = self.total_lines
         deadline = time.monotonic() + timeout
         with self._cond:
             self._pending_since = 0.0  # make the writer take what is waiting now

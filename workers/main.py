@@ -144,7 +144,7 @@ def housekeeping_pass(config: WorkerConfig, send: Callable[[str], str]) -> None:
     """One round of reap, requeue and approval expiry; a failing step does not stop the rest."""
     _guarded("reap", lambda: housekeeping.reap(config))
     _guarded("requeue", lambda: housekeeping.requeue(config, send=send))
-    _guarded("expire approvals", lambda: housekeeping.expire_approvals(config))
+    _guarded("expire approvals", lambda: housekeeping.expire_approvals(config, send=send))
 
 
 def _guarded(what: str, step: Callable[[], object]) -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -48,7 +47,6 @@ GUARD = Path(__file__).with_name("guard.py")
 RUN_MARK = "PLAYBOT_RUN"  # in every run's environment: which processes belong to the run
 RunStatus = Literal["success", "failed", "cancelled", "timeout"]
 ERROR_MESSAGE_LIMIT = 500
-_GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Environment variables of the worker that a playbook must not be able to read.
 _SCRUBBED_PREFIXES = ("PLAYBOT_", "SLACK_")
 _SCRUBBED_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
@@ -69,17 +67,35 @@ class HostSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything one run needs. `secret_vars` are passed like extra vars and redacted."""
+    """Everything one run needs. `secret_vars` are passed like extra vars and redacted.
+
+    A run over one host gives `host` (its inventory is built from it); a fleet run gives
+    `hosts` (the inventory names the run is limited to) and `inventory_data` (the whole
+    inventory, `core.run_inventory`), with `vault_files` to write beside it.
+    `extra_env`: more environment for ansible-playbook (the SSH settings).
+    """
 
     job_id: str
     playbook_path: Path
-    host: HostSpec
+    host: HostSpec | None
     runtime_dir: Path
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     secret_vars: Mapping[str, str] = field(default_factory=dict)
     check_mode: bool = False
     timeout: int = 3600
     cancel_poll: float = 0.5
+    hosts: tuple[str, ...] = ()
+    inventory_data: Mapping[str, Any] | None = None
+    vault_files: Mapping[str, str] = field(default_factory=dict)
+    forks: int = 20
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    vault_password_file: Path | None = None
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        if self.hosts:
+            return self.hosts
+        return (self.host.name,) if self.host is not None else ()
 
 
 @dataclass
@@ -90,6 +106,7 @@ class Failure:
     host: str
     message: str
     unreachable: bool = False
+    detail: str = ""  # Ansible's whole message (an unreachable host's spans several lines)
 
     def describe(self) -> str:
         what = f"unreachable: {self.message}" if self.unreachable else self.message
@@ -97,14 +114,31 @@ class Failure:
 
 
 @dataclass
+class HostOutcome:
+    """How one host of the run ended, by its own events."""
+
+    failure: Failure | None = None  # its first failure (unreachable included), not rescued
+    processed: bool = False  # some play ran on it (Ansible's recap lists it)
+    first_at: str | None = None  # `created` of its first and last events
+    last_at: str | None = None
+
+
+@dataclass
 class RunResult:
-    """How the run ended. `error_message` is set for every status but success."""
+    """How the run ended. `error_message` is set for every status but success.
+
+    hosts: each host's own outcome, for fleet runs (every job ends by its host's result).
+    no_hosts_matched: the `hosts:` patterns of plays that matched none of the run's hosts.
+    """
 
     status: RunStatus
     rc: int | None
     progress: RunProgress
     failure: Failure | None = None
     error_message: str | None = None
+    hosts: dict[str, HostOutcome] = field(default_factory=dict)
+    no_hosts_matched: list[str] = field(default_factory=list)
+    final_stats: bool = False  # Ansible printed its recap (the run got to its end)
 
     @property
     def recap(self) -> dict[str, Any]:
@@ -122,12 +156,27 @@ class EventTracker:
         self.failure: Failure | None = None
         self.failures = 0
         self.last_error_line: str | None = None
+        self.hosts: dict[str, HostOutcome] = {}
+        self.no_hosts_matched: list[str] = []
+        self.final_stats = False
+        self._play_pattern = ""
 
     def feed(self, event: Mapping[str, Any]) -> bool:
         """Update from one event; True when the progress shown to users changed."""
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         progress = self.progress
+        event_host = str(data.get("host") or "")
+        if event_host and kind.startswith("runner_"):
+            outcome = self.hosts.setdefault(event_host, HostOutcome())
+            created = event.get("created")
+            if isinstance(created, str):
+                outcome.first_at = outcome.first_at or created
+                outcome.last_at = created
+        if kind == "playbook_on_play_start":
+            self._play_pattern = str(data.get("pattern") or data.get("name") or "")
+        if kind == "playbook_on_no_hosts_matched" and self._play_pattern:
+            self.no_hosts_matched.append(self._play_pattern)
         for line in (event.get("stdout") or "").splitlines():
             if line.startswith("[ERROR]"):
                 self.last_error_line = line.removeprefix("[ERROR]:").strip()
@@ -164,10 +213,15 @@ class EventTracker:
 
     def _failed(self, data: Mapping[str, Any], host: str, *, unreachable: bool) -> None:
         self.failures += 1
+        res = data.get("res") or {}
+        failure = Failure(task=str(data.get("task") or "?"), host=host,
+                          message=result_message(res), unreachable=unreachable,
+                          detail=str(res.get("msg") or "") if isinstance(res, Mapping) else "")
         if self.failure is None:
-            self.failure = Failure(task=str(data.get("task") or "?"), host=host,
-                                   message=result_message(data.get("res") or {}),
-                                   unreachable=unreachable)
+            self.failure = failure
+        outcome = self.hosts.setdefault(host, HostOutcome())
+        if outcome.failure is None:
+            outcome.failure = failure
 
     def _recap(self, data: Mapping[str, Any]) -> None:
         progress = self.progress
@@ -184,6 +238,17 @@ class EventTracker:
         if hosts:
             progress.hosts = hosts
         progress.final = True
+        self.final_stats = True
+        processed = set(data.get("processed") or {}) | set(hosts)
+        for host in processed:
+            self.hosts.setdefault(str(host), HostOutcome()).processed = True
+        # a failure later rescued is not the host's outcome
+        for host, counters in hosts.items():
+            outcome = self.hosts.get(host)
+            if (outcome is not None and outcome.failure is not None
+                    and not outcome.failure.unreachable
+                    and counters.get("failed", 0) == 0):
+                outcome.failure = None
 
 
 def result_message(res: Mapping[str, Any]) -> str:
@@ -232,8 +297,10 @@ def unsafe_extravars_yaml(variables: Mapping[str, Any]) -> str:
                      default_flow_style=False, allow_unicode=True, sort_keys=True)
 
 
-def inventory(host: HostSpec) -> dict[str, Any]:
+def inventory(host: HostSpec | None) -> dict[str, Any]:
     """The YAML/JSON inventory for one host; its tags and environment become groups."""
+    if host is None:
+        raise ValueError("a run needs a host or an inventory")
     hostvars: dict[str, Any] = {}
     if host.local:
         hostvars["ansible_connection"] = "local"
@@ -249,7 +316,7 @@ def inventory(host: HostSpec) -> dict[str, Any]:
         if host.key_path:
             hostvars["ansible_ssh_private_key_file"] = host.key_path
     groups = {g: {"hosts": {host.name: None}} for g in host.groups
-              if _GROUP_NAME.match(g) and g not in ("all", "ungrouped")}
+              if g not in ("all", "ungrouped")}
     return {"all": {"hosts": {host.name: hostvars}, "children": groups}}
 
 
@@ -278,7 +345,14 @@ def prepare_data_dir(spec: RunSpec) -> Path:
     (data_dir / "env").mkdir(parents=True, mode=0o700)
     (data_dir / "inventory").mkdir(mode=0o700)
     os.chmod(data_dir, 0o700)
-    _write_private(data_dir / "inventory" / "hosts.json", json.dumps(inventory(spec.host)))
+    data = spec.inventory_data if spec.inventory_data is not None else inventory(spec.host)
+    _write_private(data_dir / "inventory" / "hosts.json", json.dumps(data))
+    for relative, text in spec.vault_files.items():
+        target = (data_dir / "inventory" / relative).resolve()
+        if not target.is_relative_to((data_dir / "inventory").resolve()):
+            continue  # a host or group name that would lead outside the run's directory
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(target, text)
     variables = {**dict(spec.extra_vars), **dict(spec.secret_vars)}
     _write_private(data_dir / "env" / "extravars", unsafe_extravars_yaml(variables))
     return data_dir
@@ -313,6 +387,10 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
         return False  # nothing is written to the data dir's job_events
 
     env = _environment()
+    env.update(spec.extra_env)
+    # plugins' bytecode never lands in (nor is read from) the hashed playbook tree
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONPYCACHEPREFIX"] = str(data_dir / "pycache")
     run_mark = f"{spec.job_id}:{uuid.uuid4().hex}"
     env[RUN_MARK] = run_mark
     playbook_command = shutil.which("ansible-playbook", path=env["PATH"])
@@ -324,13 +402,16 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
     command = ["-I", str(GUARD), playbook_command, str(spec.playbook_path)]
     if spec.check_mode:
         command += ["--check", "--diff"]
+    if spec.vault_password_file is not None:
+        command += ["--vault-password-file", str(spec.vault_password_file)]
     try:
         runner = ansible_runner.run(
             private_data_dir=str(data_dir),
             binary=sys.executable,
             cmdline=shlex.join(command),
             inventory=str(data_dir / "inventory" / "hosts.json"),
-            limit=spec.host.name,
+            limit=",".join(spec.host_names),
+            forks=spec.forks,
             envvars=env,
             settings={"pexpect_timeout": spec.cancel_poll, "suppress_ansible_output": True,
                       "suppress_output_file": True},
@@ -356,6 +437,14 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
 
 
 def _result(status: str, rc: int | None, tracker: EventTracker, spec: RunSpec) -> RunResult:
+    result = _overall(status, rc, tracker, spec)
+    result.hosts = tracker.hosts
+    result.no_hosts_matched = tracker.no_hosts_matched
+    result.final_stats = tracker.final_stats
+    return result
+
+
+def _overall(status: str, rc: int | None, tracker: EventTracker, spec: RunSpec) -> RunResult:
     progress = tracker.progress
     if status == "successful":
         return RunResult("success", rc, progress)

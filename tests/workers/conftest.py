@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.fake_slack import FakeSlack
+from core.playbook_files import playbook_sha256
 from db.models import Environment, Job, JobLog, JobStatus, Playbook, Role, Server, Ticket, User
 from db.session import make_engine, make_session_factory
 from workers.config import WorkerConfig, configure
@@ -71,7 +72,7 @@ class World:
             existing = s.scalar(select(Playbook).where(Playbook.name == name))
             if existing is not None:
                 return existing.id
-            playbook = Playbook(name=name, file_path=f"{name}.yml", file_hash=sha256(path),
+            playbook = Playbook(name=name, file_path=f"{name}.yml", file_hash=playbook_sha256(self.playbook_dir, path.name),
                                 variables=variables or {}, timeout_seconds=timeout_seconds,
                                 allow_free_vars=True)
             s.add(playbook)

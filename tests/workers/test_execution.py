@@ -56,8 +56,8 @@ def test_a_job_whose_server_is_busy_stays_pending_and_names_the_running_job(worl
         claim = execution.try_claim(s, waiting)
         s.commit()
 
-    assert claim.waiting and claim.busy_with.job_id == running
-    assert claim.busy_with.server.hostname == "local"
+    assert claim.waiting and claim.busy_with[0].job_id == running
+    assert claim.busy_with[0].server.hostname == "local"
     job = world.get(waiting)
     assert job.status == JobStatus.pending and job.started_at is None
 

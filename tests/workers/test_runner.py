@@ -142,7 +142,7 @@ def test_the_inventory_uses_the_server_row_and_the_workers_interpreter_for_local
     assert remote["all"]["hosts"]["web-01"] == {
         "ansible_host": "10.0.0.5", "ansible_port": 2222, "ansible_user": "deploy",
         "ansible_ssh_private_key_file": "/keys/web"}
-    assert set(remote["all"]["children"]) == {"web"}
+    assert set(remote["all"]["children"]) == {"web", "bad-name"}  # names Ansible accepts are kept
     assert local["all"]["hosts"]["local"] == {"ansible_connection": "local",
                                                "ansible_python_interpreter": sys.executable}
     assert yaml.safe_load(yaml.safe_dump(local)) == local
