@@ -1,0 +1,97 @@
+"""Fleet runs over real SSH test hosts (tests/support/ssh_hosts.py), through the worker:
+connections from the servers rows, pinned host keys, become, and unreachable hosts each
+failing only their own job with a clear reason while the others go on."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from db.models import Job, JobStatus
+from tests.support.ssh_hosts import PYTHON
+from workers.execute import execute_job
+from workers.known_hosts import trust
+
+pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+
+WRITE_AND_BECOME = """\
+- name: Over SSH
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write into the login user's home
+      ansible.builtin.copy:
+        dest: "~/hello.txt"
+        content: "hello from {{ inventory_hostname }}\\n"
+    - name: Who am I with become
+      ansible.builtin.command: id -un
+      become: true
+      register: who
+    - name: Say it
+      ansible.builtin.debug:
+        msg: "become gave {{ who.stdout }}"
+"""
+
+
+def _ssh_run(world, hosts, *, pinned):
+    (world.playbook_dir / "overssh.yml").write_text(WRITE_AND_BECOME)
+    playbook_id = world.playbook("overssh")
+    user_id = world.user()
+    run_id = str(uuid.uuid4())
+    ids = []
+    for host in hosts:
+        server_id = world.server(host.name, connection="ssh", ip_address=host.address,
+                                 ssh_port=host.port, ssh_user=host.user,
+                                 ssh_key_path=str(host.key_path),
+                                 host_vars={"ansible_python_interpreter": PYTHON})
+        with world.factory.begin() as s:
+            job = Job(playbook_id=playbook_id, server_id=server_id, user_id=user_id,
+                      run_id=run_id, status=JobStatus.pending, extra_vars={})
+            s.add(job)
+            s.flush()
+            ids.append(job.job_id)
+    return ids
+
+
+def test_a_run_over_ssh_writes_on_each_host_becomes_root_and_fails_only_the_bad_hosts(
+        sqlite_world, config_for, ssh_hosts, tmp_path):
+    world = sqlite_world
+    good, stopped, unknown = ssh_hosts(3)
+    known_hosts = tmp_path / "known_hosts"
+    trust([(h.name, h.address, h.port) for h in (good, stopped)], known_hosts)
+    stopped.stop()
+    ids = _ssh_run(world, [good, stopped, unknown], pinned=known_hosts)
+    config = config_for(world, known_hosts_file=known_hosts, ssh_connect_timeout=3)
+
+    execute_job(ids[0], config)
+
+    ok, down, stranger = (world.get(i) for i in ids)
+    assert ok.status == JobStatus.success, ok.error_message
+    assert (good.home / "hello.txt").read_text() == f"hello from {good.name}\n"
+    assert any("become gave root" in r.content for r in world.logs(ids[0]))
+    assert down.status == JobStatus.failed
+    assert down.error_message.startswith("unreachable:")
+    assert stranger.status == JobStatus.failed
+    assert stranger.error_message.startswith("unreachable:")
+    assert unknown.fingerprint in stranger.error_message
+    assert f"playbot servers trust {unknown.name}" in stranger.error_message
+    assert world.tickets(ids[1]) and world.tickets(ids[2])
+
+
+def test_a_changed_host_key_fails_the_job_with_a_warning(sqlite_world, config_for, ssh_hosts,
+                                                           tmp_path):
+    world = sqlite_world
+    [host] = ssh_hosts(1)
+    known_hosts = tmp_path / "known_hosts"
+    trust([(host.name, host.address, host.port)], known_hosts)
+    host.regenerate_host_key()
+    ids = _ssh_run(world, [host], pinned=known_hosts)
+
+    execute_job(ids[0], config_for(world, known_hosts_file=known_hosts,
+                                   ssh_connect_timeout=3))
+
+    job = world.get(ids[0])
+    assert job.status == JobStatus.failed
+    assert job.error_message.startswith("unreachable:")
+    assert "attack" in job.error_message.lower()
