@@ -161,7 +161,10 @@ def _claim_with_retries(session: Session, job_id: str) -> execution.Claim:
     policy is declared, not hand-written)."""
     for attempt in Retrying(retry=retry_if_exception(_transient), reraise=True,
                             stop=stop_after_attempt(CLAIM_ATTEMPTS),
-                            wait=wait_random_exponential(multiplier=0.05, max=2.0)):
+                            wait=wait_random_exponential(multiplier=0.05, max=2.0),
+                            before_sleep=lambda state: log.info(
+                                "claim of job %s: transient database error (%s), trying again",
+                                job_id, state.outcome.exception() if state.outcome else "?")):
         with attempt:
             try:
                 claim = execution.try_claim(session, job_id)
