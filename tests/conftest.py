@@ -2,8 +2,9 @@
 
 `db_url` is parametrized over both engines: a test that takes it (or `session_factory`,
 `session`) runs once on SQLite and once on MariaDB. `sqlite_url` / `mariadb_url` pin one.
-MariaDB and Redis are started by the suite itself on loopback; where their binaries are
-missing the tests that need them are skipped — unless PLAYBOT_REQUIRE_SERVERS=1 (as
+MariaDB, Redis and SSH test hosts (`ssh_hosts(n)`: real sshd processes on 127.0.0.x) are
+started by the suite itself on loopback; where their binaries are missing the tests that
+need them are skipped — unless PLAYBOT_REQUIRE_SERVERS=1 (as
 `scripts/test` and CI set), which turns that into a failure.
 
 Every test database is built by the migrations: once per session into a template (a SQLite
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.session import make_engine, make_session_factory
 from migrations import alembic_config
 from tests.support.servers import MariaDBServer, RedisServer
+from tests.support.ssh_hosts import SshFleet, SshHost
 
 REQUIRE_SERVERS = os.environ.get("PLAYBOT_REQUIRE_SERVERS") == "1"
 MIGRATE_EACH = os.environ.get("PLAYBOT_TEST_MIGRATE_EACH") == "1"
@@ -68,6 +70,45 @@ def private_redis() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def ssh_fleet() -> Iterator[SshFleet]:
+    """The suite's real SSH test hosts (tests/support/ssh_hosts.py), started on first use.
+    Tests take hosts from it through `ssh_hosts`, never directly, so they never share one."""
+    if not SshFleet.available():
+        _unavailable(f"SSH test hosts ({SshFleet.missing()})")
+    fleet = SshFleet(4).start()
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture
+def ssh_hosts(ssh_fleet: SshFleet):  # type: ignore[no-untyped-def]
+    """`ssh_hosts(n)` → n SSH hosts of this test's own (the fleet grows when needed).
+
+    A test may stop, restart or re-key its hosts and write into their homes: at its end
+    each host is reset (original host key, sshd running, empty home) and handed back.
+    """
+    leased: list[SshHost] = []
+
+    def lease(n: int = 1) -> list[SshHost]:
+        free = [h for h in ssh_fleet.hosts if h not in _leased_hosts][:n]
+        if len(free) < n:
+            free += ssh_fleet.add(n - len(free))
+        _leased_hosts.update(free)
+        leased.extend(free)
+        return free
+
+    yield lease
+    for host in leased:
+        try:
+            host.reset()
+        finally:
+            _leased_hosts.discard(host)
+
+
+_leased_hosts: set[SshHost] = set()
 
 
 def migrate(url: str) -> None:
@@ -141,7 +182,7 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 # end ("MariaDB tests: 212 passed"), so a run that silently skipped them cannot pass as one
 # that ran them. PLAYBOT_TEST_SUMMARY_FILE=path also writes the counts as JSON for scripts.
 
-_SERVER_MARKS = {"mariadb": "MariaDB", "redis": "Redis"}
+_SERVER_MARKS = {"mariadb": "MariaDB", "redis": "Redis", "ssh": "SSH"}
 _server_tests: dict[str, set[str]] = {mark: set() for mark in _SERVER_MARKS}
 _outcomes: dict[str, dict[str, str]] = {mark: {} for mark in _SERVER_MARKS}
 
@@ -152,6 +193,8 @@ def _uses(item: pytest.Item, mark: str) -> bool:
     names = set(getattr(item, "fixturenames", ()))
     if mark == "redis":
         return bool(names & {"redis_server", "private_redis"})
+    if mark == "ssh":
+        return bool(names & {"ssh_fleet", "ssh_hosts"})
     params = getattr(getattr(item, "callspec", None), "params", {})
     return "mariadb_server" in names or "mariadb" in params.values()
 

@@ -146,7 +146,7 @@ _REASONS = [
 
 
 def explain_unreachable(host: str, address: str | None, port: int | None, message: str,
-                        options: SshOptions) -> str:
+                        options: SshOptions, *, ssh_common_args: str | None = None) -> str:
     """The one-line "unreachable: ..." a job ends with, from Ansible's unreachable `msg`
     (pass the whole message: the host key warnings span several lines).
 
@@ -154,6 +154,11 @@ def explain_unreachable(host: str, address: str | None, port: int | None, messag
     within min(3, connect_timeout) seconds) and `playbot servers trust HOST`; a changed key
     warns that this may be an attack and says how to re-pin once the key is checked; both
     say when the key is the jump host's. Anything else: Ansible's own reason, one line.
+
+    ssh_common_args: the host's `ansible_ssh_common_args`. Through a multiplexed
+    connection ssh drops a ProxyCommand's own errors ("Connection closed by UNKNOWN port
+    65535" is all Ansible reports), so for such a failure the jump host named there
+    (a `ssh ... -W %h:%p JUMP` ProxyCommand, or ProxyJump) has its key checked here.
     """
     text = _PREFIX.sub("", (message or "").replace("\r", ""))
     target = marker(address or host, port or 22)
@@ -163,6 +168,9 @@ def explain_unreachable(host: str, address: str | None, port: int | None, messag
         return _limit(_changed(host, target, target, text, options))
     if found := _UNKNOWN.search(text):
         return _limit(_unknown(host, target, found[1], found[2], options))
+    if ("UNKNOWN port 65535" in text and (jump := _jump_host(ssh_common_args))
+            and (diagnosis := _jump_key_problem(host, jump, options))):
+        return _limit(diagnosis)
     for pattern, explain in _REASONS:
         if found := pattern.search(text):
             reason = explain(found)
@@ -208,6 +216,52 @@ def _changed(host: str, target: str, seen: str, text: str, options: SshOptions) 
             f"server) or a reinstalled server: check the new key with the server's owner "
             f"(on the server: ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub), and only "
             f"then re-pin it: `{command}`.")
+
+
+def _jump_host(common_args: str | None) -> tuple[str, int] | None:
+    """The (address, port) of the jump host in `ansible_ssh_common_args`, if it names one."""
+    try:
+        args = shlex.split(common_args or "")
+    except ValueError:
+        return None
+    for i, arg in enumerate(args):
+        value = args[i + 1] if arg in ("-o", "-J") and i + 1 < len(args) else arg
+        key, _, rest = value.partition("=")
+        if arg == "-J" or key.lower() == "proxyjump":
+            hop = (rest if arg != "-J" else value).split(",")[0].rpartition("@")[2]
+            addr, _, hop_port = hop.rpartition(":") if hop.count(":") == 1 else (hop, "", "")
+            return (addr or hop).strip("[]"), int(hop_port) if hop_port.isdigit() else 22
+        if key.lower() == "proxycommand":
+            try:
+                inner = shlex.split(rest)
+            except ValueError:
+                return None
+            if not inner or Path(inner[0]).name != "ssh" or "-W" not in inner:
+                return None
+            jump_port = 22
+            for j, part in enumerate(inner[:-1]):
+                if part == "-p" and inner[j + 1].isdigit():
+                    jump_port = int(inner[j + 1])
+            return inner[-1].rpartition("@")[2].strip("[]"), jump_port
+    return None
+
+
+def _jump_key_problem(host: str, jump: tuple[str, int], options: SshOptions) -> str | None:
+    """The unknown / changed key message for the jump host, or None when its key is fine."""
+    addr, port = jump
+    seen = marker(addr, port)
+    pinned = set(fingerprints(options.known_hosts_file, addr, port))
+    if not pinned:
+        return _unknown(host, "", "", seen, options)
+    try:
+        offered = scan(addr, port, timeout=min(3, max(1, int(options.connect_timeout))))
+    except ScanFailed:
+        return None
+    if pinned & {key.fingerprint for key in offered}:
+        return None
+    text = f"The fingerprint for the {_type_name(offered[0].key_type)} key sent by the " \
+           f"remote host is\n{offered[0].fingerprint}."
+    return _changed(host, "", seen, text, options)
 
 
 def _split_marker(name: str) -> tuple[str, int]:
