@@ -170,3 +170,37 @@ def test_the_results_match_plain_ansible_playbook_with_the_same_inventory(world,
     playbot = set().union(*(messages("\n".join(_printed(world, i))) for i in ids))
     assert playbot == messages(plain.stdout)
     assert plain.returncode != 0 and world.get(ids[1]).status == JobStatus.failed
+
+
+def test_cancelling_one_job_of_a_running_run_stops_the_whole_run(sqlite_world, config_for,
+                                                                  tmp_path):
+    # given a run on two servers that is running a long task
+    import threading
+    import time
+
+    from core.jobs import cancel
+    from db.models import Role, User
+
+    world = sqlite_world
+    marker = tmp_path / "marker"
+    slow = (Path(__file__).parents[1] / "workers" / "playbooks" / "slow.yml").read_text()
+    ids = _fleet(world, ["fleet-01", "fleet-02"], slow, name="slowfleet")
+    for job_id in ids:
+        world.set(job_id, extra_vars={"marker": str(marker), "seconds": "60"})
+    runner = threading.Thread(target=lambda: execute_job(ids[0], config_for(world)))
+    runner.start()
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    # when an admin cancels the second server's job
+    with world.factory.begin() as s:
+        admin = User(username="root", role=Role.admin)
+        s.add(admin)
+        s.flush()
+        cancel(s, admin, ids[1])
+    runner.join(40)
+
+    # then the whole run stopped: both jobs end cancelled, soon
+    assert not runner.is_alive()
+    assert [world.get(i).status for i in ids] == [JobStatus.cancelled, JobStatus.cancelled]
