@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,8 +106,21 @@ def scan(address: str, port: int, *, timeout: int = 5) -> list[ScannedKey]:
         return keys
     reasons = [ln.strip() for ln in done.stderr.splitlines()
                if ln.strip() and not ln.startswith("#")]
-    reason = reasons[-1] if reasons else f"no SSH host key offered within {timeout}s"
+    reason = reasons[-1] if reasons else _why_silent(bare, int(port), int(timeout))
     raise ScanFailed(f"no SSH host key from {marker(bare, port)}: {reason}.")
+
+
+def _why_silent(address: str, port: int, timeout: int) -> str:
+    """Why ssh-keyscan got nothing (it says nothing for a refused connection)."""
+    try:
+        with socket.create_connection((address, port), timeout=max(1, timeout)):
+            return f"it accepted the connection but offered no SSH host key within {timeout}s"
+    except ConnectionRefusedError:
+        return "connection refused (nothing listens there: is sshd running, is the port right?)"
+    except TimeoutError:
+        return f"no answer within {timeout}s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def pinned_keys(known_hosts_file: Path, address: str, port: int) -> list[ScannedKey]:

@@ -10,6 +10,7 @@ import typer
 from bot.cli import (
     audit_commands,
     db_commands,
+    host_key_commands,
     playbook_commands,
     process_commands,
     server_commands,
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(db_commands.app, name="db")
 app.add_typer(user_commands.app, name="users")
+host_key_commands.register(server_commands.app)  # playbot servers trust
 app.add_typer(server_commands.app, name="servers")
 app.add_typer(playbook_commands.app, name="playbooks")
 app.add_typer(audit_commands.app, name="audit")
