@@ -329,9 +329,11 @@ class _Run:
         if outcome is not None and outcome.failure is not None:
             failure = outcome.failure
             if failure.unreachable:
+                common = (job.server.host_vars or {}).get("ansible_ssh_common_args")
                 return JobStatus.failed, redact(explain_unreachable(
                     host, job.server.ip_address, job.server.ssh_port,
-                    failure.detail or failure.message, self.ssh))
+                    failure.detail or failure.message, self.ssh,
+                    ssh_common_args=common if isinstance(common, str) else None))
             return JobStatus.failed, redact(failure.describe())
         if outcome is None or not outcome.processed:
             patterns = ", ".join(f"'{p}'" for p in result.no_hosts_matched) or "its plays'"
