@@ -116,23 +116,36 @@ def ansible_hosts(doc: dict) -> set[str]:
     return {h for name, body in doc.items() if name != "_meta" for h in body.get("hosts", [])}
 
 
-@pytest.mark.parametrize("name", ["docs_ini.ini", "docs_yaml.yml", "docs_directory"])
+def decrypted(value, password: Path):
+    """A value as Ansible would use it: `{"__ansible_vault": ...}` decrypted with ansible-vault."""
+    if not (isinstance(value, dict) and "__ansible_vault" in value):
+        return value
+    done = subprocess.run([str(BIN / "ansible-vault"), "decrypt", "--vault-password-file",
+                           str(password), "--output", "-"], input=value["__ansible_vault"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.mark.parametrize("name", ["docs_ini.ini", "docs_yaml.yml", "docs_directory",
+                                  "inline_vault.yml"])
 def test_import_takes_the_same_hosts_addresses_ports_and_users_as_ansible(playbot, name):
-    # given an inventory shaped like Ansible's docs
+    # given an inventory shaped like Ansible's docs (or with inline !vault, and its password)
     source = INVENTORIES / name
-    doc = ansible_list(source)
+    password = INVENTORIES / "vault-password"
+    vault_args = ("--vault-password-file", str(password)) if "vault" in name else ()
+    doc = ansible_list(source, *vault_args)
 
     # when it is imported
-    result = playbot("servers", "import", str(source))
+    result = playbot("servers", "import", str(source), *vault_args)
 
     # then every host Ansible lists is a server reached the way Ansible would reach it
     assert result.exit_code == 0, result.stderr
     imported = playbot.query(lambda s: {x.hostname: (x.ip_address or x.hostname, x.ssh_port,
                                                      x.ssh_user) for x in s.query(Server)})
     hostvars = doc["_meta"]["hostvars"]
-    expected = {h: (hostvars.get(h, {}).get("ansible_host", h),
-                    int(hostvars.get(h, {}).get("ansible_port", 22)),
-                    hostvars.get(h, {}).get("ansible_user")) for h in ansible_hosts(doc)}
+    var = lambda h, n, default=None: decrypted(hostvars.get(h, {}).get(n, default), password)  # noqa: E731
+    expected = {h: (var(h, "ansible_host", h), int(var(h, "ansible_port", 22)),
+                    var(h, "ansible_user")) for h in ansible_hosts(doc)}
     assert imported == expected
 
 
