@@ -33,10 +33,17 @@ FLEET_PLAYBOOK = """\
     - name: Say who
       ansible.builtin.debug:
         msg: "{{ inventory_hostname }} port={{ http_port | default('none') }} web={{ groups['web-servers'] | default([]) | join(',') }}"
+    - name: One play over the whole run
+      ansible.builtin.debug:
+        msg: "play hosts {{ ansible_play_hosts_all | join(',') }}"
     - name: Once for the run
       ansible.builtin.debug:
         msg: "once on {{ inventory_hostname }}"
       run_once: true
+    - name: Delegated to the first web server
+      ansible.builtin.debug:
+        msg: "for {{ inventory_hostname }} on {{ groups['web-servers'][0] }}"
+      delegate_to: "{{ groups['web-servers'][0] }}"
     - name: Break one
       ansible.builtin.fail:
         msg: "broken on purpose"
@@ -122,6 +129,10 @@ def test_a_run_on_three_servers_gives_each_job_its_own_host_result_and_lines(wor
     assert "fleet-01 port=8080 web=fleet-01,fleet-03" in one
     two = "\n".join(_printed(world, ids[1]))
     assert "fleet-02 port=none" in two
+    # one Ansible play over every host of the run, not one per server
+    for job_id in ids:
+        assert "play hosts fleet-01,fleet-02,fleet-03" in "\n".join(_printed(world, job_id))
+    assert "for fleet-03 on fleet-01" in "\n".join(_printed(world, ids[2]))
     # run_once ran once for the whole run, serial web play on the web servers only
     onces = sum('"msg": "once on ' in "\n".join(_printed(world, i)) for i in ids)
     assert onces == 1
@@ -170,6 +181,32 @@ def test_the_results_match_plain_ansible_playbook_with_the_same_inventory(world,
     playbot = set().union(*(messages("\n".join(_printed(world, i))) for i in ids))
     assert playbot == messages(plain.stdout)
     assert plain.returncode != 0 and world.get(ids[1]).status == JobStatus.failed
+
+
+def test_a_run_waits_while_one_of_its_servers_runs_another_job_then_runs_whole(world,
+                                                                                config_for):
+    # given a run on two servers, one of which is busy with another job
+    from core import execution
+
+    ids = _fleet(world, ["fleet-01", "fleet-02"], WEB_ONLY.replace("web-servers", "all"),
+                 name="both")
+    busy = world.job("ok", server="fleet-02", slack_message=False)
+    with world.factory() as s:
+        execution.claim(s, busy)
+        s.commit()
+    deferred: list[str] = []
+
+    # when the worker gets the run's message, then again once the other job ended
+    execute_job(ids[0], config_for(world), defer=lambda job_id, delay: deferred.append(job_id))
+    waiting = [world.get(i).status for i in ids]
+    with world.factory() as s:
+        execution.finish(s, busy, JobStatus.success)
+        s.commit()
+    execute_job(ids[0], config_for(world))
+
+    # then nothing of the run started while the server was busy; afterwards all of it ran
+    assert waiting == [JobStatus.pending, JobStatus.pending] and deferred == [ids[0]]
+    assert [world.get(i).status for i in ids] == [JobStatus.success, JobStatus.success]
 
 
 def test_cancelling_one_job_of_a_running_run_stops_the_whole_run(sqlite_world, config_for,
