@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -188,7 +189,7 @@ class _Run:
         self.by_host = {j.server.hostname: j for j in jobs}
         self.session = session
         self.factory = factory
-        self.ssh = SshOptions(known_hosts_file=config.known_hosts_file.resolve(),
+        self.ssh = SshOptions(known_hosts_file=Path(config.known_hosts_file).resolve(),
                               accept_new_host_keys=config.ssh_accept_new_host_keys,
                               connect_timeout=config.ssh_connect_timeout)
         client = _client(config)
@@ -499,7 +500,7 @@ def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
                 continue
         servers.append(server)
     built = build_run_inventory(session, servers, local_python=sys.executable)
-    control = config.runtime_dir.resolve() / "cp"
+    control = Path(config.runtime_dir).resolve() / "cp"
     options = SshOptions(known_hosts_file=ssh.known_hosts_file,
                          accept_new_host_keys=ssh.accept_new_host_keys,
                          connect_timeout=ssh.connect_timeout, control_dir=control)
@@ -518,7 +519,8 @@ def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
         vault_files=built.vault_files,
         forks=config.forks,
         extra_env=ansible_ssh_env(options),
-        vault_password_file=config.vault_password_file,
+        vault_password_file=(Path(config.vault_password_file)
+                             if config.vault_password_file else None),
     )
     return spec, secrets, refused
 

@@ -163,7 +163,7 @@ def test_a_missing_required_secret_refuses_the_job_with_advice(maria_world, conf
 def test_a_job_whose_server_is_busy_waits_and_says_so(maria_world, config_for):
     world, fake = maria_world, maria_world.slack
     busy = world.job("ok", slack_message=False)
-    world.set(busy, status=JobStatus.running)
+    world.set(busy, status=JobStatus.running, running_server_id=world.server("local"))
     waiting = world.job("ok")
     deferred: list[tuple[str, float]] = []
 
