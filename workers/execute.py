@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -55,7 +56,7 @@ from workers.middleware import engine_for, session_factory
 from workers.notifier import Limits, RunNotifier, make_client, post_update, snapshot
 from workers.pacing import pacer_for
 from workers.runner import HostSpec, RunResult, RunSpec, run_playbook
-from workers.ssh import SshOptions, ansible_ssh_env, explain_unreachable
+from workers.ssh import MAX_CONTROL_DIR, SshOptions, ansible_ssh_env, explain_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +501,7 @@ def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
                 continue
         servers.append(server)
     built = build_run_inventory(session, servers, local_python=sys.executable)
-    control = Path(config.runtime_dir).resolve() / "cp"
+    control = _control_dir(Path(config.runtime_dir))
     options = SshOptions(known_hosts_file=ssh.known_hosts_file,
                          accept_new_host_keys=ssh.accept_new_host_keys,
                          connect_timeout=ssh.connect_timeout, control_dir=control)
@@ -565,6 +566,20 @@ def build_spec(job: Job, config: WorkerConfig) -> tuple[RunSpec, dict[str, str]]
         cancel_poll=config.cancel_poll_interval,
     )
     return spec, secrets
+
+
+def _control_dir(runtime_dir: Path) -> Path:
+    """Where ssh's multiplexing sockets live: under the runtime dir, or, when that path is
+    too long for unix sockets, a private directory of this user in the temp dir."""
+    control = runtime_dir.resolve() / "cp"
+    if len(str(control)) <= MAX_CONTROL_DIR:
+        return control
+    short = Path(tempfile.gettempdir()) / f"playbot-cp-{os.getuid()}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    if short.stat().st_uid != os.getuid() or short.stat().st_mode & 0o077:
+        raise PlaybotError(f"{short} is not a private directory of this user; remove it or "
+                           "give PLAYBOT_RUNTIME_DIR a shorter path")
+    return short
 
 
 def _secret_values(playbook: Any) -> dict[str, str]:
