@@ -31,10 +31,14 @@ WRITE_AND_BECOME = """\
     - name: Say it
       ansible.builtin.debug:
         msg: "become gave {{ who.stdout }}"
+    - name: Break where the inventory says so
+      ansible.builtin.fail:
+        msg: "disk full on {{ inventory_hostname }}"
+      when: break_me | default(false)
 """
 
 
-def _ssh_run(world, hosts, *, pinned):
+def _ssh_run(world, hosts, *, pinned, broken=()):
     (world.playbook_dir / "overssh.yml").write_text(WRITE_AND_BECOME)
     playbook_id = world.playbook("overssh")
     user_id = world.user()
@@ -44,7 +48,8 @@ def _ssh_run(world, hosts, *, pinned):
         server_id = world.server(host.name, connection="ssh", ip_address=host.address,
                                  ssh_port=host.port, ssh_user=host.user,
                                  ssh_key_path=str(host.key_path),
-                                 host_vars={"ansible_python_interpreter": PYTHON})
+                                 host_vars={"ansible_python_interpreter": PYTHON,
+                                            "break_me": host in broken})
         with world.factory.begin() as s:
             job = Job(playbook_id=playbook_id, server_id=server_id, user_id=user_id,
                       run_id=run_id, status=JobStatus.pending, extra_vars={})
@@ -57,16 +62,20 @@ def _ssh_run(world, hosts, *, pinned):
 def test_a_run_over_ssh_writes_on_each_host_becomes_root_and_fails_only_the_bad_hosts(
         sqlite_world, config_for, ssh_hosts, tmp_path):
     world = sqlite_world
-    good, stopped, unknown = ssh_hosts(3)
+    good, stopped, unknown, failing = ssh_hosts(4)
     known_hosts = tmp_path / "known_hosts"
-    trust([(h.name, h.address, h.port) for h in (good, stopped)], known_hosts)
+    trust([(h.name, h.address, h.port) for h in (good, stopped, failing)], known_hosts)
     stopped.stop()
-    ids = _ssh_run(world, [good, stopped, unknown], pinned=known_hosts)
+    ids = _ssh_run(world, [good, stopped, unknown, failing], pinned=known_hosts,
+                   broken=(failing,))
     config = config_for(world, known_hosts_file=known_hosts, ssh_connect_timeout=3)
 
     execute_job(ids[0], config)
 
-    ok, down, stranger = (world.get(i) for i in ids)
+    ok, down, stranger, failed = (world.get(i) for i in ids)
+    assert failed.status == JobStatus.failed
+    assert failed.error_message == (f"Task 'Break where the inventory says so' failed on "
+                                    f"{failing.name}: disk full on {failing.name}")
     assert ok.status == JobStatus.success, ok.error_message
     assert (good.home / "hello.txt").read_text() == f"hello from {good.name}\n"
     assert any("become gave root" in r.content for r in world.logs(ids[0]))
@@ -76,7 +85,7 @@ def test_a_run_over_ssh_writes_on_each_host_becomes_root_and_fails_only_the_bad_
     assert stranger.error_message.startswith("unreachable:")
     assert unknown.fingerprint in stranger.error_message
     assert f"playbot servers trust {unknown.name}" in stranger.error_message
-    assert world.tickets(ids[1]) and world.tickets(ids[2])
+    assert world.tickets(ids[1]) and world.tickets(ids[2]) and world.tickets(ids[3])
 
 
 def test_a_changed_host_key_fails_the_job_with_a_warning(sqlite_world, config_for, ssh_hosts,
