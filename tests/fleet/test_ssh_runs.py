@@ -12,6 +12,7 @@ from db.models import Job, JobStatus
 from tests.support.ssh_hosts import PYTHON
 from workers.execute import execute_job
 from workers.known_hosts import trust
+from workers.ssh import SshOptions, proxy_command
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow]
 
@@ -104,3 +105,30 @@ def test_a_changed_host_key_fails_the_job_with_a_warning(sqlite_world, config_fo
     assert job.status == JobStatus.failed
     assert job.error_message.startswith("unreachable:")
     assert "attack" in job.error_message.lower()
+
+
+def test_a_job_reaches_its_server_through_a_bastion_from_its_host_vars(
+        sqlite_world, config_for, ssh_hosts, tmp_path):
+    # given a server whose imported host vars send SSH through a jump host, both pinned
+    world = sqlite_world
+    target, jump = ssh_hosts(2)
+    jump.set_log_level("DEBUG1")
+    known_hosts = tmp_path / "known_hosts"
+    trust([(target.name, target.address, target.port), ("bastion", jump.address, jump.port)],
+          known_hosts)
+    options = SshOptions(known_hosts_file=known_hosts, connect_timeout=3)
+    common = proxy_command(jump.address, options, port=jump.port, user=jump.user,
+                           key_path=str(jump.key_path))
+    [job_id] = _ssh_run(world, [target], pinned=known_hosts)
+    world.set(job_id, status=JobStatus.pending)
+    with world.factory.begin() as s:
+        server = s.get(Job, world.job_pk(job_id)).server
+        server.host_vars = {**server.host_vars, "ansible_ssh_common_args": common}
+
+    # when the worker runs it
+    execute_job(job_id, config_for(world, known_hosts_file=known_hosts, ssh_connect_timeout=3))
+
+    # then it succeeded, and its connection went through the jump host
+    assert world.get(job_id).status == JobStatus.success, world.get(job_id).error_message
+    assert (target.home / "hello.txt").exists()
+    assert f"target {target.address} port {target.port}" in jump.log()
