@@ -55,7 +55,7 @@ from workers.logsink import LogSink, LogWriteError, Redactor, event_lines, event
 from workers.middleware import engine_for, session_factory
 from workers.notifier import Limits, RunNotifier, make_client, post_update, snapshot
 from workers.pacing import pacer_for
-from workers.runner import HostSpec, RunResult, RunSpec, run_playbook
+from workers.runner import RunResult, RunSpec, run_playbook
 from workers.ssh import MAX_CONTROL_DIR, SshOptions, ansible_ssh_env, explain_unreachable
 
 log = logging.getLogger(__name__)
@@ -482,10 +482,7 @@ def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
         raise PlaybotError(f"playbook '{playbook.name}' is deactivated")
     path = verify_unchanged(playbook, config.playbook_dir)
     secrets = _secret_values(playbook)
-    extra = {k: v for k, v in (first.extra_vars or {}).items() if k not in secrets}
-    for name in extra:
-        if not _VAR_NAME.match(name) or _FORBIDDEN_VARS.match(name):
-            raise InvalidVars(f"variable '{name}' may not be set from chat")
+    extra = _chat_vars(first.extra_vars or {}, secrets)
     refused: dict[str, str] = {}
     servers = []
     for job in jobs:
@@ -526,46 +523,14 @@ def build_run_spec(jobs: list[Job], config: WorkerConfig, session: Session,
     return spec, secrets, refused
 
 
-def build_spec(job: Job, config: WorkerConfig) -> tuple[RunSpec, dict[str, str]]:
-    """The RunSpec of one job on its own (its host's inventory from its servers row), and
-    its secret values (for redaction).
-
-    Raises PlaybookChanged (file edited, moved or outside the playbook dir), InvalidVars
-    (a forbidden variable name), PlaybotError (deactivated playbook or server, a required
-    secret missing from the worker's environment).
-    """
-    playbook, server = job.playbook, job.server
-    if not playbook.is_active:
-        raise PlaybotError(f"playbook '{playbook.name}' is deactivated")
-    if not server.is_active:
-        raise PlaybotError(f"server '{server.hostname}' is deactivated")
-    path = verify_unchanged(playbook, config.playbook_dir)
-    secrets = _secret_values(playbook)
-    extra = {k: v for k, v in (job.extra_vars or {}).items() if k not in secrets}
+def _chat_vars(extra_vars: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
+    """The job's extra vars, less those a secret fills; InvalidVars for a name chat may
+    never set (checked again here: the worker trusts no row)."""
+    extra = {k: v for k, v in extra_vars.items() if k not in secrets}
     for name in extra:
         if not _VAR_NAME.match(name) or _FORBIDDEN_VARS.match(name):
             raise InvalidVars(f"variable '{name}' may not be set from chat")
-    host = HostSpec(
-        name=server.hostname,
-        address=server.ip_address or None,
-        port=server.ssh_port,
-        user=server.ssh_user,
-        key_path=server.ssh_key_path,
-        local=server.connection == "local",
-        groups=tuple([*(server.tags or []), server.environment.value]),
-    )
-    spec = RunSpec(
-        job_id=job.job_id,
-        playbook_path=path,
-        host=host,
-        runtime_dir=config.runtime_dir.resolve(),
-        extra_vars=extra,
-        secret_vars=secrets,
-        check_mode=job.check_mode,
-        timeout=config.timeout_for(playbook.timeout_seconds),
-        cancel_poll=config.cancel_poll_interval,
-    )
-    return spec, secrets
+    return extra
 
 
 def _control_dir(runtime_dir: Path) -> Path:
