@@ -388,9 +388,10 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
 
     env = _environment()
     env.update(spec.extra_env)
-    # plugins' bytecode never lands in (nor is read from) the hashed playbook tree
+    # plugins' bytecode never lands in the hashed playbook tree (bytecode planted there is
+    # caught by the tree hash, which covers __pycache__). No PYTHONPYCACHEPREFIX: it would
+    # also hide ansible-core's own installed bytecode, recompiling it on every run.
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONPYCACHEPREFIX"] = str(data_dir / "pycache")
     run_mark = f"{spec.job_id}:{uuid.uuid4().hex}"
     env[RUN_MARK] = run_mark
     playbook_command = shutil.which("ansible-playbook", path=env["PATH"])
