@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 
 from db.models import AuditLog
 from db.session import make_engine, make_session_factory
+from migrations import alembic_config
 from tests.support.cli import run_cli
+
+HEAD = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+PREVIOUS = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(HEAD).down_revision
 
 
 @pytest.fixture
@@ -29,15 +34,15 @@ def test_upgrade_builds_the_schema_says_so_and_audits_it(env):
 
     # then the schema is at head, the command says so, and the change is in the audit trail
     assert result.exit_code == 0, result.output
-    assert "base (no Playbot schema) → 0005 (head)" in result.stdout
-    assert run_cli("db", "current", env=env).stdout.strip() == "0005 (head)"
+    assert f"base (no Playbot schema) → {HEAD} (head)" in result.stdout
+    assert run_cli("db", "current", env=env).stdout.strip() == f"{HEAD} (head)"
     engine = make_engine(env["DATABASE_URL"])
     with make_session_factory(engine)() as session:
         row = session.scalars(select(AuditLog)).one()
         assert (row.action, row.resource_type, row.resource_id) == (
             "db.upgrade",
             "database",
-            "0005",
+            HEAD,
         )
         assert row.details["from"] == "base"
     engine.dispose()
@@ -45,7 +50,7 @@ def test_upgrade_builds_the_schema_says_so_and_audits_it(env):
     # and upgrading again changes nothing
     again = run_cli("db", "upgrade", env=env)
     assert again.exit_code == 0
-    assert "already at 0005 (head)" in again.stdout
+    assert f"already at {HEAD} (head)" in again.stdout
 
 
 def test_downgrade_without_a_target_is_refused_and_changes_nothing(env):
@@ -67,7 +72,7 @@ def test_downgrade_by_one_step_and_to_base(env):
 
     one = run_cli("db", "downgrade", "-1", env=env)
     assert one.exit_code == 0, one.output
-    assert "0005 (head) → 0004 (head is 0005)" in one.stdout
+    assert f"{HEAD} (head) → {PREVIOUS} (head is {HEAD})" in one.stdout
 
     base = run_cli("db", "downgrade", "base", env=env)
     assert base.exit_code == 0, base.output

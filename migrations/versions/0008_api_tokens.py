@@ -1,0 +1,23 @@
+"""Reserved for API tokens (issue 15).
+
+PLACEHOLDER: no schema change yet. Keeps the revision chain linear while this work is built.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

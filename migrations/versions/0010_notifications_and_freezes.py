@@ -1,0 +1,23 @@
+"""Reserved for notification settings and change freezes (issue 16).
+
+PLACEHOLDER: no schema change yet. Keeps the revision chain linear while this work is built.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02
+"""
+
+from __future__ import annotations
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
