@@ -43,6 +43,7 @@ EMOJI = {
     "large_red_square": "🟥",
     "large_green_square": "🟩",
     "rocket": "🚀",
+    "inbox_tray": "📥",
     "repeat": "🔁",
     "tada": "🎉",
     "lock": "🔒",

@@ -4,9 +4,10 @@
 check mode again on only the servers of that run that failed or were unreachable (what the
 run message's "Retry failed hosts" button does).
 
-The ack answers at once ("Starting *ping* on *local*…"); the launch itself — validation,
-permission, approval, the job rows — is `core.jobs.launch`, called after the ack by
-`handlers.launching`. With no arguments the run-playbook modal is opened with the trigger.
+The ack answers at once and says only that the request was received ("Received: *ping* on
+*local*…"), never that it started: the launch itself — validation, permission, approval,
+the job rows — is `core.jobs.launch`, called after the ack by `handlers.launching`, and its
+real outcome follows (the run message, "needs the approval of an admin", or the refusal). With no arguments the run-playbook modal is opened with the trigger.
 """
 
 from __future__ import annotations
@@ -66,18 +67,19 @@ def parse_run(text: str) -> RunArgs:
 
 
 def ack_text(text: str) -> str | None:
-    """The instant reply: what is starting (errors are answered after the ack, audited)."""
+    """The instant reply: what was received — not that it started, which only the launch
+    after the ack can tell (errors are answered after the ack, audited)."""
     if not text:
         return None
     try:
         ref = retry_failed_ref(text)
         if ref is not None:
-            return f":repeat: Retrying the failed hosts of `{escape(ref)}`…"
+            return f":inbox_tray: Received: retry the failed hosts of `{escape(ref)}`…"
         args = parse_run(text)
     except PlaybotError:
         return None
     check = " in check mode" if args.check_mode else ""
-    return f":rocket: Starting *{escape(args.playbook)}* on *{escape(args.target)}*{check}…"
+    return f":inbox_tray: Received: *{escape(args.playbook)}* on *{escape(args.target)}*{check}…"
 
 
 def run_playbook(ctx: Ctx) -> None:

@@ -18,7 +18,7 @@ def test_running_a_playbook_shows_its_live_output_thread_and_final_recap(start_c
     console.type("/run-playbook ping local")
 
     # then she sees the ack only she can see, and the job's message with a Cancel button
-    console.expect(r"\(only you\): .*Starting ping on local")
+    console.expect(r"\(only you\): .*Received: ping on local")
     console.expect(r"pending · ping on local")
     console.button("Cancel")
     # and the message updates in place while the output streams into its thread

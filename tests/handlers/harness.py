@@ -2,7 +2,7 @@
 
     result = slack.command("/run-playbook", "ping local", user="U_ALICE")
     assert result.status == 200
-    assert "Starting" in result.ack_text
+    assert "Received" in result.ack_text
     assert result.posted[0].channel == "C_OPS"
 
 `SlackHarness` starts waitress with the real WSGI app (signature checks, Bolt, handlers),

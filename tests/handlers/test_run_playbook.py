@@ -21,7 +21,7 @@ def test_operator_runs_a_playbook_and_the_job_is_posted_and_queued(slack):
 
     # then: the ack says what is starting, at once
     assert result.status == 200
-    assert "Starting *ping* on *local*" in result.ack_text
+    assert "Received: *ping* on *local*" in result.ack_text
     # one pending job, its message in the channel, recorded, and handed to the queue
     [job] = slack.jobs()
     assert job.status == JobStatus.pending
@@ -270,3 +270,26 @@ def test_quoted_values_keep_their_spaces_and_bad_quotes_are_explained(slack):
     assert len(good.posted) == 1
     [job] = slack.jobs()
     assert job.extra_vars["env_name"] == "green"
+
+
+def test_the_ack_of_a_refused_request_says_received_and_the_refusal_follows(slack):
+    # when: a viewer asks for a run they may not start
+    result = slack.command(RUN, "ping local", user=VIEWER)
+
+    # then: the instant reply only says it was received; the refusal comes after it
+    assert "Received: *ping* on *local*" in result.ack_text
+    assert "Starting" not in result.reply_text and "started" not in result.ack_text
+    assert "operator role" in result.reply_text
+    assert slack.jobs() == []
+
+
+def test_the_ack_of_a_run_that_waits_for_approval_does_not_say_it_started(slack):
+    # when
+    result = slack.command(RUN, "ping prod-local", user=OPERATOR)
+
+    # then
+    assert "Received: *ping* on *prod-local*" in result.ack_text
+    assert "Starting" not in result.reply_text
+    assert "needs the approval of an admin" in result.reply_text
+    [job] = slack.jobs()
+    assert job.status == JobStatus.awaiting_approval
