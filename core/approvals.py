@@ -42,6 +42,7 @@ from core.errors import InvalidInput, InvalidState, NotAllowed
 from core.jobs import LaunchPolicy, startable_job
 from core.tickets import get_ticket, short
 from db.base import utcnow
+from db.locking import latest
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User, job_values
 
 Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn"]
@@ -208,7 +209,7 @@ def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
         .values(job_values(status=JobStatus.pending, heartbeat_at=now))
         .execution_options(synchronize_session=False)
     ).rowcount
-    session.refresh(job, with_for_update={"read": True})
+    latest(session, job)  # the committed row; locks the job only, not its server
     if moved != 1:
         raise InvalidState(f"Job {job.job_id[:8]} is {job.status.value.replace('_', ' ')}, no "
                            "longer waiting for approval.")
@@ -234,7 +235,7 @@ def _reject(session: Session, actor: User, ticket: Ticket, text: str | None, now
         .values(job_values(status=JobStatus.cancelled, completed_at=now, error_message=why))
         .execution_options(synchronize_session=False)
     )
-    session.refresh(job, with_for_update={"read": True})
+    latest(session, job)  # the committed row; locks the job only, not its server
     details = {"job": job.job_id, "requester": job.user.username, "reason": text}
     if run is not None:
         details["run"] = run
@@ -314,7 +315,7 @@ def _decide(session: Session, ticket: Ticket, **values: object) -> None:
         .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     ).rowcount
-    session.refresh(ticket, with_for_update={"read": True})
+    latest(session, ticket)
     if won != 1:
         raise InvalidState(_decided_message(ticket))
 

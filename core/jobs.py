@@ -61,6 +61,7 @@ from core.refs import find
 from core.suggestions import closest
 from core.targets import resolve_target
 from db.base import utcnow
+from db.locking import latest
 from db.models import (
     Environment,
     Job,
@@ -385,12 +386,13 @@ def approval_ticket(session: Session, job: Job, *, locking: bool = False) -> Tic
     """The newest approval ticket of a job, if it has one.
 
     `locking` reads the latest committed row (a shared-lock read), for a job another
-    transaction created after this one's MariaDB snapshot.
+    transaction created after this one's MariaDB snapshot; only the ticket row is locked,
+    its job, server and users load after it without locks (see `db.locking`).
     """
     query = (select(Ticket).where(Ticket.job_id == job.id, Ticket.kind == TicketKind.approval)
              .order_by(Ticket.id.desc()).limit(1))
     if locking:
-        query = query.with_for_update(read=True)
+        query = query.options(lazyload("*")).with_for_update(read=True)
     return session.scalars(query).unique().first()
 
 
@@ -657,5 +659,6 @@ def _audit_stop(session: Session, actor: User, job: Job, previous: JobStatus, ou
 
 def _reload(session: Session, job: Job) -> None:
     """Read the job again, as last committed (a locking read: on MariaDB a plain read would
-    return this transaction's older snapshot)."""
-    session.refresh(job, with_for_update={"read": True})
+    return this transaction's older snapshot). Only the job's row is locked, not its
+    server's (`db.locking`): a claim holds that one while it updates the run's jobs."""
+    latest(session, job)

@@ -23,6 +23,7 @@ from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, NotAllowed, UnknownTicket
 from core.refs import find
 from db.base import utcnow
+from db.locking import latest
 from db.models import (
     Environment,
     Job,
@@ -266,7 +267,7 @@ def _transition(session: Session, ticket: Ticket, *, from_statuses: list[TicketS
         .execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
-        session.refresh(ticket, with_for_update={"read": True})  # latest, not the snapshot
+        latest(session, ticket)  # the latest, not the snapshot; locks the ticket row only
         raise InvalidState(f"Someone else changed ticket {short(ticket)} just now: "
                            + _state_message(ticket))
     session.expire(ticket)
