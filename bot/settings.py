@@ -112,6 +112,25 @@ class Settings(BaseSettings):
         description="Ansible Vault password file the workers use for vaulted inventory "
         "variables kept encrypted in the database.",
     )
+    playbot_public_url: str | None = Field(
+        default=None,
+        description="Public base URL of `playbot web` (https://playbot.example.com): the "
+        "live log links the Slack job message hands out point there.",
+    )
+    playbot_api_channel: str | None = Field(
+        default=None,
+        description="Channel id for the messages of runs launched through the API (their "
+        "approval cards); unset: PLAYBOT_JOBS_CHANNEL, else the caller's DM with the bot.",
+    )
+    playbot_api_rate_limit: str = Field(
+        default="300/minute",
+        description="Requests one API token (or one live log link) may make, in the `limits` "
+        "notation: `300/minute`, `20/second;1000/hour`.",
+    )
+    playbot_log_link_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60,
+        description="How long a live log link handed out in Slack stays valid.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("database_url")
@@ -132,6 +151,26 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("playbot_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("playbot_api_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must be a rate like 300/minute or 20/second;1000/hour") from None
         return value
 
     @field_validator("log_level")

@@ -59,6 +59,8 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 
 from bot import metrics
+from bot.links import log_links
+from handlers.api import ApiConfig, create_api
 from handlers.context import REMOTE_ADDR_HEADER
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 ROUTES = (EVENTS_PATH, "/healthz", "/metrics")
+API_PREFIXES = ("/api/", "/jobs/")  # the HTTP API and the live log page (handlers.api)
 HEALTH_TIMEOUT_SECONDS = 2.0
 StartResponse = Callable[..., Any]
 
@@ -320,13 +323,15 @@ class PlaybotWSGI:
             raise ValueError("SLACK_SIGNING_SECRET must be set to serve Slack requests")
         self.slack = PlaybotRequestHandler(runtime.app, EVENTS_PATH, secret)
         self.health = HealthChecker(runtime)
+        self.api = create_api(api_config(runtime))  # /api/… and /jobs/{id}: handlers.api
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
         started = time.perf_counter()
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        route = path if path in ROUTES else "other"
+        route = path if path in ROUTES else (
+            "/" + path.split("/")[1] if path.startswith(API_PREFIXES) else "other")
         captured: dict[str, str] = {}
 
         def recording_start_response(status: str, headers: list[tuple[str, str]],
@@ -345,6 +350,8 @@ class PlaybotWSGI:
                 recording_start_response("200 OK", [("Content-Type", content_type),
                                                     ("Content-Length", str(len(body)))])
                 return [body]
+            if path.startswith(API_PREFIXES):
+                return self.api(environ, recording_start_response)
             if path in ROUTES:
                 return _json(recording_start_response, 405, {"error": "method not allowed"})
             return _json(recording_start_response, 404, {"error": "not found"})
@@ -354,6 +361,14 @@ class PlaybotWSGI:
 
     def close(self) -> None:
         self.health.close()
+
+
+def api_config(runtime: Runtime) -> ApiConfig:
+    """What the API app takes from the runtime: deps, Slack client, links, limits."""
+    settings = runtime.settings
+    return ApiConfig(deps=runtime.deps(), client=runtime.client,
+                     links=log_links(settings), api_channel=settings.playbot_api_channel,
+                     rate_limit=settings.playbot_api_rate_limit, redis_url=settings.redis_url)
 
 
 def make_wsgi_app(runtime: Runtime) -> PlaybotWSGI:

@@ -456,3 +456,45 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(CHAR(64))
+
+
+class ApiToken(Base):
+    """A personal API token (revision 0008): acts as its user, with the user's role.
+
+    Only `token_hash` (SHA-256 of the token) is stored; the token itself is shown once, when
+    made (`core.api_tokens.create`). `prefix` (its first characters) names it in lists.
+    A token works while it is not revoked, not expired and its user is active.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("idx_api_tokens_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(CHAR(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class ClockState(Base):
+    """A row the clock processes share (0006), all times database time.
+
+    `retention`: a lease (`holder` until `expires_at`) so only one clock archives logs at
+    a time. `queue_epoch`: the broker's identity last seen (`value`) and since when
+    (`updated_at`): a change means queued messages may be gone (`workers.housekeeping`).
+    """
+
+    __tablename__ = "clock_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(255))
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -14,6 +14,7 @@ from bot.cli import (
     playbook_commands,
     process_commands,
     server_commands,
+    token_commands,
     user_commands,
 )
 
@@ -30,6 +31,7 @@ host_key_commands.register(server_commands.app)  # playbot servers trust
 app.add_typer(server_commands.app, name="servers")
 app.add_typer(playbook_commands.app, name="playbooks")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(token_commands.app, name="tokens")
 process_commands.register(app)
 
 
