@@ -24,7 +24,11 @@ from db.models import Role, User
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 USERNAME_RULE = "letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 64 characters"
-SLACK_ID_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
+# Member ids start with U (W on Enterprise Grid); the other prefixes name other kinds of ids.
+SLACK_ID_PATTERN = re.compile(r"^[UW][A-Z0-9_]{3,31}$")
+OTHER_SLACK_IDS = {"C": "a channel id", "G": "a private channel id", "D": "a DM id",
+                   "T": "a workspace (team) id", "E": "an enterprise id", "B": "a bot id",
+                   "A": "an app id"}
 SLACK_ID_HELP = ("Slack user ids look like U0123ABCD: in Slack open the person's profile, "
                  "⋮ (More) → Copy member ID.")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -195,6 +199,9 @@ def _check_slack_id(slack_user_id: str) -> str:
         raise InvalidInput(f"A Slack user id is required. {SLACK_ID_HELP}")
     if not SLACK_ID_PATTERN.match(text):
         hint = f" Did you mean {text.upper()}?" if SLACK_ID_PATTERN.match(text.upper()) else ""
+        other = OTHER_SLACK_IDS.get(text[:1].upper())
+        if not hint and other and re.fullmatch(r"[A-Z0-9]{4,32}", text.upper()):
+            hint = f" `{text}` looks like {other}, not a person's member id."
         raise InvalidInput(f"Invalid Slack user id `{text}`.{hint} {SLACK_ID_HELP}")
     return text
 

@@ -5,6 +5,8 @@ Every command answers bad input with a clear message on stderr and exit code 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from bot.cli import (
@@ -14,9 +16,11 @@ from bot.cli import (
     playbook_commands,
     process_commands,
     server_commands,
+    template_commands,
     token_commands,
     user_commands,
 )
+from bot.cli.help_text import tidy
 
 app = typer.Typer(
     name="playbot",
@@ -31,9 +35,15 @@ host_key_commands.register(server_commands.app)  # playbot servers trust
 app.add_typer(server_commands.app, name="servers")
 app.add_typer(playbook_commands.app, name="playbooks")
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(template_commands.app, name="templates")
 app.add_typer(token_commands.app, name="tokens")
 process_commands.register(app)
 
 
+def command() -> Any:
+    """The `playbot` Click command, its help tidied (`bot.cli.help_text`)."""
+    return tidy(typer.main.get_command(app))
+
+
 def main() -> None:
-    app()
+    command()(prog_name="playbot")

@@ -28,6 +28,8 @@ def settings() -> Settings:
     except SettingsError as exc:
         fail(str(exc))
     logging.basicConfig(level=loaded.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Alembic narrates every migration step at INFO; `playbot db` prints its own summary.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     return loaded
 
 

@@ -214,8 +214,10 @@ def console(
 
 @maintenance.command("archive-logs")
 def archive_logs() -> None:
-    """Archive job logs older than PLAYBOT_LOG_RETENTION_DAYS to compressed files, delete them
-    from the database, and archive finished jobs that old."""
+    """Archive job logs older than PLAYBOT_LOG_RETENTION_DAYS and the jobs that old.
+
+    The lines go to compressed files and out of the database; finished jobs that old are
+    archived (their outcome is kept)."""
     from workers import housekeeping
 
     loaded = settings()

@@ -36,6 +36,7 @@ from workers import known_hosts
 
 app = typer.Typer(no_args_is_help=True, help="Servers playbooks run on.")
 
+ENVIRONMENTS = "{production|staging|development}"
 ENV_HELP = "production (runs need approval), staging or development."
 
 
@@ -46,7 +47,7 @@ def add(
     port: Annotated[int, typer.Option("--port", help="SSH port.")] = 22,
     user: Annotated[str | None, typer.Option("--user", help="SSH user.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="SSH private key path on the worker.")] = None,
-    env: Annotated[str, typer.Option("--env", help=ENV_HELP)] = "development",
+    env: Annotated[str, typer.Option("--env", metavar=ENVIRONMENTS, help=ENV_HELP)] = "development",
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat for more).")] = None,
     local: Annotated[bool, typer.Option("--local", help="Run on the worker itself (connection local).")] = False,
     description: Annotated[str | None, typer.Option("--description", help="Free text.")] = None,
@@ -67,7 +68,7 @@ def add(
 
 @app.command("list")
 def list_(
-    env: Annotated[str | None, typer.Option("--env", help="Only this environment.")] = None,
+    env: Annotated[str | None, typer.Option("--env", metavar=ENVIRONMENTS, help="Only this environment.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only servers with this tag.")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Include deactivated servers.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -15,6 +15,7 @@ from core import users
 
 app = typer.Typer(no_args_is_help=True, help="People who may use Playbot, and their roles.")
 
+ROLES = "{viewer|operator|admin}"
 ROLE_HELP = "viewer (reads), operator (also runs playbooks, handles tickets) or admin (everything)."
 
 
@@ -22,7 +23,7 @@ ROLE_HELP = "viewer (reads), operator (also runs playbooks, handles tickets) or 
 def add(
     username: Annotated[str, typer.Argument(help="Playbot username, e.g. alice.")],
     slack_id: Annotated[str, typer.Option("--slack-id", help="Slack member id, e.g. U0123ABCD.")],
-    role: Annotated[str, typer.Option("--role", help=ROLE_HELP)],
+    role: Annotated[str, typer.Option("--role", metavar=ROLES, help=ROLE_HELP)],
     email: Annotated[str | None, typer.Option("--email", help="Email address (optional).")] = None,
 ) -> None:
     """Add a user who can use Playbot from Slack."""
@@ -34,7 +35,7 @@ def add(
 
 @app.command("list")
 def list_(
-    role: Annotated[str | None, typer.Option("--role", help="Only this role.")] = None,
+    role: Annotated[str | None, typer.Option("--role", metavar=ROLES, help="Only this role.")] = None,
     active_only: Annotated[bool, typer.Option("--active-only", help="Hide deactivated users.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -56,7 +57,7 @@ def list_(
 @app.command("set-role")
 def set_role(
     username: Annotated[str, typer.Argument(help="The user.")],
-    role: Annotated[str, typer.Argument(help=ROLE_HELP)],
+    role: Annotated[str, typer.Argument(metavar="ROLE", help=ROLE_HELP)],
 ) -> None:
     """Change a user's role."""
     with change() as session:

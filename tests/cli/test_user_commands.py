@@ -78,3 +78,13 @@ def test_an_unknown_user_exits_2_with_a_suggestion(playbot):
     assert result.exit_code == 2
     assert "No user named `oskar`. Did you mean: oscar?" in result.stderr
     assert playbot.count(AuditLog) == before
+
+
+def test_a_channel_id_or_a_too_short_id_is_refused_as_a_slack_member_id(playbot):
+    channel = playbot("users", "add", "alice", "--slack-id", "C0123ABCD", "--role", "viewer")
+    short = playbot("users", "add", "alice", "--slack-id", "U1", "--role", "viewer")
+
+    assert channel.exit_code == 2 and short.exit_code == 2
+    assert "looks like a channel id" in channel.stderr
+    assert "Invalid Slack user id `U1`" in short.stderr and "U0123ABCD" in short.stderr
+    assert playbot.count(User) == 0

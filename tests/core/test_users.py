@@ -121,9 +121,9 @@ def test_deactivate_and_activate_flip_the_user_and_are_audited(session):
 
 
 def test_list_users_filters_by_role_and_activity(session):
-    users.add_user(session, "b-admin", slack_user_id="U0B", role="admin")
-    users.add_user(session, "a-viewer", slack_user_id="U0A", role="viewer")
-    users.add_user(session, "c-gone", slack_user_id="U0C", role="viewer")
+    users.add_user(session, "b-admin", slack_user_id="U0BBB", role="admin")
+    users.add_user(session, "a-viewer", slack_user_id="U0AAA", role="viewer")
+    users.add_user(session, "c-gone", slack_user_id="U0CCC", role="viewer")
     users.deactivate_user(session, "c-gone")
 
     assert [u.username for u in users.list_users(session)] == ["a-viewer", "b-admin", "c-gone"]
