@@ -37,6 +37,10 @@ class UnknownPlaybook(NotFound):
     pass
 
 
+class UnknownTemplate(NotFound):
+    """No job template of that name (core.templates)."""
+
+
 class UnknownServer(NotFound):
     pass
 

@@ -41,6 +41,8 @@ USER_MANAGE = "user.manage"
 SERVER_MANAGE = "server.manage"
 PLAYBOOK_MANAGE = "playbook.manage"
 JOB_ARCHIVE = "job.archive"
+# Job templates (core.templates): operators keep their own, admins manage all.
+TEMPLATE_MANAGE = "template.manage"
 
 RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
 
@@ -76,6 +78,8 @@ RULES: dict[str, Rule] = {
     SERVER_MANAGE: Rule(Role.admin, "manage servers"),
     PLAYBOOK_MANAGE: Rule(Role.admin, "manage playbooks"),
     JOB_ARCHIVE: Rule(Role.admin, "archive jobs"),
+    TEMPLATE_MANAGE: Rule(Role.admin, "change someone else's job template", own=Role.operator,
+                          own_what="save job templates"),
 }
 
 _ARTICLE = {Role.viewer: "a viewer", Role.operator: "an operator", Role.admin: "an admin"}

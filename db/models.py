@@ -498,3 +498,79 @@ class ClockState(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobTemplate(Base):
+    """A saved launch (seed v1.2 `job_templates`, revision 0009): playbook, target, validated
+    variables, check mode, which variables a launch may override, and its owner.
+
+    `playbook_hash` is the playbook's `file_hash` when the template was last saved: a
+    template used after the playbook changed says so (`core.templates`).
+    """
+
+    __tablename__ = "job_templates"
+    __table_args__ = (
+        Index("idx_job_templates_playbook_id", "playbook_id"),
+        Index("idx_job_templates_owner_id", "owner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id", ondelete="RESTRICT"))
+    target: Mapped[str] = mapped_column(String(255))
+    variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    check_mode: Mapped[bool] = mapped_column(Boolean, default=False)
+    overridable: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    playbook_hash: Mapped[str] = mapped_column(CHAR(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    def __repr__(self) -> str:
+        return f"<JobTemplate {self.name}>"
+
+
+class ApiToken(Base):
+    """A personal API token (revision 0008): acts as its user, with the user's role.
+
+    Only `token_hash` (SHA-256 of the token) is stored; the token itself is shown once, when
+    made (`core.api_tokens.create`). `prefix` (its first characters) names it in lists.
+    A token works while it is not revoked, not expired and its user is active.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("idx_api_tokens_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[str] = mapped_column(CHAR(36), unique=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class ClockState(Base):
+    """A row the clock processes share (0006), all times database time.
+
+    `retention`: a lease (`holder` until `expires_at`) so only one clock archives logs at
+    a time. `queue_epoch`: the broker's identity last seen (`value`) and since when
+    (`updated_at`): a change means queued messages may be gone (`workers.housekeeping`).
+    """
+
+    __tablename__ = "clock_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(255))
+    holder: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -10,6 +10,7 @@ from slackui import ids
 from slackui.blocks import Block, actions, button, context, divider, header, section
 from slackui.jobs import job_line, stats_blocks
 from slackui.limits import MAX_VIEW_BLOCKS, cap_blocks, more_note, take
+from slackui.templates import template_picker_blocks
 from slackui.tickets import ticket_line
 
 SECTION_LIMIT = 10
@@ -17,9 +18,11 @@ SECTION_LIMIT = 10
 
 def home_view(user: User, *, my_jobs: Sequence[Job], running: Sequence[Job],
               tickets: Sequence[Ticket], stats: Mapping[Any, int],
-              run_sizes: Mapping[str, int] | None = None) -> dict[str, Any]:
+              run_sizes: Mapping[str, int] | None = None,
+              templates: Sequence[Any] = ()) -> dict[str, Any]:
     """The Home tab view for `user` (type "home"), within Slack's 100 blocks.
-    run_sizes: servers per run id, so a job of a run of several says so."""
+    run_sizes: servers per run id, so a job of a run of several says so.
+    templates: job templates offered with a Run button (operators and admins)."""
     sizes = run_sizes or {}
     blocks: list[Block] = [
         header("Playbot"),
@@ -29,6 +32,8 @@ def home_view(user: User, *, my_jobs: Sequence[Job], running: Sequence[Job],
                 block_id="home_actions"),
         divider(),
     ]
+    if templates:
+        blocks += template_picker_blocks(templates)
     blocks += _job_section("My recent jobs", my_jobs, "You have not run anything yet.", sizes)
     blocks += _job_section("Running now", running, "Nothing is running.", sizes)
     blocks.append(header("Open tickets"))

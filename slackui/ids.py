@@ -12,6 +12,8 @@ CMD_SERVERS = "/servers"
 CMD_PLAYBOOKS = "/playbooks"
 CMD_AUDIT = "/audit"
 CMD_PLAYBOT = "/playbot"  # help, stats, history and a catch-all for mistyped subcommands
+CMD_RUN_TEMPLATE = "/run-template"  # issue 16: job templates
+CMD_TEMPLATES = "/templates"
 
 # Buttons on job messages.
 ACTION_JOB_CANCEL = "job_cancel"
@@ -34,6 +36,7 @@ VIEW_RESOLVE_TICKET = "resolve_ticket_modal"
 VIEW_JOB_DETAILS = "job_details_modal"  # read-only; opened by "Show" where no reply URL exists
 ACTION_MODAL_PLAYBOOK_SELECT = "run_modal_playbook"
 ACTION_HOME_RUN = "home_run_playbook"  # App Home button that opens the run-playbook modal
+ACTION_TEMPLATE_RUN = "template_run"  # Run button of a job template (value: its name)
 
 # Blocks of the run-playbook modal: the playbook select, the target, check mode, and one input
 # block per declared variable (`BLOCK_VAR_PREFIX + name`); every input element uses
@@ -64,6 +67,7 @@ ALL_ACTION_IDS = frozenset(
         ACTION_APPROVAL_REJECT,
         ACTION_MODAL_PLAYBOOK_SELECT,
         ACTION_HOME_RUN,
+        ACTION_TEMPLATE_RUN,
     }
 )
 ALL_COMMANDS = frozenset(
@@ -77,6 +81,8 @@ ALL_COMMANDS = frozenset(
         CMD_PLAYBOOKS,
         CMD_AUDIT,
         CMD_PLAYBOT,
+        CMD_RUN_TEMPLATE,
+        CMD_TEMPLATES,
     }
 )
 ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})

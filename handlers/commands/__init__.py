@@ -8,7 +8,7 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    from handlers.commands import audit, catalog, jobs, playbot, run_playbook, tickets
+    from handlers.commands import audit, catalog, jobs, playbot, run_playbook, templates, tickets
 
-    for module in (run_playbook, jobs, tickets, catalog, audit, playbot):
+    for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates):
         module.register(app, deps)

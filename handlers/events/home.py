@@ -9,6 +9,8 @@ from __future__ import annotations
 from slack_bolt import App
 
 from core import jobs as core_jobs
+from core import permissions
+from core import templates as core_templates
 from core import tickets as core_tickets
 from core.errors import PlaybotError
 from db import queries
@@ -37,6 +39,8 @@ def home_opened(ctx: Ctx) -> None:
                 tickets=core_tickets.queue(session, limit=SECTION_LIMIT + 1),
                 stats=queries.job_stats(session, days=7),
                 run_sizes=core_jobs.run_sizes(session, (j.run_id for j in [*mine, *running])),
+                templates=(core_templates.list_templates(session)[:SECTION_LIMIT]
+                           if permissions.can(user, permissions.JOB_LAUNCH) else ()),
             )
     except PlaybotError as error:  # inactive or unknown user: say so on their Home tab
         view = {"type": "home", "blocks": [header("Playbot"), section(escape(str(error)))]}

@@ -1,6 +1,9 @@
-"""Reserved for job templates and schedules (issue 16).
+"""Job templates (seed v1.2 `job_templates`, issue 16).
 
-PLACEHOLDER: no schema change yet. Keeps the revision chain linear while this work is built.
+- `job_templates`: a saved launch — playbook, target, validated variables, check mode, the
+  variables a launch may override, the owner, and the playbook's hash when it was saved.
+  Its playbook and owner are RESTRICT: a playbook or user with templates is not deleted
+  from under them (playbooks are deactivated, never deleted, by `playbooks sync`).
 
 Revision ID: 0009
 Revises: 0008
@@ -9,15 +12,44 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+JSON = sa.JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "job_templates",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("playbook_id", sa.Integer(), nullable=False),
+        sa.Column("target", sa.String(255), nullable=False),
+        sa.Column("variables", JSON, nullable=False),
+        sa.Column("check_mode", sa.Boolean(), nullable=False),
+        sa.Column("overridable", JSON, nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("playbook_hash", sa.CHAR(64), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_job_templates"),
+        sa.UniqueConstraint("name", name="uq_job_templates_name"),
+        sa.ForeignKeyConstraint(["playbook_id"], ["playbooks.id"], ondelete="RESTRICT",
+                                name="fk_job_templates_playbook_id_playbooks"),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="RESTRICT",
+                                name="fk_job_templates_owner_id_users"),
+    )
+    op.create_index("idx_job_templates_playbook_id", "job_templates", ["playbook_id"])
+    op.create_index("idx_job_templates_owner_id", "job_templates", ["owner_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("job_templates")  # its indexes go with it

@@ -19,6 +19,8 @@ SEVEN_TABLES = {"users", "servers", "playbooks", "jobs", "job_logs", "tickets", 
 # 0005: the audit chain's head
 HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_group_members",
                               "audit_chain_head"}
+# 0009: job templates (seed v1.2)
+HEAD_TABLES |= {"job_templates"}
 
 
 def schema_diff(url: str) -> list:

@@ -98,6 +98,13 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "PRIMARY": (("group_id", "server_id"), True),
         "idx_server_group_members_server_id": (("server_id",), False),
     },
+    # 0009: job templates (seed v1.2)
+    "job_templates": {
+        "PRIMARY": (("id",), True),
+        "uq_job_templates_name": (("name",), True),
+        "idx_job_templates_playbook_id": (("playbook_id",), False),
+        "idx_job_templates_owner_id": (("owner_id",), False),
+    },
 }
 
 # table -> {(column, referenced table): ON DELETE rule}
@@ -124,6 +131,8 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
                               ("child_id", "server_groups"): "CASCADE"},
     "server_group_members": {("server_id", "servers"): "CASCADE",
                              ("group_id", "server_groups"): "CASCADE"},
+    "job_templates": {("playbook_id", "playbooks"): "RESTRICT",
+                      ("owner_id", "users"): "RESTRICT"},
 }
 
 # Columns whose type matters to the ERD: BIGINT keys of the hot tables, UUID strings,
@@ -170,6 +179,8 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "server_groups": {"id": "int(11)", "name": "varchar(255)"},
     "server_group_children": {"parent_id": "int(11)", "child_id": "int(11)"},
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
+    "job_templates": {"id": "int(11)", "name": "varchar(64)", "playbook_hash": "char(64)",
+                      "created_at": "datetime(6)"},
 }
 
 # MariaDB stores JSON as LONGTEXT with a json_valid() CHECK (alembic counts JSON and
@@ -186,6 +197,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "server_groups": {"variables"},
     "server_group_children": set(),
     "server_group_members": set(),
+    "job_templates": {"variables", "overridable"},
 }
 
 TABLES = list(INDEXES)
