@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -378,6 +379,28 @@ def sign_request(signing_secret: str, body: str, timestamp: int | None = None) -
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
 
+# What Slack sends of its own markup in a slash command's text, unescaped: user and channel
+# mentions and special mentions (@channel, @here). Everything else has & < > escaped.
+_SLACK_MARKUP = re.compile(r"<(?:[@#][A-Z0-9_]+(?:\|[^<>]*)?|![a-z]+(?:\^[^<>]*)?(?:\|[^<>]*)?)>")
+
+
+def slack_escaped(text: str) -> str:
+    """A slash command's text as Slack sends it: `&`, `<`, `>` typed by the user escaped
+    (`&amp;`, `&lt;`, `&gt;`); mentions Slack itself wrote (`<@U…|name>`, `<#C…>`,
+    `<!channel>`) left as they are."""
+    out, last = [], 0
+    for match in _SLACK_MARKUP.finditer(text):
+        out.append(_escape(text[last:match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(_escape(text[last:]))
+    return "".join(out)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass
 class SlackResponse:
     status: int
@@ -411,7 +434,7 @@ class SlackSender:
             "user_id": user,
             "user_name": user_name or user.lower().removeprefix("u_"),
             "command": command,
-            "text": text,
+            "text": slack_escaped(text),
             "api_app_id": "A_PLAYBOT",
             "response_url": self.fake.response_url(user) if self.fake else "",
             "trigger_id": trigger_id or f"trigger-{next(self._trigger)}",

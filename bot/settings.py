@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     playbot_auto_provision: bool = Field(
         default=True, description="Create unknown Slack users as viewers on first contact."
     )
+    playbot_slack_team_id: str | None = Field(
+        default=None, pattern=r"^T[A-Z0-9_]{2,31}$",
+        description="The Slack workspace served (T…); unset: learned from auth.test at start.",
+    )
+    playbot_slack_enterprise_id: str | None = Field(
+        default=None, pattern=r"^E[A-Z0-9_]{2,31}$",
+        description="The Enterprise Grid organisation served (E…); unset: learned from auth.test.",
+    )
     playbot_admins_self_approve: bool = Field(
         default=False, description="Let an admin approve their own production run (small teams)."
     )
@@ -66,8 +74,13 @@ class Settings(BaseSettings):
     playbot_heartbeat_seconds: int = Field(
         default=5, ge=1, description="How often a worker marks its running job alive."
     )
+    playbot_run_lease_seconds: int = Field(
+        default=10, ge=2,
+        description="A run whose worker wrote no heartbeat for this long is stopped by its "
+        "guard (the worker stalled or lost its database); shorter than the reaper's grace.",
+    )
     playbot_reaper_grace_seconds: int = Field(
-        default=60, ge=5, description="A running job silent this long is ended as failed."
+        default=15, ge=5, description="A running job silent this long is ended as failed."
     )
     playbot_runtime_dir: Path = Field(
         default=Path("var/runs"), description="Private per-job ansible-runner data dirs."
@@ -83,12 +96,18 @@ class Settings(BaseSettings):
     )
     playbot_background_threads: int = Field(
         default=2, ge=1, le=64,
-        description="Threads doing the work after each Slack ack in the web process.",
+        description="Threads doing the work after each Slack ack in the web process (the "
+        "embedded default; with Redis only when Redis cannot take it).",
     )
-    playbot_after_ack_processes: int = Field(
-        default=2, ge=0, le=32,
-        description="Processes doing the work after each Slack ack, beside `playbot web`/`socket` "
-        "on MariaDB + Redis (0: threads in the web process, as the embedded default does).",
+    playbot_after_ack_threads: int = Field(
+        default=4, ge=0, le=64,
+        description="Threads of each `playbot worker` doing the work after each Slack ack "
+        "(its own queue; playbook runs never hold them). 0: this worker leaves it to others.",
+    )
+    playbot_redelivery_seconds: float = Field(
+        default=60, ge=1, le=3600,
+        description="A queue message held by a worker that stopped heartbeating (killed) "
+        "goes back to the queue after this long.",
     )
     playbot_forks: int = Field(
         default=20, ge=1, le=500,
@@ -181,6 +200,20 @@ class Settings(BaseSettings):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return upper
 
+    @model_validator(mode="after")
+    def _lease_between_heartbeat_and_grace(self) -> Settings:
+        # the guard must stop a stalled worker's playbook before the reaper frees its
+        # servers, and a healthy worker renews its lease at least twice per lease
+        if self.playbot_run_lease_seconds >= self.playbot_reaper_grace_seconds:
+            raise ValueError(
+                f"PLAYBOT_RUN_LEASE_SECONDS ({self.playbot_run_lease_seconds}) must be shorter "
+                f"than PLAYBOT_REAPER_GRACE_SECONDS ({self.playbot_reaper_grace_seconds})")
+        if 2 * self.playbot_heartbeat_seconds > self.playbot_run_lease_seconds:
+            raise ValueError(
+                f"PLAYBOT_RUN_LEASE_SECONDS ({self.playbot_run_lease_seconds}) must be at least "
+                f"twice PLAYBOT_HEARTBEAT_SECONDS ({self.playbot_heartbeat_seconds})")
+        return self
+
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         # Passwords inside URLs stay out of logs and tracebacks; tokens are repr=False.
         for name, value in super().__repr_args__():
@@ -209,5 +242,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]).upper()
-            lines.append(f"{name}: {error['msg']}")
+            # a check across variables has no location; its message names them
+            lines.append(f"{name}: {error['msg']}" if name
+                         else str(error["msg"]).removeprefix("Value error, "))
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -25,6 +25,11 @@ class InactiveUser(NotAllowed):
     """The user exists but is deactivated."""
 
 
+class ForeignWorkspace(NotAllowed):
+    """The request comes from outside the Slack install (another workspace or organisation,
+    a Slack Connect user): refused, and never provisioned."""
+
+
 class UnknownUser(PlaybotError):
     """No such user, and provisioning is off or impossible."""
 

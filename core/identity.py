@@ -8,19 +8,28 @@ winner's row instead of failing (`db.session.savepoint`, which keeps the new row
 caller's transaction on SQLite too). The caller decides what a refused first request
 keeps: the Slack handlers audit the refusal in a fresh transaction that provisions the
 account again (`handlers.chat.record_refusal`), so an admin can find and promote them.
+
+Which organisation may ask: Playbot serves one Slack install — a workspace (`team_id`),
+or an Enterprise Grid organisation (`enterprise_id`), configured or learned from the bot
+token (`Install`). `check_origin` refuses, with `ForeignWorkspace`, a request whose team or
+enterprise is not the install's, and a Slack Connect user — someone whose own team is not
+the install's, acting in a channel shared with another organisation. `resolve_slack_user`
+checks the origin BEFORE it looks anyone up, so such a request is never provisioned and
+never acts as a local account.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.errors import InactiveUser, UnknownUser
+from core.errors import ForeignWorkspace, InactiveUser, UnknownUser
 from core.permissions import inactive_message
 from db.base import utcnow
 from db.models import Role, User
@@ -32,6 +41,56 @@ LAST_LOGIN_RESOLUTION = timedelta(seconds=60)
 _PROVISION_ATTEMPTS = 6
 
 
+@dataclass(frozen=True)
+class Install:
+    """The Slack organisation Playbot serves: a workspace (`team_id`) and, on Enterprise
+    Grid, its organisation (`enterprise_id`). An org-wide install has only `enterprise_id`:
+    any workspace of that organisation may ask. Both None: nothing is checked (no Slack)."""
+
+    team_id: str | None = None
+    enterprise_id: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.team_id or self.enterprise_id)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a request says it comes from: the workspace and Grid organisation it was made
+    in, and the acting user's own workspace (which differs from `team_id` for a Slack
+    Connect user from another organisation)."""
+
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    user_team_id: str | None = None
+
+
+FOREIGN_MESSAGE = ("Playbot only works for members of the workspace it is installed in, "
+                   "and this request comes from {what}. Ask someone in that workspace to "
+                   "run it, or ask its admins to add you there.")
+
+
+def check_origin(install: Install | None, origin: Origin) -> None:
+    """Refuse (ForeignWorkspace) a request from outside the install.
+
+    With the install's workspace known, the request's workspace and the acting user's own
+    workspace must both be it; with its Grid organisation known, the request's organisation
+    must be it. Checked fields that the request does not carry are a refusal too: Slack
+    always sends them, so a request without them cannot be placed.
+    """
+    if install is None or not install.known:
+        return
+    if install.enterprise_id and origin.enterprise_id != install.enterprise_id:
+        raise ForeignWorkspace(FOREIGN_MESSAGE.format(what="another Slack organisation"))
+    if install.team_id:
+        if origin.team_id != install.team_id:
+            raise ForeignWorkspace(FOREIGN_MESSAGE.format(what="another Slack workspace"))
+        if origin.user_team_id and origin.user_team_id != install.team_id:
+            raise ForeignWorkspace(FOREIGN_MESSAGE.format(
+                what="a user of another organisation (a Slack Connect channel)"))
+
+
 def resolve_slack_user(
     session: Session,
     slack_user_id: str,
@@ -39,12 +98,19 @@ def resolve_slack_user(
     display_name: str | None = None,
     email: str | None = None,
     auto_provision: bool = True,
+    install: Install | None = None,
+    origin: Origin | None = None,
 ) -> User:
     """The `users` row of a Slack user, provisioned as viewer on first contact if allowed.
 
-    Raises InactiveUser for a deactivated account, UnknownUser when the user is unknown and
-    auto-provisioning is off (or the Slack id is missing). Updates `last_login`.
+    install, origin: when given, the request must come from the install (`check_origin`),
+    checked before any row is read or created.
+    Raises ForeignWorkspace for a request from outside the install, InactiveUser for a
+    deactivated account, UnknownUser when the user is unknown and auto-provisioning is off
+    (or the Slack id is missing). Updates `last_login`.
     """
+    if install is not None:
+        check_origin(install, origin or Origin())
     slack_user_id = (slack_user_id or "").strip()
     if not slack_user_id:
         raise UnknownUser("Playbot could not tell who sent this request (no Slack user id).")

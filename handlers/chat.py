@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, identity
-from core.errors import PlaybotError, UnknownUser
+from core.errors import ForeignWorkspace, PlaybotError, UnknownUser
 from db.models import User
 from db.session import transaction
 from handlers.context import Caller
@@ -51,10 +51,15 @@ class Action:
 
 
 def resolve_user(session: Session, deps: Deps, caller: Caller) -> User:
-    """The caller's `users` row (provisioned as viewer on first contact when allowed)."""
+    """The caller's `users` row (provisioned as viewer on first contact when allowed).
+
+    Raises ForeignWorkspace, before anything is read, for a request from outside the install.
+    """
     return identity.resolve_slack_user(session, caller.slack_user_id,
                                        display_name=caller.display_name,
-                                       auto_provision=deps.auto_provision)
+                                       auto_provision=deps.auto_provision,
+                                       install=deps.install or identity.Install(),
+                                       origin=caller.origin)
 
 
 def perform(deps: Deps, caller: Caller, action: Action,
@@ -102,14 +107,20 @@ def record_refusal(deps: Deps, caller: Caller, action: Action, error: PlaybotErr
     if getattr(error, AUDITED_FLAG, False):
         return
     details = {**action.details, "reason": type(error).__name__}
+    foreign = isinstance(error, ForeignWorkspace)
     with transaction(deps.session_factory) as session:
-        user = session.scalar(select(User).where(User.slack_user_id == caller.slack_user_id))
-        if user is None and deps.auto_provision and not isinstance(error, UnknownUser):
+        # A request from outside the install is never attributed to, nor makes, an account.
+        user = None if foreign else session.scalar(
+            select(User).where(User.slack_user_id == caller.slack_user_id))
+        if user is None and deps.auto_provision and not foreign \
+                and not isinstance(error, UnknownUser):
             # First contact with a refused request: the account it provisioned was rolled
             # back with the request; it is made here, so an admin can find and promote them.
             user = resolve_user(session, deps, caller)
         if user is None:
             details["slack_user_id"] = caller.slack_user_id
+        if foreign and caller.user_team_id:
+            details["user_team_id"] = caller.user_team_id
         audit.denied(session, user, action.name, action.resource_type, action.resource_id,
                      error, caller.request, details=details)
     setattr(error, AUDITED_FLAG, True)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.identity import Install
 from core.queue import JobQueue
 
 
@@ -39,6 +40,11 @@ class Deps:
     jobs_channel: channel id for job messages when the bot cannot post where the command was
         typed; unset means the user's DM with the bot.
     auto_provision: create unknown Slack users as viewers on first contact.
+    install: the Slack workspace / Grid organisation served (`core.identity.Install`,
+        configured or learned from `auth.test` at start); requests from elsewhere are
+        refused before any user is looked up or provisioned. None checks nothing.
+    log_links: a `core.log_links.LogLinks` making the live log links the Live log button
+        hands out; None: no public URL is known, the button says how to set one.
     """
 
     session_factory: sessionmaker[Session]
@@ -47,3 +53,5 @@ class Deps:
     jobs_channel: str | None = None
     auto_provision: bool = True
     observer: Observer = field(default_factory=NullObserver)
+    install: Install | None = None
+    log_links: Any = None

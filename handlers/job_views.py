@@ -56,7 +56,7 @@ def show_job(ctx: Ctx, job_ref: str) -> None:
     """Reply with the job's details (a modal when the request has no reply URL, e.g. Home)."""
     job, lines, run = load_job_details(ctx, job_ref)
     if ctx.caller.response_url or ctx.caller.channel_id:
-        ctx.reply.ephemeral(f"Job {short_id(job.job_id)}: {job_title(job)}",
+        ctx.reply.ephemeral(f"Job {short_id(job.job_id)}: {escape(job_title(job))}",
                             job_details_blocks(job, lines, run=run))
     else:
         modal = job_details_modal(job, lines)
@@ -87,10 +87,10 @@ def cancel_job(ctx: Ctx, job_ref: str) -> None:
                             f"`{short_id(job.run_id)}` goes on without it.")
     elif job.status == JobStatus.cancelled:
         ctx.reply.ephemeral(f":no_entry_sign: Job `{short_id(job.job_id)}` "
-                            f"({job_title(job)}) is cancelled.")
+                            f"({escape(job_title(job))}) is cancelled.")
     else:
         ctx.reply.ephemeral(f":hourglass: Stopping job `{short_id(job.job_id)}` "
-                            f"({job_title(job)}); it ends within a few seconds.")
+                            f"({escape(job_title(job))}); it ends within a few seconds.")
 
 
 def cancel_run(ctx: Ctx, run_ref: str) -> None:

@@ -3,9 +3,11 @@
 Every listener is registered as Bolt's `ack=` function plus one lazy function. The ack
 function runs before the HTTP response and does in-memory work only (for a slash command,
 choosing the first ephemeral line). The lazy function runs on the app's thread pool after
-the ack; it builds a `Ctx` (caller, replier, deps) and calls the handler. A handler's
-`PlaybotError` becomes an ephemeral reply with the error's message; anything else goes to
-the error boundary (`handlers.errors`), which logs it and tells the user.
+the ack; it builds a `Ctx` (caller, replier, deps), refuses a request from outside the
+Slack install (`core.identity.check_origin`: audited, never provisioned) and calls the
+handler. A handler's `PlaybotError` becomes an ephemeral reply with the error's message
+(user text in it escaped: see `error_text`); anything else goes to the error boundary
+(`handlers.errors`), which logs it and tells the user.
 
 View submissions may need a check before the ack (to return field errors in the ack):
 `on_view(..., check=...)` runs `check(ctx)` — database reads only — and stores its verdict
@@ -24,15 +26,21 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from core import identity
 from core.errors import InvalidInput, InvalidState, InvalidVars, NotAllowed, NotFound, PlaybotError
 from handlers.chat import Action, record_refusal
 from handlers.context import Caller, caller_from
 from handlers.deps import Deps
 from handlers.errors import log_unexpected, unexpected_message
+from handlers.parsing import slack_unescape
 from handlers.replies import Replier
+from slackui.text import escape
 
 log = logging.getLogger(__name__)
 PRECHECK_KEY = "playbot_precheck"
+# Set by `bot.after_ack` when the work after an ack is delivered again (its first consumer
+# died): the handler finishes what the first delivery left undone, without answering twice.
+REDELIVERY_KEY = "playbot_redelivery"
 
 
 @dataclass
@@ -46,11 +54,12 @@ class Ctx:
     reply: Replier
     precheck: dict[str, Any] = field(default_factory=dict)
     origin_ts: str | None = None  # the message a modal was opened from (its metadata)
+    redelivered: bool = False  # a repeated delivery of this request's after-ack work
 
     @property
     def text(self) -> str:
-        """The slash command's text."""
-        return str(self.body.get("text") or "").strip()
+        """The slash command's text as the user typed it (Slack's escaping undone)."""
+        return command_text(self.body)
 
     @property
     def action(self) -> dict[str, Any]:
@@ -82,8 +91,18 @@ class Ctx:
 Handler = Callable[[Ctx], None]
 
 
+def command_text(body: dict[str, Any]) -> str:
+    """A slash command's text, Slack's escaping of `&`, `<`, `>` undone
+    (`handlers.parsing.slack_unescape`); what is shown back is escaped again."""
+    return slack_unescape(str(body.get("text") or "")).strip()
+
+
 def error_text(error: PlaybotError) -> str:
-    """The user-facing line for an expected error, with an emoji saying what kind it is."""
+    """The user-facing line for an expected error, with an emoji saying what kind it is.
+
+    The message is escaped as a whole (`slackui.text.escape`): core errors are plain text
+    that quote what the user typed, so nothing in them becomes a mention or link, and usage
+    placeholders (`<job id>`) render."""
     if isinstance(error, NotAllowed):
         emoji = ":no_entry:"
     elif isinstance(error, NotFound):
@@ -94,7 +113,7 @@ def error_text(error: PlaybotError) -> str:
         emoji = ":information_source:"
     else:
         emoji = ":warning:"
-    return f"{emoji} {error}"
+    return f"{emoji} {escape(error)}"
 
 
 def _make_ctx(deps: Deps, body: dict[str, Any], client: WebClient,
@@ -103,8 +122,9 @@ def _make_ctx(deps: Deps, body: dict[str, Any], client: WebClient,
     caller = caller_from(body, request.headers)
     replier = Replier(client, caller, respond, jobs_channel=deps.jobs_channel)
     precheck = dict(context.get(PRECHECK_KEY) or {}) if context is not None else {}
+    redelivered = bool(context.get(REDELIVERY_KEY)) if context is not None else False
     return Ctx(deps=deps, caller=caller, client=client, body=body, reply=replier,
-               precheck=precheck)
+               precheck=precheck, redelivered=redelivered)
 
 
 def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
@@ -115,6 +135,9 @@ def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
         try:
             ctx = _make_ctx(deps, body, client, respond, request, context)
             try:
+                # Nothing of a request from outside the install runs: refused, audited
+                # without an account, never provisioned (core.identity).
+                identity.check_origin(deps.install, ctx.caller.origin)
                 handler(ctx)
             except PlaybotError as error:
                 record_refusal(deps, ctx.caller, fallback_action(body), error)
@@ -133,7 +156,7 @@ def fallback_action(body: dict[str, Any]) -> Action:
     """How a refused request is audited when its handler did not name the action."""
     if "command" in body:
         return Action("command", "command", str(body.get("command")),
-                      details={"text": str(body.get("text") or "")[:300]})
+                      details={"text": command_text(body)[:300]})
     kind = str(body.get("type") or "request")
     if kind == "block_actions":
         first = (body.get("actions") or [{}])[0]
@@ -156,7 +179,7 @@ def on_command(app: App, deps: Deps, command: str, handler: Handler, *,
     """`handler` answers `command` after the ack; `ack_text(text)` picks the instant reply."""
 
     def ack_command(ack: Ack, body: dict[str, Any]) -> None:
-        text = ack_text(str(body.get("text") or "").strip()) if ack_text else None
+        text = ack_text(command_text(body)) if ack_text else None
         ack(text) if text else ack()
 
     app.command(command)(ack=ack_command, lazy=[_background(deps, handler, "command")])
@@ -183,7 +206,9 @@ def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
                  context: BoltContext) -> None:
         errors = None
         if check is not None:
-            errors = check(_make_ctx(deps, body, client, None, request))
+            ctx = _make_ctx(deps, body, client, None, request)
+            if _from_install(deps, ctx.caller):  # else the lazy half refuses it
+                errors = check(ctx)
         if errors:
             context[PRECHECK_KEY] = {"errors": dict(errors)}
             ack(response_action="errors", errors=errors)
@@ -191,6 +216,14 @@ def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
             ack()
 
     app.view(callback_id)(ack=ack_view, lazy=[_background(deps, handler, "view")])
+
+
+def _from_install(deps: Deps, caller: Caller) -> bool:
+    try:
+        identity.check_origin(deps.install, caller.origin)
+    except PlaybotError:
+        return False
+    return True
 
 
 def on_event(app: App, deps: Deps, event: str, handler: Handler) -> None:

@@ -2,6 +2,12 @@
 
 Parsing only — no database, no Slack — so the ack half of a listener can use it. Mistakes
 raise `InvalidInput` with the closest valid words (`core.suggestions.closest`).
+
+Slack escapes `&`, `<` and `>` in a slash command's text (`&amp;`, `&lt;`, `&gt;`), leaving
+only its own markup (`<@U…|name>` mentions, `<#C…|name>` channels, links) unescaped.
+`slack_unescape` undoes that once, before anything is parsed, so `note=a&b` is the value
+`a&b` and `version=<1.2>` is `<1.2>`; what goes back to Slack is escaped again
+(`slackui.text`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from core.errors import InvalidInput
 from core.suggestions import closest
 
 MENTION = re.compile(r"^<@([UW][A-Z0-9_]+)(?:\|([^>]*))?>$")
+
+
+def slack_unescape(text: str) -> str:
+    """A slash command's text as the user typed it: Slack's `&lt;`, `&gt;`, `&amp;` undone
+    (`&amp;` last, so a typed `&lt;` — sent as `&amp;lt;` — stays `&lt;`)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def split_words(text: str) -> list[str]:

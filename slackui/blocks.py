@@ -1,8 +1,9 @@
 """Small Block Kit builders: sections, headers, buttons, code blocks, escaping.
 
 Each returns a plain dict already cut to Slack's limits, so callers compose messages
-without thinking about sizes. Text a user typed is escaped with `escape()` before it is
-placed in mrkdwn, so `<!channel>` or `<@U…>` in a value is shown, not acted on.
+without thinking about sizes. Text a user typed is escaped with `escape()` (the one rule,
+`slackui.text`) before it is placed in mrkdwn, so `<!channel>` or `<@U…>` in a value is
+shown, not acted on.
 """
 
 from __future__ import annotations
@@ -23,13 +24,9 @@ from slackui.limits import (
     truncate,
     truncate_lines,
 )
+from slackui.text import escape  # the one rule; callers import it from here too
 
 Block = dict[str, Any]
-
-
-def escape(text: object) -> str:
-    """Escape Slack's control characters (&, <, >) in text a user or playbook produced."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def plain(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:

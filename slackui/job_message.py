@@ -78,7 +78,8 @@ def run_message(jobs: Sequence[Job], progress: RunProgress | None = None, *,
     status = run_status(ordered)
     blocks: list[Block] = [
         section(f"{_run_status_text(ordered, status)} · *{escape(first.playbook.name)}* on "
-                f"*{len(ordered)} servers*{' · _check mode_' if first.check_mode else ''}"),
+                f"*{len(ordered)} servers*{' · _check mode_' if first.check_mode else ''}",
+                accessory=live_log_button(first.run_id)),
         context(_count_text(counts)),
         context(*_run_facts(ordered, status)),
     ]
@@ -100,6 +101,12 @@ def run_message(jobs: Sequence[Job], progress: RunProgress | None = None, *,
     if buttons:
         blocks.append(actions(*buttons, block_id=f"run:{first.run_id}"))
     return _run_text(ordered, status, counts), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
+
+
+def live_log_button(run_id: str) -> Block:
+    """"Live log" beside the headline: each viewer who clicks gets a link signed for them
+    (a channel message cannot carry a per-viewer link itself)."""
+    return button("Live log", ids.ACTION_LIVE_LOG, run_id)
 
 
 def run_status(jobs: Sequence[Job]) -> JobStatus:
@@ -224,7 +231,7 @@ def _host_line(job: Job, progress: RunProgress | None) -> str:
 def _run_text(jobs: Sequence[Job], status: JobStatus, counts: Mapping[str, int]) -> str:
     first = jobs[0]
     check = " (check mode)" if first.check_mode else ""
-    what = f"{first.playbook.name} on {len(jobs)} servers{check}"
+    what = f"{escape(first.playbook.name)} on {len(jobs)} servers{check}"
     label = _run_status_text(jobs, status).split(" ", 1)[1]
     shown = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
     return truncate(f"{STATUS_EMOJI.get(status, '')} {what}: {label} ({shown})", 300)
@@ -251,7 +258,8 @@ def job_message(job: Job, progress: RunProgress | None = None, *,
     blocks: list[Block] = [
         section(f"{status_text(job)} · *{escape(job.playbook.name)}* on "
                 f"*{escape(job.server.hostname)}*"
-                f"{' · _check mode_' if job.check_mode else ''}"),
+                f"{' · _check mode_' if job.check_mode else ''}",
+                accessory=live_log_button(job.run_id)),
         context(*_facts(job)),
     ]
     if job.status == JobStatus.pending and waiting_for:
@@ -321,7 +329,7 @@ def _text(job: Job, waiting_for: str | None) -> str:
         label = f"waiting for {waiting_for}"
     if job.status == JobStatus.running and job.cancel_requested:
         label = "cancelling"
-    text = f"{STATUS_EMOJI.get(job.status, '')} {job_title(job)}: {label}"
+    text = f"{STATUS_EMOJI.get(job.status, '')} {escape(job_title(job))}: {escape(label)}"
     if job.status == JobStatus.failed and job.error_message:
-        text += f" — {job.error_message}"
+        text += f" — {escape(job.error_message)}"
     return truncate(text, 300)

@@ -30,6 +30,7 @@ from slackui.blocks import (
     when,
 )
 from slackui.limits import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, cap_blocks, more_note, take
+from slackui.text import code
 
 STATUS_EMOJI = {
     JobStatus.pending: ":hourglass_flowing_sand:",
@@ -157,7 +158,7 @@ def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool
     if len(run) > 1:
         blocks.append(section(run_section(job, run)))
     if job.extra_vars:
-        shown = "\n".join(f"`{escape(k)}` = `{escape(v)}`"
+        shown = "\n".join(f"{code(k)} = {code(v)}"
                           for k, v in sorted(job.extra_vars.items()))
         blocks.append(section(f"*Variables*\n{shown}"))
     if job.error_message:

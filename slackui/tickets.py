@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from core.approvals import decision
+from core.progress import RunProgress
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketPriority, TicketStatus
 from slackui import ids
 from slackui.blocks import (
@@ -57,7 +58,7 @@ def ticket_message(ticket: Ticket) -> tuple[str, list[Block]]:
     """Notification text and blocks for a ticket of either kind."""
     if ticket.kind == TicketKind.approval:
         return approval_message(ticket)
-    text = f"Ticket {short_id(ticket.ticket_id)} ({ticket.priority.value}): {ticket.title}"
+    text = f"Ticket {short_id(ticket.ticket_id)} ({ticket.priority.value}): {escape(ticket.title)}"
     return truncate(text, 300), ticket_blocks(ticket)
 
 
@@ -167,7 +168,7 @@ def _host(ticket: Ticket) -> str:
 def approval_message(ticket: Ticket, *, now: datetime | None = None) -> tuple[str, list[Block]]:
     """The approval request of a production run: what will run where, and Approve/Reject."""
     job = ticket.job
-    what = f"{job.playbook.name} on {job.server.hostname}" if job else ticket.title
+    what = escape(f"{job.playbook.name} on {job.server.hostname}" if job else ticket.title)
     text = f"Approval needed: {what}"
     if not is_pending_approval(ticket, now=now):
         text = f"Approval request for {what}: {approval_outcome(ticket, now=now)}"
@@ -281,15 +282,17 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
 
 
 def run_card(jobs: Sequence[Job], tickets: Sequence[Ticket] = (), *,
-             now: datetime | None = None) -> tuple[str, list[Block]]:
+             now: datetime | None = None, progress: RunProgress | None = None,
+             waiting_for: Sequence[str] = ()) -> tuple[str, list[Block]]:
     """The run's one channel message as it stands: its approval card while some job of it
     awaits approval (`tickets`: the run's approval tickets, `core.approvals.run_requests`),
-    else the run message. What a redraw after a decision, a cancel or an expiry posts."""
+    else the run message (with the worker's live `progress`, the hosts it is `waiting_for`).
+    What `slackui.message_owner` draws."""
     from slackui.job_message import run_message  # job_message stays free of ticket views
 
     if tickets and any(j.status == JobStatus.awaiting_approval for j in jobs):
         return run_approval_message(tickets, jobs, now=now)
-    return run_message(jobs)
+    return run_message(jobs, progress, waiting_for=waiting_for)
 
 
 def _bold(names: Sequence[str], limit: int = 15) -> str:

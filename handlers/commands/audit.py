@@ -20,6 +20,7 @@ from handlers.listeners import Ctx, on_command
 from handlers.parsing import parse_user, split_words, unknown
 from slackui import ids
 from slackui.audit import TRAIL_LIMIT, audit_trail_blocks
+from slackui.text import escape
 
 USAGE = "/audit <resource type> <id>"
 TYPES = ("job", "ticket", "server", "playbook", "user")
@@ -53,7 +54,7 @@ def audit_command(ctx: Ctx) -> None:
         return label, entries, names
 
     label, entries, names = perform(ctx.deps, ctx.caller, action, work)
-    ctx.reply.ephemeral(f"Audit trail of {kind} {label}",
+    ctx.reply.ephemeral(f"Audit trail of {escape(kind)} {escape(label)}",
                         audit_trail_blocks(kind, label, entries, names))
 
 

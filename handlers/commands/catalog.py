@@ -27,6 +27,7 @@ from slackui.catalog import (
     server_details_blocks,
     server_list_blocks,
 )
+from slackui.text import escape
 
 SERVERS_USAGE = "/servers [env:<environment>] [tag:<tag>] [group:<group>] [show <host>]"
 PLAYBOOKS_USAGE = "/playbooks [tag:<tag>] [show <name>]"
@@ -71,7 +72,7 @@ def show_server(ctx: Ctx, hostname: str) -> None:
         return server, recent
 
     server, recent = perform(ctx.deps, ctx.caller, action, work)
-    ctx.reply.ephemeral(f"Server {server.hostname}", server_details_blocks(server, recent))
+    ctx.reply.ephemeral(f"Server {escape(server.hostname)}", server_details_blocks(server, recent))
 
 
 def playbooks_command(ctx: Ctx) -> None:
@@ -102,7 +103,7 @@ def show_playbook(ctx: Ctx, name: str) -> None:
         return playbook_registry.get_playbook(session, name)
 
     book = perform(ctx.deps, ctx.caller, action, work)
-    ctx.reply.ephemeral(f"Playbook {book.name}", playbook_details_blocks(book))
+    ctx.reply.ephemeral(f"Playbook {escape(book.name)}", playbook_details_blocks(book))
 
 
 def register(app: App, deps: Deps) -> None:

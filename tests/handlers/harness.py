@@ -184,13 +184,17 @@ class SlackHarness:
     def click(self, action_id: str, value: str, *, user: str, channel: str | None = "C_OPS",
               message_ts: str | None = None, view: dict[str, Any] | None = None,
               extra_headers: dict[str, str] | None = None,
-              action: dict[str, Any] | None = None) -> Result:
-        """Click a button (or choose in a select, with `action=`) on a message or a view."""
+              action: dict[str, Any] | None = None,
+              user_team: str = FakeSlack.TEAM_ID) -> Result:
+        """Click a button (or choose in a select, with `action=`) on a message or a view.
+
+        user_team: the clicking user's own workspace (another organisation's for a Slack
+        Connect user in a shared channel; the payload's `team` stays the install's)."""
         element = action or {"type": "button", "value": value}
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower().removeprefix("u_"),
-                     "team_id": FakeSlack.TEAM_ID},
+                     "team_id": user_team},
             "trigger_id": f"trigger-click-{id(element)}-{len(self.fake.calls)}",
             "actions": [{"action_id": action_id, "block_id": "b",
                          "action_ts": "1700000000.000001", **element}],
