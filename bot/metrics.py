@@ -53,7 +53,8 @@ ERRORS = Counter(
     ["where"],
 )
 
-KNOWN_NAMES = (ids.ALL_COMMANDS | ids.ALL_ACTION_IDS | ids.ALL_CALLBACK_IDS | ids.ALL_EVENTS)
+KNOWN_NAMES = (ids.ALL_COMMANDS | ids.ALL_ACTION_IDS | ids.ALL_CALLBACK_IDS | ids.ALL_EVENTS
+               | {ids.EVENT_MESSAGE})
 
 
 class PrometheusObserver:

@@ -22,6 +22,9 @@ ACTION_JOB_SHOW = "job_show"
 # Buttons on the message of a run of several servers (value: the run id).
 ACTION_RUN_CANCEL = "run_cancel"
 ACTION_RUN_RETRY_FAILED = "run_retry_failed"
+# "Live log" on a job or run message (value: the run id): answers only the clicker with a
+# signed link to each job's live log page (issue 15).
+ACTION_LIVE_LOG = "live_log"
 
 # Buttons on tickets.
 ACTION_TICKET_TAKE = "ticket_take"
@@ -52,6 +55,8 @@ BOOLEAN_TRUE_VALUE = "true"
 
 # Events the app subscribes to (manifest.yml bot_events).
 EVENT_APP_HOME_OPENED = "app_home_opened"
+EVENT_MESSAGE = "message"  # the event type of a direct message to the bot
+SUBSCRIPTION_MESSAGE_IM = "message.im"  # its subscription name in manifest.yml
 
 ALL_ACTION_IDS = frozenset(
     {
@@ -67,6 +72,7 @@ ALL_ACTION_IDS = frozenset(
         ACTION_APPROVAL_REJECT,
         ACTION_MODAL_PLAYBOOK_SELECT,
         ACTION_HOME_RUN,
+        ACTION_LIVE_LOG,
         ACTION_TEMPLATE_RUN,
     }
 )
@@ -86,4 +92,4 @@ ALL_COMMANDS = frozenset(
     }
 )
 ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})
-ALL_EVENTS = frozenset({EVENT_APP_HOME_OPENED})
+ALL_EVENTS = frozenset({EVENT_APP_HOME_OPENED, SUBSCRIPTION_MESSAGE_IM})  # manifest bot_events

@@ -41,6 +41,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
 STANDALONE_SCOPES = {
     "commands": "slash commands",
     "chat:write.public": "posting job messages in public channels without an invitation",
+    "im:history": "message.im events: direct messages to the bot, answered with help",
 }
 
 

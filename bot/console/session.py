@@ -36,9 +36,11 @@ from bot.console.render import BlockRenderer
 from bot.console.screen import Mark, Screen
 from bot.console.slack_requests import Person, SlackRequests
 from bot.fake_slack import SlackResponse
+from core.suggestions import closest
 from db.models import Job, JobStatus
 from slackui import ids
 from slackui.blocks import short_id
+from slackui.help import COMMANDS
 
 Ask = Callable[[str], str]
 
@@ -174,6 +176,15 @@ class ConsoleSession:
         if not failed.ok:
             return failed
         command, _, arguments = text.partition(" ")
+        known = [c.command for c in COMMANDS]
+        if command not in known:
+            # Slack answers an unregistered command itself; the app never hears of it.
+            guess = closest(command, known, n=1)
+            hint = f" Did you mean {guess[0]}?" if guess else " Try /playbot help."
+            self._step_error(f"{command} is not a valid command")
+            self.screen.show(self.screen.style.red(
+                f"  Slack: {command} is not a valid command.{hint}"))
+            return StepResult()
         replies = self.conversation.reply_count()
         response = self.requests.command(self.person, command, arguments.strip())
         self._show_ack(response)
@@ -189,6 +200,11 @@ class ConsoleSession:
         if target.gone:
             return self._refuse(f"button {target.number} ({target.choice.label}) is gone: its "
                                 "message has changed since")
+        owner = target.message.ephemeral_for if target.message is not None else None
+        if owner and owner != self.person.slack_id:
+            # Slack shows an ephemeral message to one person only; nobody else can press it.
+            return self._refuse(f"button {target.number} ({target.choice.label}) is on a "
+                                f"message only {self.directory.name_of(owner)} can see")
         failed = self._begin(f"click {what}")
         if not failed.ok:
             return failed

@@ -1,4 +1,4 @@
-"""Events API listeners (App Home); `register` adds them all."""
+"""Events API listeners (App Home, direct messages); `register` adds them all."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    from handlers.events import home
+    from handlers.events import home, messages
 
     home.register(app, deps)
+    messages.register(app, deps)

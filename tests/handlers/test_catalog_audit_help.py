@@ -159,3 +159,24 @@ def test_long_lists_stay_within_slack_limits(slack):
         for block in blocks:
             assert len(block.get("text", {}).get("text", "")) <= MAX_SECTION_TEXT
     assert "more jobs" in listing.reply_text
+
+
+def test_a_direct_message_to_the_bot_is_answered_with_help_and_its_own_messages_are_not(slack):
+    # given a person writing in the bot's Messages tab, then the bot's own message and an edit
+    dm = f"D_{OPERATOR}"
+    asked = slack.event({"type": "message", "channel_type": "im", "channel": dm,
+                         "user": OPERATOR, "text": "how do I deploy?", "ts": "1.000001"},
+                        user=OPERATOR)
+    own = slack.event({"type": "message", "channel_type": "im", "channel": dm,
+                       "bot_id": "B_PLAYBOT", "text": "Playbot commands", "ts": "1.000002"},
+                      user=OPERATOR)
+    edited = slack.event({"type": "message", "subtype": "message_changed",
+                          "channel_type": "im", "channel": dm, "ts": "1.000003"}, user=OPERATOR)
+
+    # then the person gets the command reference in that DM, for their role; nothing else
+    [answer] = asked.calls_to("chat.postMessage")
+    assert answer.params["channel"] == dm
+    text = str(answer.params["blocks"])
+    assert "/run-playbook" in text and "You are *operator*" in text
+    assert own.calls_to("chat.postMessage") == [] and edited.calls_to("chat.postMessage") == []
+    assert slack.audit() == []
