@@ -8,7 +8,10 @@
 3. the database at DATABASE_URL (default: a SQLite file), migrated to head;
 4. on first start, the examples: the demo users (alice admin, bob operator, carol viewer,
    Slack ids U_ALICE…), the servers of `examples/inventory.yml`, and the playbooks of
-   PLAYBOOK_DIR; later starts only add what is missing;
+   PLAYBOOK_DIR; later starts only add what is missing. When PLAYBOOK_DIR is unset and the
+   current directory has no `examples/playbooks`, the checkout's own examples are used (an
+   editable install, as `scripts/console` makes, works from any directory); when there are
+   none, the console stops before it writes anything (`check_examples`);
 5. the workers in this process (`workers.embedded.start_embedded`): Dramatiq's in-process
    broker, worker threads and housekeeping;
 6. the real Bolt app and WSGI app (`bot.runtime`, `bot.web`) served by waitress on a free
@@ -49,6 +52,8 @@ DEMO_USERS = (("alice", "admin"), ("bob", "operator"), ("carol", "viewer"))
 CONSOLE_ORIGIN = {"via": "console"}
 WORKER_THREADS = 2
 SHUTDOWN_GRACE = 5.0  # on quit, running playbooks get this long before they are stopped
+DEFAULT_PLAYBOOK_DIR = Path("examples/playbooks")
+SHIPPED_PLAYBOOK_DIR = Path(__file__).resolve().parents[2] / "examples" / "playbooks"
 
 
 class ConsoleSetupError(Exception):
@@ -92,6 +97,27 @@ class Playbot:
         self._closers.clear()
 
 
+def examples_dir(settings: Settings) -> Path:
+    """PLAYBOOK_DIR, or the checkout's examples when it is the default and not here."""
+    chosen = Path(settings.playbook_dir)
+    if chosen == DEFAULT_PLAYBOOK_DIR and not chosen.is_dir() and SHIPPED_PLAYBOOK_DIR.is_dir():
+        return SHIPPED_PLAYBOOK_DIR
+    return chosen
+
+
+def check_examples(settings: Settings, inventory: Path | None) -> None:
+    """Raise ConsoleSetupError, before anything is written, when the playbooks or the
+    inventory the console would seed are missing."""
+    playbook_dir = examples_dir(settings)
+    if not playbook_dir.is_dir():
+        raise ConsoleSetupError(
+            f"PLAYBOOK_DIR {playbook_dir} is not a directory: set PLAYBOOK_DIR to your "
+            "playbooks, or run the console from a Playbot checkout (it uses examples/playbooks)")
+    chosen = inventory if inventory is not None else playbook_dir.parent / "inventory.yml"
+    if inventory is not None and not chosen.is_file():
+        raise ConsoleSetupError(f"the inventory {chosen} is not a file")
+
+
 def console_settings(api_url: str, **overrides: Any) -> Settings:
     """The settings of the embedded Playbot: the environment's, with the console's own Slack
     side and the in-process broker. Raises bot.settings.SettingsError."""
@@ -104,7 +130,10 @@ def console_settings(api_url: str, **overrides: Any) -> Settings:
         "playbot_jobs_channel": None,
     }
     values.update(overrides)
-    return load_settings(**values)
+    settings = load_settings(**values)
+    if "playbook_dir" not in overrides and examples_dir(settings) != settings.playbook_dir:
+        settings = load_settings(**{**values, "playbook_dir": examples_dir(settings)})
+    return settings
 
 
 def migrate(database_url: str) -> None:

@@ -21,6 +21,7 @@ from bot.console.bootstrap import (
     SHUTDOWN_GRACE,
     ConsoleSetupError,
     Playbot,
+    check_examples,
     start_playbot,
 )
 from bot.console.conversation import Conversation
@@ -65,6 +66,11 @@ def run_console(*, as_user: str = DEFAULT_USER, script: str | None = None,
     try:
         base = load_settings()
     except SettingsError as exc:
+        err.write(f"error: {exc}\n")
+        return 2
+    try:
+        check_examples(base, inventory)
+    except ConsoleSetupError as exc:
         err.write(f"error: {exc}\n")
         return 2
     log_path = Path(base.playbot_runtime_dir).parent / "console.log"

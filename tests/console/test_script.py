@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.console.conftest import REPO
+from tests.console.conftest import REPO, console_command
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.slow
@@ -104,3 +104,34 @@ def test_a_mistyped_command_is_answered_as_slack_does_and_ephemeral_buttons_are_
     # ... and carol cannot press a button on alice's ephemeral reply
     assert done.returncode == 1, done.stdout
     assert "is on a message only alice can see" in done.stdout
+
+
+def test_playbot_console_works_from_any_directory_with_the_checkouts_examples(
+        console_env, tmp_path) -> None:
+    # given the installed command run in an empty directory, PLAYBOOK_DIR unset
+    env = {k: v for k, v in console_env.items() if k != "PLAYBOOK_DIR"}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    done = subprocess.run([*console_command(), "console", "--script", "-"],
+                          input="/playbooks\nexpect ping\n", env=env, cwd=elsewhere,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "✓ script passed" in done.stdout
+
+
+def test_a_console_without_playbooks_stops_before_writing_anything(console_env, tmp_path) -> None:
+    env = {**console_env, "PLAYBOOK_DIR": str(tmp_path / "nowhere")}
+    for default_here in ("DATABASE_URL", "PLAYBOT_RUNTIME_DIR", "PLAYBOT_ARCHIVE_DIR"):
+        env.pop(default_here, None)  # the defaults: playbot.db and var/ in the current directory
+    here = tmp_path / "here"
+    here.mkdir()
+
+    done = subprocess.run([*console_command(), "console", "--script", "-"], input="/jobs\n",
+                          env=env, cwd=here, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+    assert done.returncode == 2
+    assert "is not a directory: set PLAYBOOK_DIR" in done.stderr
+    assert list(here.iterdir()) == []
