@@ -139,9 +139,12 @@ def _converse(playbot: Playbot, screen: Screen, as_user: str, lines: list[str] |
     session = ConsoleSession(backend, screen, directory, person, scripted=lines is not None)
     sessions.append(session)
     _banner(playbot, screen, log_path)
-    if lines is not None:
-        return run_script(session, screen, lines, script or "-")
-    return run_repl(session, screen)
+    try:
+        if lines is not None:
+            return run_script(session, screen, lines, script or "-")
+        return run_repl(session, screen)
+    finally:
+        session.cancel_unfinished()
 
 
 def _banner(playbot: Playbot, screen: Screen, log_path: Path) -> None:

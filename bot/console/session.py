@@ -146,7 +146,7 @@ class ConsoleSession:
         if word == "home":
             return self._home(ask)
         if word in ("quit", "exit", "q"):
-            return StepResult(quit=True)
+            return self._quit(ask)
         if word == "wait":
             return self._wait(rest)
         if word == "expect":
@@ -306,6 +306,50 @@ class ConsoleSession:
                     f"({person.slack_id})")
         self.screen.show(self.screen.style.dim(f"  you are now {person.username} ({role}){note}"))
         return StepResult()
+
+    def _quit(self, ask: Ask) -> StepResult:
+        """Leave; unfinished jobs are cancelled first, after asking (a script does not ask)."""
+        unfinished = self.unfinished_jobs()
+        if unfinished and not self.scripted:
+            listed = ", ".join(f"{short_id(job.job_id)} ({job.playbook.name} on {job.server.hostname})"
+                               for job in unfinished[:5])
+            n = len(unfinished)
+            answer = ask(f"  {n} job{'s' if n != 1 else ''} not finished: {listed}. "
+                         "Cancel and quit? [y/N]: ").strip().lower()
+            if answer not in ("y", "yes"):
+                self.screen.show(self.screen.style.dim(
+                    "  (staying: the jobs go on; quit again once they are done)"))
+                return StepResult()
+        self.cancel_unfinished()
+        return StepResult(quit=True)
+
+    def unfinished_jobs(self) -> list[Job]:
+        """Pending and running jobs, oldest first, with their playbook, server and user."""
+        with self.backend.session_factory() as session:
+            jobs = list(session.scalars(select(Job).where(
+                Job.status.in_((JobStatus.pending, JobStatus.running))).order_by(Job.id)).unique())
+            for job in jobs:
+                _ = (job.playbook.name, job.server.hostname, job.user)
+            return jobs
+
+    def cancel_unfinished(self, timeout: float = 30.0) -> None:
+        """Cancel every pending or running job as its owner would (`/cancel-job`), and wait
+        until they have ended: leaving the console then leaves no job to fail, no ticket."""
+        unfinished = self.unfinished_jobs()
+        if not unfinished:
+            return
+        self.screen.show(self.screen.style.dim(
+            f"  cancelling {len(unfinished)} unfinished job{'s' if len(unfinished) != 1 else ''} "
+            "before leaving…"))
+        for job in unfinished:
+            owner = (Person(job.user.username, job.user.slack_user_id)
+                     if job.user is not None and job.user.slack_user_id else self.person)
+            self.requests.command(owner, ids.CMD_CANCEL, job.job_id)
+        self.settle()
+        deadline = time.monotonic() + timeout
+        while self.unfinished_jobs() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.backend.drain_workers(5.0)
 
     def _help(self, ask: Ask) -> StepResult:
         self.screen.show(HELP.splitlines())

@@ -4,7 +4,12 @@ modals)."""
 
 from __future__ import annotations
 
+import pexpect
 import pytest
+from sqlalchemy import select
+
+from db.models import Job, JobStatus, Ticket
+from db.session import make_engine, make_session_factory
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +167,35 @@ def test_the_prompt_stays_usable_while_a_job_runs_and_cancel_stops_it(start_cons
     console.expect(r"cancelling")
     console.expect(r"↻ updated:\s+.*cancelled · slow on local")
     assert console.quit() == 0
+
+
+def test_quitting_while_a_job_runs_asks_first_and_then_cancels_it_without_a_ticket(
+        start_console, console_env) -> None:
+    # given alice's slow playbook is running
+    console = start_console("--as", "alice")
+    console.prompt("alice (admin)")
+    console.type("/run-playbook slow local")
+    console.expect(r"↻ .*slow on local: running")
+
+    # when she types quit, the console asks first; "no" keeps her there
+    console.type("quit")
+    console.expect(r"1 job not finished: \w+ \(slow on local\)\. Cancel and quit\? \[y/N\]: ")
+    console.type("n")
+    console.expect(r"staying: the jobs go on")
+    console.prompt("alice (admin)")
+
+    # when she quits again and says yes, the job is cancelled (not failed) and she leaves
+    console.type("quit")
+    console.expect(r"Cancel and quit\? \[y/N\]: ")
+    console.type("y")
+    console.expect(r"cancelling 1 unfinished job")
+    console.child.expect(pexpect.EOF, timeout=60)
+    console.child.close()
+    assert console.child.exitstatus == 0
+
+    engine = make_engine(console_env["DATABASE_URL"])
+    with make_session_factory(engine)() as session:
+        [job] = session.scalars(select(Job)).unique().all()
+        assert job.status == JobStatus.cancelled
+        assert session.scalars(select(Ticket)).all() == []
+    engine.dispose()
