@@ -53,6 +53,28 @@ def mariadb_server() -> Iterator[MariaDBServer]:
 
 
 @pytest.fixture(scope="session")
+def stock_mariadb_server() -> Iterator[MariaDBServer]:
+    """A second MariaDB with the stock defaults (latin1, latin1_swedish_ci), as many installed
+    servers still are: the schema must not depend on the server's defaults."""
+    if not MariaDBServer.available():
+        _unavailable("MariaDB (mariadbd)")
+    server = MariaDBServer(charset="latin1", collation="latin1_swedish_ci").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_mariadb() -> Iterator[MariaDBServer]:
+    """A MariaDB of the test's own, for tests that stop and restart it (`halt()`, `start()`);
+    the suite's shared server is never restarted."""
+    if not MariaDBServer.available():
+        _unavailable("MariaDB (mariadbd)")
+    server = MariaDBServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """The suite's shared Redis. Tests that stop or restart Redis use `private_redis`."""
     if not RedisServer.available():
@@ -196,7 +218,8 @@ def _uses(item: pytest.Item, mark: str) -> bool:
     if mark == "ssh":
         return bool(names & {"ssh_fleet", "ssh_hosts"})
     params = getattr(getattr(item, "callspec", None), "params", {})
-    return "mariadb_server" in names or "mariadb" in params.values()
+    mariadb = {"mariadb_server", "stock_mariadb_server", "private_mariadb"}
+    return bool(names & mariadb) or "mariadb" in params.values()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

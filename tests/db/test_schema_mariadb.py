@@ -203,13 +203,16 @@ JSON_COLUMNS: dict[str, set[str]] = {
 TABLES = list(INDEXES)
 
 
-@pytest.fixture(scope="module")
-def schema(mariadb_server: MariaDBServer):
-    """A connection to a MariaDB database built by `playbot db upgrade`."""
-    url = mariadb_server.create_database("playbot_schema")
+@pytest.fixture(scope="module", params=["utf8mb4_server", "stock_server"])
+def schema(request):
+    """A connection to a MariaDB database built by `playbot db upgrade`: on the suite's server
+    (utf8mb4 defaults) and on one with MariaDB's stock defaults (latin1, 0007 pins them)."""
+    fixture = "mariadb_server" if request.param == "utf8mb4_server" else "stock_mariadb_server"
+    server: MariaDBServer = request.getfixturevalue(fixture)
+    url = server.create_database("playbot_schema")
     result = run_cli("db", "upgrade", env={"DATABASE_URL": url})
     assert result.exit_code == 0, result.output
-    assert "0005 (head)" in result.stdout
+    assert "(head)" in result.stdout
     engine = make_engine(url)
     with engine.connect() as connection:
         yield connection
@@ -240,7 +243,23 @@ def test_table_is_innodb_in_utf8mb4(schema, table):
         t=table,
     )[0]
     assert engine == "InnoDB"
-    assert collation.startswith("utf8mb4_")
+    assert collation == "utf8mb4_bin"  # 0007: whatever the server's defaults
+
+
+def test_every_table_and_text_column_of_every_revision_is_innodb_utf8mb4_bin(schema):
+    # 0007 and the database default it sets: tables of later revisions too; names and keys
+    # compare byte for byte, as on SQLite (docs/database.md, "Charsets and collations")
+    tables = _rows(schema, "SELECT table_name, engine, table_collation "
+                           "FROM information_schema.tables WHERE table_schema = DATABASE()")
+    columns = _rows(
+        schema,
+        "SELECT table_name, column_name, character_set_name, collation_name "
+        "FROM information_schema.columns "
+        "WHERE table_schema = DATABASE() AND collation_name IS NOT NULL")
+    assert {(t, e, c) for t, e, c in tables} == {(t, "InnoDB", "utf8mb4_bin") for t, _, _ in tables}
+    assert len(columns) > 50
+    assert {tuple(row) for row in columns} == {
+        (t, c, "utf8mb4", "utf8mb4_bin") for t, c, _, _ in columns}
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -38,14 +38,22 @@ def _wait_port(port: int, timeout: float) -> None:
 
 
 class MariaDBServer:
-    """A throwaway MariaDB server with a TCP superuser `playbot` (password `playbot`)."""
+    """A throwaway MariaDB server with a TCP superuser `playbot` (password `playbot`).
+
+    `charset`/`collation`: the server's defaults (the suite's server: utf8mb4; a server
+    with MariaDB's stock defaults: `latin1`, `latin1_swedish_ci`); new databases get them.
+    `halt()` and `start()` again stop and restart the same server (data, port kept).
+    """
 
     USER = "playbot"
     PASSWORD = "playbot"
 
-    def __init__(self) -> None:
+    def __init__(self, *, charset: str = "utf8mb4",
+                 collation: str = "utf8mb4_unicode_ci") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="playbot-mariadb-"))
         self.port = free_port()
+        self.charset = charset
+        self.collation = collation
         self.socket = str(self.dir / "mysqld.sock")
         self.process: subprocess.Popen[bytes] | None = None
         self._schemas: dict[str, list[str]] = {}
@@ -56,22 +64,16 @@ class MariaDBServer:
 
     def start(self) -> MariaDBServer:
         datadir = self.dir / "data"
+        if datadir.exists():  # a restart after halt()
+            self._launch(datadir)
+            return self
         subprocess.run(
             [find_binary("mariadb-install-db"), "--no-defaults", "--user=root",
              f"--datadir={datadir}", "--auth-root-authentication-method=socket",
              "--skip-test-db"],
             check=True, capture_output=True,
         )
-        self.process = subprocess.Popen(
-            [find_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
-             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
-             "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
-             "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
-             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-             f"--log-error={self.dir / 'error.log'}", f"--pid-file={self.dir / 'mysqld.pid'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        _wait_port(self.port, 30)
+        self._launch(datadir)
         root = self.root_connection()
         with root.cursor() as cur:
             cur.execute(f"CREATE USER '{self.USER}'@'127.0.0.1' IDENTIFIED BY '{self.PASSWORD}'")
@@ -81,6 +83,28 @@ class MariaDBServer:
             cur.execute("FLUSH PRIVILEGES")
         root.close()
         return self
+
+    def _launch(self, datadir: Path) -> None:
+        self.process = subprocess.Popen(
+            [find_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
+             f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
+             "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
+             "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
+             f"--character-set-server={self.charset}", f"--collation-server={self.collation}",
+             f"--log-error={self.dir / 'error.log'}", f"--pid-file={self.dir / 'mysqld.pid'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        _wait_port(self.port, 30)
+
+    def halt(self) -> None:
+        """Stop the server (a clean shutdown), keeping its data for `start()`."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def root_connection(self) -> pymysql.Connection:
         deadline = time.monotonic() + 30
@@ -104,9 +128,8 @@ class MariaDBServer:
         try:
             with conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-                cur.execute(
-                    f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                )
+                cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET {self.charset} "
+                            f"COLLATE {self.collation}")
                 if schema_of is not None:
                     cur.execute(f"USE `{name}`")
                     cur.execute("SET FOREIGN_KEY_CHECKS = 0")
@@ -153,12 +176,7 @@ class MariaDBServer:
                 f"@127.0.0.1:{self.port}/{database}?charset=utf8mb4")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self.halt()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
