@@ -179,8 +179,8 @@ class ConsoleSession:
         known = [c.command for c in COMMANDS]
         if command not in known:
             # Slack answers an unregistered command itself; the app never hears of it.
-            guess = closest(command, known, n=1)
-            hint = f" Did you mean {guess[0]}?" if guess else " Try /playbot help."
+            guess = closest(command, known, n=2)
+            hint = f" Did you mean {' or '.join(guess)}?" if guess else " Try /playbot help."
             self._step_error(f"{command} is not a valid command")
             self.screen.show(self.screen.style.red(
                 f"  Slack: {command} is not a valid command.{hint}"))

@@ -189,3 +189,30 @@ def test_an_opened_modal_waits_to_be_filled_in(drawn: Drawn) -> None:
     assert modal is not None and modal.user == "U_BOB" and modal.title == "Fix"
     assert modal.id.startswith("V")
     assert "a form opened: Fix" in drawn.text
+
+
+def test_a_button_on_another_persons_ephemeral_message_cannot_be_pressed(
+        drawn: Drawn, sqlite_url: str) -> None:
+    from bot.console.people import Directory
+    from bot.console.session import Backend, ConsoleSession
+    from bot.console.slack_requests import Person
+    from db.session import make_engine, make_session_factory
+
+    # given an ephemeral reply with a button, shown to alice only
+    drawn.client.chat_postEphemeral(channel=CHANNEL, user="U_ALICE", text="Job",
+                                    blocks=job_blocks("failed", [("Retry", "job_retry")]))
+    engine = make_engine(sqlite_url)
+    factory = make_session_factory(engine)
+    backend = Backend(requests=None, conversation=drawn.conversation,  # type: ignore[arg-type]
+                      session_factory=factory, wait_app_idle=lambda _t: True,
+                      drain_workers=lambda _t: True)
+    carol = ConsoleSession(backend, drawn.screen, Directory(factory), Person("carol", "U_CAROL"),
+                           scripted=True)
+
+    # when carol tries to press it
+    result = carol.handle("click Retry", lambda _prompt: "")
+
+    # then the console refuses, as Slack would never show her that message
+    assert not result.ok
+    assert "is on a message only U_ALICE can see" in result.reason
+    engine.dispose()
