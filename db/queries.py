@@ -69,8 +69,10 @@ def recent_jobs(
     status: JobStatus | str | None = None,
     user_id: int | None = None,
     limit: int = 10,
+    statuses: Iterable[JobStatus | str] | None = None,
 ) -> list[Job]:
-    """Pattern 1: the newest jobs, optionally only those in `status` and/or of `user_id`.
+    """Pattern 1: the newest jobs, optionally only those in `status` (or any of `statuses`)
+    and/or of `user_id`.
 
     Archived jobs (the ERD's soft delete) only show when asked for by status.
 
@@ -79,17 +81,41 @@ def recent_jobs(
     the table backwards from its end instead of sorting it.
     """
     stmt = select(Job).options(*_RELATED_BY_PK)
-    if status is not None:
+    if statuses is not None:
+        stmt = stmt.where(Job.status.in_(sorted({JobStatus(s) for s in statuses},
+                                                key=lambda s: s.value)))
+    elif status is not None:
         stmt = stmt.where(Job.status == JobStatus(status))
     else:
         stmt = stmt.where(Job.status != JobStatus.archived)
     if user_id is not None:
         stmt = stmt.where(Job.user_id == user_id)
-    if status is None and user_id is None:
+    if status is None and statuses is None and user_id is None:
         stmt = stmt.order_by(Job.id.desc())
     else:
         stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc())
     return list(session.scalars(stmt.limit(_positive(limit, "limit"))))
+
+
+def count_jobs(
+    session: Session,
+    *,
+    statuses: Iterable[JobStatus | str] | None = None,
+    user_id: int | None = None,
+) -> int:
+    """How many jobs `recent_jobs` / `user_history` would list without a limit ("…and N more").
+
+    Without `statuses`: every job but archived ones, as those lists do.
+    """
+    stmt = select(func.count(Job.id))
+    if statuses is None:
+        stmt = stmt.where(Job.status != JobStatus.archived)
+    else:
+        stmt = stmt.where(Job.status.in_(sorted({JobStatus(s) for s in statuses},
+                                                key=lambda s: s.value)))
+    if user_id is not None:
+        stmt = stmt.where(Job.user_id == user_id)
+    return int(session.scalar(stmt) or 0)
 
 
 def get_job_by_ref(session: Session, job_pk_or_uuid: int | str) -> Job | None:

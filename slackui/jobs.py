@@ -120,10 +120,14 @@ def job_line(job: Job, run_size: int = 1) -> str:
 
 def job_list_blocks(jobs: Sequence[Job], *, title: str, empty: str = "No jobs.",
                     limit: int = 20, hint: str | None = None,
-                    run_sizes: Mapping[str, int] | None = None) -> list[Block]:
+                    run_sizes: Mapping[str, int] | None = None,
+                    total: int | None = None) -> list[Block]:
     """A titled list of jobs, newest first as given, capped at `limit` with "…and N more".
-    run_sizes: servers per run id, to say which jobs belong to a run of several."""
+    run_sizes: servers per run id, to say which jobs belong to a run of several; total: how
+    many jobs the list has in all (the jobs given may be only the first of them)."""
     shown, hidden = take(jobs, limit)
+    if total is not None:
+        hidden = max(total - len(shown), 0)
     sizes = run_sizes or {}
     blocks: list[Block] = [header(title)]
     if not shown:
@@ -132,7 +136,7 @@ def job_list_blocks(jobs: Sequence[Job], *, title: str, empty: str = "No jobs.",
         blocks.append(section("\n".join(job_line(job, sizes.get(job.run_id, 1))
                                         for job in shown)))
         if hidden:
-            blocks.append(context(more_note(hidden, "more jobs")))
+            blocks.append(context(more_note(hidden, "more job" if hidden == 1 else "more jobs")))
     blocks.append(context(hint or "`/job <id>` for details · `/jobs running|failed|mine|stats`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 

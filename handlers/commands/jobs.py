@@ -43,44 +43,54 @@ def jobs_command(ctx: Ctx) -> None:
         show_history(ctx, None)
     elif head == "stats":
         show_stats(ctx)
-    elif head in ("running", "failed", "pending"):
-        list_jobs(ctx, status=JobStatus(head), title=f"{head.capitalize()} jobs")
+    elif head == "running":
+        # A job waiting for its server (or a worker) is pending: it is shown with the running
+        # ones, as "queued" or "waiting for <server>", so nothing in progress is left out.
+        list_jobs(ctx, statuses=(JobStatus.running, JobStatus.pending),
+                  title="Running and queued jobs")
+    elif head in ("failed", "pending"):
+        list_jobs(ctx, statuses=(JobStatus(head),), title=f"{head.capitalize()} jobs")
     elif head == "waiting":
-        list_jobs(ctx, status=JobStatus.awaiting_approval, title="Jobs awaiting approval")
+        list_jobs(ctx, statuses=(JobStatus.awaiting_approval,), title="Jobs awaiting approval")
     else:
         raise unknown(words[0], JOBS_WORDS, "option", JOBS_USAGE)
 
 
-def list_jobs(ctx: Ctx, *, title: str, status: JobStatus | None = None) -> None:
-    action = Action("jobs.list", "job", details={"status": status.value if status else "any"})
+def list_jobs(ctx: Ctx, *, title: str, statuses: tuple[JobStatus, ...] | None = None) -> None:
+    shown_status = "+".join(s.value for s in statuses) if statuses else "any"
+    action = Action("jobs.list", "job", details={"status": shown_status})
 
-    def work(session: Session, user: Any) -> tuple[list[Any], dict[str, int]]:
+    def work(session: Session, user: Any) -> tuple[list[Any], dict[str, int], int]:
         permissions.require(user, permissions.JOB_VIEW)
-        jobs = queries.recent_jobs(session, status=status, limit=LIST_LIMIT + 1)
-        return jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs))
+        jobs = queries.recent_jobs(session, statuses=statuses, limit=LIST_LIMIT)
+        total = (len(jobs) if len(jobs) < LIST_LIMIT
+                 else queries.count_jobs(session, statuses=statuses))
+        return jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs)), total
 
-    jobs, sizes = perform(ctx.deps, ctx.caller, action, work)
+    jobs, sizes, total = perform(ctx.deps, ctx.caller, action, work)
     ctx.reply.ephemeral(title, job_list_blocks(jobs, title=title, limit=LIST_LIMIT,
-                                               run_sizes=sizes))
+                                               run_sizes=sizes, total=total))
 
 
 def show_history(ctx: Ctx, who: UserRef | None) -> None:
     """A user's jobs, newest first; `who=None` means the caller."""
     action = Action("jobs.history", "user", details={"of": str(who) if who else "self"})
 
-    def work(session: Session, user: Any) -> tuple[User, list[Any], dict[str, int]]:
+    def work(session: Session, user: Any) -> tuple[User, list[Any], dict[str, int], int]:
         permissions.require(user, permissions.JOB_VIEW)
         subject = user if who is None else find_user(session, who)
         action.resource_id = subject.username
-        jobs = queries.user_history(session, subject.id, limit=LIST_LIMIT + 1)
-        return subject, jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs))
+        jobs = queries.user_history(session, subject.id, limit=LIST_LIMIT)
+        total = (len(jobs) if len(jobs) < LIST_LIMIT
+                 else queries.count_jobs(session, user_id=subject.id))
+        return subject, jobs, core_jobs.run_sizes(session, (j.run_id for j in jobs)), total
 
-    subject, jobs, sizes = perform(ctx.deps, ctx.caller, action, work)
+    subject, jobs, sizes, total = perform(ctx.deps, ctx.caller, action, work)
     mine = subject.slack_user_id == ctx.caller.slack_user_id
     title = "Your jobs" if mine else f"Jobs of {subject.username}"
     empty = "You have not run anything yet." if mine else f"{subject.username} has no jobs."
     ctx.reply.ephemeral(title, job_list_blocks(jobs, title=title, empty=empty,
-                                               limit=LIST_LIMIT, run_sizes=sizes))
+                                               limit=LIST_LIMIT, run_sizes=sizes, total=total))
 
 
 def show_stats(ctx: Ctx, days: int = 7) -> None:

@@ -156,7 +156,7 @@ def test_the_prompt_stays_usable_while_a_job_runs_and_cancel_stops_it(start_cons
     # when she asks for the running jobs while its output streams in
     console.type("/jobs running")
     # then she gets her answer at once
-    console.expect(r"Running jobs\s+.*slow on local · running")
+    console.expect(r"Running and queued jobs\s+.*slow on local · running")
 
     # when she presses Cancel and confirms
     console.type(f"click {cancel}")

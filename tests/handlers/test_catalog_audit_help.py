@@ -158,7 +158,7 @@ def test_long_lists_stay_within_slack_limits(slack):
         assert len(blocks) <= MAX_MESSAGE_BLOCKS
         for block in blocks:
             assert len(block.get("text", {}).get("text", "")) <= MAX_SECTION_TEXT
-    assert "more jobs" in listing.reply_text
+    assert "and 21 more jobs" in listing.reply_text  # 41 failed, 20 shown
 
 
 def test_a_direct_message_to_the_bot_is_answered_with_help_and_its_own_messages_are_not(slack):

@@ -59,6 +59,25 @@ def test_jobs_filters_running_failed_and_mine(slack):
     assert failed[:8] in mine and running[:8] in mine and other[:8] not in mine
 
 
+def test_jobs_running_also_shows_jobs_waiting_for_their_server(slack):
+    running = add_job(slack, status=JobStatus.running)
+    waiting = add_job(slack, status=JobStatus.pending)  # the same server: it waits its turn
+
+    view = slack.command(ids.CMD_JOBS, "running", user=VIEWER).reply_text
+
+    assert "Running and queued jobs" in view
+    assert running[:8] in view and waiting[:8] in view
+
+
+def test_the_more_note_counts_what_is_left_out_in_the_singular_too(slack):
+    for _ in range(21):
+        add_job(slack, status=JobStatus.failed)
+
+    view = slack.command(ids.CMD_JOBS, "failed", user=VIEWER).reply_text
+
+    assert "and 1 more job" in view and "more jobs" not in view
+
+
 def test_history_of_a_mentioned_user(slack):
     theirs = add_job(slack, user=OTHER_OPERATOR)
 
