@@ -10,6 +10,7 @@ from slackui.blocks import Block, context, escape, fields, header, section
 from slackui.jobs import job_line
 from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks, more_note, take
 from slackui.modals import secret_env_name
+from slackui.values import shown_value
 
 ENV_EMOJI = {"production": ":red_circle:", "staging": ":large_orange_circle:",
              "development": ":large_green_circle:"}
@@ -94,11 +95,11 @@ def variable_line(name: str, spec: Mapping[str, Any]) -> str:
     if spec.get("required"):
         parts.append(", required")
     if spec.get("choices"):
-        parts.append(", one of " + "/".join(escape(c) for c in spec["choices"]))
+        parts.append(", one of " + "/".join(escape(shown_value(c)) for c in spec["choices"]))
     if spec.get("min") is not None or spec.get("max") is not None:
         parts.append(f", {spec.get('min', '')}..{spec.get('max', '')}")
     if spec.get("default") is not None:
-        parts.append(f", default `{escape(spec['default'])}`")
+        parts.append(f", default `{escape(shown_value(spec['default']))}`")
     parts.append(")")
     if spec.get("secret"):
         parts.append(f" :lock: secret, from `{secret_env_name(name)}` on the worker")

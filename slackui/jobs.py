@@ -31,6 +31,7 @@ from slackui.blocks import (
 )
 from slackui.limits import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, cap_blocks, more_note, take
 from slackui.text import code
+from slackui.values import shown_value
 
 STATUS_EMOJI = {
     JobStatus.pending: ":hourglass_flowing_sand:",
@@ -162,7 +163,7 @@ def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool
     if len(run) > 1:
         blocks.append(section(run_section(job, run)))
     if job.extra_vars:
-        shown = "\n".join(f"{code(k)} = {code(v)}"
+        shown = "\n".join(f"{code(k)} = {code(shown_value(v))}"
                           for k, v in sorted(job.extra_vars.items()))
         blocks.append(section(f"*Variables*\n{shown}"))
     if job.error_message:

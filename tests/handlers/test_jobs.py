@@ -188,7 +188,7 @@ def test_retry_button_starts_a_new_job_once_even_on_a_double_click(slack):
     assert retry.retry_of_id == jobs[0].id and retry.status == JobStatus.pending
     assert slack.queue.enqueued == [retry.job_id]
     assert len(first.posted) == 1 and second.posted == []
-    assert "already received" in second.reply_text
+    assert "already in progress" in second.reply_text  # the second click finds the first's
 
 
 def test_viewer_cannot_retry(slack):
@@ -220,3 +220,16 @@ def test_show_from_app_home_opens_a_modal(slack):
 
     [view] = result.views
     assert view["callback_id"] == ids.VIEW_JOB_DETAILS
+
+
+def test_job_details_show_variables_as_a_playbook_writes_them(slack):
+    job_id = add_job(slack, status=JobStatus.success)
+    with transaction(slack.session_factory) as session:
+        job = session.scalars(select(Job).where(Job.job_id == job_id)).unique().one()
+        job.extra_vars = {"verbose": True, "dry": False, "hosts": ["a", "b"], "note": None}
+
+    text = slack.command(ids.CMD_JOB, job_id, user=VIEWER).reply_text
+
+    assert "`verbose` = `true`" in text and "`dry` = `false`" in text
+    assert '`hosts` = `["a", "b"]`' in text and "`note` = `null`" in text
+    assert "True" not in text and "False" not in text and "None" not in text
