@@ -126,10 +126,19 @@ def field_errors(error: InvalidVars, declared: dict[str, Any]) -> dict[str, str]
     errors: dict[str, list[str]] = {}
     for line in lines:
         named = re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", line)
-        block = next((var_block_id(n) for n in named if n in declared), ids.BLOCK_RUN_PLAYBOOK)
-        errors.setdefault(block, []).append(line)
+        name = next((n for n in named if n in declared), None)
+        if name is None:
+            errors.setdefault(ids.BLOCK_RUN_PLAYBOOK, []).append(line)
+            continue
+        # under the variable's own field its name (and the playbook's) is said already: keep
+        # only what comes after "`name`: "
+        own = re.sub(rf"^.*?`{re.escape(name)}`:\s*", "", line, count=1)
+        errors.setdefault(var_block_id(name), []).append(own[:1].upper() + own[1:])
     return {block: _short(" ".join(problems)) for block, problems in errors.items()}
 
 
 def _short(text: str) -> str:
+    """A field error as Slack shows it: plain text (no mrkdwn), cut to Slack's limit."""
+    text = re.sub(r"`([^`]*)`", r"“\1”", text)
+    text = re.sub(r"(?<!\w)\*([^*\n]+)\*(?!\w)", r"\1", text)
     return text if len(text) <= MAX_FIELD_ERROR else text[: MAX_FIELD_ERROR - 1] + "…"

@@ -74,7 +74,11 @@ def test_a_bad_value_comes_back_as_a_field_error_and_nothing_runs(slack):
                           user=OPERATOR)
 
     assert result.ack["response_action"] == "errors"
-    assert "pattern" in result.ack["errors"][VAR + "version"]
+    error = result.ack["errors"][VAR + "version"]
+    assert "pattern" in error
+    # Slack shows field errors as plain text: no backticks, and no repeat of the field's name
+    assert "`" not in error and not error.lower().startswith("version")
+    assert error.startswith("“latest” does not match")
     assert slack.jobs() == []
     [row] = slack.audit("job.launch")
     assert row.details["outcome"] == "denied"
