@@ -63,6 +63,7 @@ from core.targets import resolve_target
 from db.base import utcnow
 from db.locking import latest
 from db.models import (
+    ACTIVE_JOB_STATUSES,
     Environment,
     Job,
     JobStatus,
@@ -158,7 +159,11 @@ def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str
     """Launch a failed or cancelled job again as a new job (`retry_of_id` set).
 
     Same playbook, server, vars and check mode, as the actor; the same approval rules apply
-    and the vars are validated again against the playbook's current declarations.
+    and the vars are validated again against the playbook's current declarations. A job
+    can be retried any number of times: `request_key` names the click (a Slack resend of
+    the same click finds its retry), and while a retry of the job is still in progress
+    (`retry_in_progress`, by anyone) another Retry answers with it (`duplicate`,
+    `already_running`); once it has ended, a new Retry makes a new job.
     Raises NotAllowed, UnknownJob, InvalidState (not failed/cancelled), UnknownPlaybook,
     PlaybookChanged, InvalidVars, UnknownServer.
     """
@@ -172,6 +177,10 @@ def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str
     if original.status not in RETRYABLE_STATUSES:
         raise InvalidState(f"Job {short(original)} is {label(original.status)}; only failed or "
                            "cancelled jobs can be retried.")
+    twin = retry_in_progress(session, original)
+    if twin is not None:
+        return _repeat(session, actor, [twin], request, in_progress=True,
+                       details={"in_progress": True, "retry_of": original.job_id})
     book = _runnable_playbook(session, original.playbook.name, policy)
     variables = extra_vars.validate(book, original.extra_vars or {}, source="retry")
     server = original.server
@@ -305,7 +314,9 @@ def retry_failed(session: Session, actor: User, run_ref: str, *, request_key: st
     """Launch again, as a new run, the servers of a finished run whose jobs failed or were
     unreachable ("relaunch on failed hosts"): same playbook, variables (validated again)
     and check mode, as the actor; each new job's `retry_of_id` is the failed job; the same
-    approval and dedup rules as a launch (the same `request_key` finds the first retry).
+    approval and dedup rules as a launch (the same `request_key` finds the first retry). A
+    failed job whose retry is still in progress (`retry_in_progress`) is not launched again:
+    that retry is listed in `already_running` (all of them: `duplicate`).
 
     Raises NotAllowed, UnknownJob, InvalidState (the run is still in progress, or none of
     its jobs failed), UnknownPlaybook, PlaybookChanged, InvalidVars, UnknownServer (a
@@ -330,14 +341,35 @@ def retry_failed(session: Session, actor: User, run_ref: str, *, request_key: st
     if gone:
         raise UnknownServer(f"Server {', '.join(f'`{h}`' for h in gone)} is deactivated; "
                             "retry the other failed hosts one by one with their Retry button.")
+    retrying = [twin for j in failed if (twin := retry_in_progress(session, j)) is not None]
+    failed = [j for j in failed if j.id not in {t.retry_of_id for t in retrying}]
+    if not failed:
+        return _repeat(session, actor, retrying, request, in_progress=True,
+                       details={"in_progress": True, "retry_of_run": first.run_id})
     book = _runnable_playbook(session, first.playbook.name, policy)
     variables = extra_vars.validate(book, first.extra_vars or {}, source="retry")
     hosts = [j.server.hostname for j in failed]
-    return _create(session, actor, book, [j.server for j in failed], variables,
-                   check_mode=first.check_mode, key=key, channel_id=first.slack_channel_id,
-                   policy=policy, request=request,
-                   target=f"failed hosts of run {first.run_id[:8]}: {', '.join(hosts)}",
-                   retry_of={j.server_id: j for j in failed})
+    result = _create(session, actor, book, [j.server for j in failed], variables,
+                     check_mode=first.check_mode, key=key, channel_id=first.slack_channel_id,
+                     policy=policy, request=request,
+                     target=f"failed hosts of run {first.run_id[:8]}: {', '.join(hosts)}",
+                     retry_of={j.server_id: j for j in failed})
+    result.already_running = [*retrying, *result.already_running]
+    return result
+
+
+def retry_in_progress(session: Session, original: Job) -> Job | None:
+    """The newest retry of `original`, by anyone, still pending, awaiting approval or
+    running (and not being stopped), if there is one: a second Retry answers with it.
+
+    Read in the caller's transaction: two Retry clicks by two users in the very same
+    instant may both launch (the second run then waits for the server); the same user's
+    are one job whatever the timing (the unique `active_fingerprint`)."""
+    return session.scalars(
+        select(Job).where(Job.retry_of_id == original.id,
+                          Job.status.in_(list(ACTIVE_JOB_STATUSES)),
+                          Job.cancel_requested.is_(False))
+        .order_by(Job.id.desc()).limit(1)).unique().first()
 
 
 def short_run(job: Job) -> str:

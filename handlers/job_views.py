@@ -22,7 +22,13 @@ from core import permissions
 from db import queries
 from db.models import Job, JobStatus
 from handlers.chat import Action, perform
-from handlers.launching import finish_launch, load_run, loaded, refresh_run_message
+from handlers.launching import (
+    answer_duplicate,
+    finish_launch,
+    load_run,
+    loaded,
+    refresh_run_message,
+)
 from handlers.listeners import Ctx
 from slackui.blocks import escape, short_id
 from slackui.jobs import job_details_blocks, job_details_modal, job_title
@@ -114,23 +120,32 @@ def cancel_run(ctx: Ctx, run_ref: str) -> None:
 
 
 def retry_job(ctx: Ctx, job_ref: str) -> None:
-    """Start the same run again as a new job; a second click finds the first retry."""
+    """Start the same run again as a new job, any number of times: each click is its own
+    request (a resend of the same click finds its retry), and while a retry of the job is
+    still in progress, by anyone, another click points at it instead."""
     action = Action("job.retry", "job", job_ref, audited_by_core=True)
 
     def work(session: Session, user: Any) -> Any:
         original = core_jobs.get_job(session, job_ref)
         action.resource_id = original.job_id
         return loaded(core_jobs.retry(session, user, original.job_id,
-                                      request_key=f"retry:{original.job_id}",
+                                      request_key=click_key("retry", ctx),
                                       policy=ctx.deps.policy, request=ctx.caller.request))
 
     result = perform(ctx.deps, ctx.caller, action, work)
+    if result.duplicate and result.already_running and not ctx.redelivered:
+        ctx.deps.observer.job_launched("duplicate", len(result.jobs))
+        answer_duplicate(ctx, result.jobs, intro=(
+            ":repeat: A retry of this job is already in progress; it was not started again:"))
+        return
     finish_launch(ctx, result, ctx.caller.channel_id)
 
 
 def retry_failed_hosts(ctx: Ctx, run_ref: str) -> None:
     """Launch, as a new run, the same playbook, variables and check mode on the servers of
-    a finished run that failed or were unreachable; a second click finds the first retry."""
+    a finished run that failed or were unreachable; keyed on the click (or command) like
+    `retry_job`, so it works any number of times, and a failed host whose retry is still in
+    progress is not launched again."""
     action = Action("job.retry", "run", run_ref, audited_by_core=True,
                     details={"failed_hosts": True})
 
@@ -138,12 +153,19 @@ def retry_failed_hosts(ctx: Ctx, run_ref: str) -> None:
         run = core_jobs.get_run(session, run_ref)
         action.resource_id = run[0].run_id
         return loaded(core_jobs.retry_failed(session, user, run[0].run_id,
-                                             request_key=f"retry-failed:{run[0].run_id}",
+                                             request_key=click_key("retry-failed", ctx),
                                              policy=ctx.deps.policy,
                                              request=ctx.caller.request))
 
     result = perform(ctx.deps, ctx.caller, action, work)
     finish_launch(ctx, result, ctx.caller.channel_id)
+
+
+def click_key(kind: str, ctx: Ctx) -> str | None:
+    """The request key of one click or command: Slack's `trigger_id` is new for every
+    interaction and the same when that interaction is delivered again."""
+    caller = ctx.caller
+    return f"{kind}:{caller.team_id}:{caller.trigger_id}" if caller.trigger_id else None
 
 
 def _hosts(jobs: list[Job]) -> str:

@@ -174,6 +174,7 @@ class SlackHarness:
         self.queue = queue
         self.sender = SlackSender(server.events_url, SIGNING_SECRET, fake)
         self.session_factory = runtime.session_factory
+        self._clicks = 0
 
     # requests ------------------------------------------------------------------------
     def command(self, command: str, text: str = "", *, user: str, channel: str = "C_OPS",
@@ -185,17 +186,19 @@ class SlackHarness:
               message_ts: str | None = None, view: dict[str, Any] | None = None,
               extra_headers: dict[str, str] | None = None,
               action: dict[str, Any] | None = None,
-              user_team: str = FakeSlack.TEAM_ID) -> Result:
+              user_team: str = FakeSlack.TEAM_ID, trigger_id: str | None = None) -> Result:
         """Click a button (or choose in a select, with `action=`) on a message or a view.
 
         user_team: the clicking user's own workspace (another organisation's for a Slack
-        Connect user in a shared channel; the payload's `team` stays the install's)."""
+        Connect user in a shared channel; the payload's `team` stays the install's).
+        trigger_id: new for every click, as in Slack; pass one to deliver a click again."""
         element = action or {"type": "button", "value": value}
+        self._clicks += 1
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower().removeprefix("u_"),
                      "team_id": user_team},
-            "trigger_id": f"trigger-click-{id(element)}-{len(self.fake.calls)}",
+            "trigger_id": trigger_id or f"trigger-click-{self._clicks}-{len(self.fake.calls)}",
             "actions": [{"action_id": action_id, "block_id": "b",
                          "action_ts": "1700000000.000001", **element}],
         }
