@@ -53,7 +53,8 @@ def server_details_blocks(server: Server, recent_jobs: Sequence[Job] = ()) -> li
             ("Environment", f"{ENV_EMOJI.get(server.environment.value, '')} "
                             f"{server.environment.value}"),
             ("Tags", " ".join(f"`{escape(t)}`" for t in server.tags or []) or "—"),
-            ("Address", f"{escape(address)}:{server.ssh_port}"),
+            ("Address", "— (runs on the worker itself)" if server.connection == "local"
+             else f"{escape(address)}:{server.ssh_port}"),
             ("Connection", escape(server.connection)),
             ("OS", escape(" ".join(x for x in (server.os_type, server.os_version) if x) or "—")),
             ("Active", "yes" if server.is_active else "no"),

@@ -166,7 +166,8 @@ class FormFiller:
 
     def _question(self, item: Field, default: str | None) -> str:
         style = self.screen.style
-        notes = [note for note in ("optional" if item.optional else "", item.hint) if note]
+        notes = [note for note in ("optional" if item.optional else "", _as_note(item.hint))
+                 if note]
         extra = style.dim(f" ({'; '.join(notes)})") if notes else ""
         current = f" [{default}]" if default not in (None, "") else ""
         return f"  {item.label}{extra}{current}: "
@@ -241,7 +242,8 @@ class FormFiller:
             picked = self._pick(options, answer)
             if picked is None:
                 self.screen.show(self.screen.style.red(
-                    f"    no option {answer!r}: type a number from 1 to {len(options)}"))
+                    f"    no option {answer!r}: type its number (1 to {len(options)}) or its "
+                    "name"))
                 if self.scripted:
                     return {"type": item.kind, "selected_option": None}
                 continue
@@ -255,6 +257,10 @@ class FormFiller:
         if len(options) == 1:  # a single checkbox: a yes/no question
             default = "y" if chosen else "n"
             label = " ".join(self.renderer.text_object(options[0].get("text")))
+            about = options[0].get("description")
+            if about:
+                self.screen.show(self.screen.style.dim(
+                    "    " + " ".join(self.renderer.text_object(about))))
             while True:
                 answer = self._read(f"  {label}? [{'Y/n' if chosen else 'y/N'}]: ", ask).lower()
                 answer = answer or default
@@ -370,3 +376,13 @@ def _json(body: str) -> Any:
         return json.loads(body)
     except ValueError:
         return None
+
+
+def _as_note(hint: str) -> str:
+    """A form hint as a note in parentheses after the label: no closing period, and a lower-case
+    start unless it begins with a name or an acronym ("A hostname…" → "a hostname…")."""
+    note = hint.strip().rstrip(".")
+    if len(note) > 1 and note[0].isupper() and not note[1].isupper() and note.split(" ")[0] in (
+            "A", "An", "The", "One", "Any", "Your", "Leave", "Give", "Type", "Optional"):
+        note = note[0].lower() + note[1:]
+    return note

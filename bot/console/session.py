@@ -62,9 +62,7 @@ DEFAULT_JOB_TIMEOUT = 180.0
 SETTLE_TIMEOUT = 30.0
 
 HELP = """\
-Type what you would type in Slack, plus a few console commands:
-  /run-playbook ping local     run a playbook (no arguments: a form)
-  /jobs  /job ID  /cancel-job ID  /tickets  /servers  /playbooks  /audit  /playbot help
+Type what you would type in Slack (Playbot's own commands follow), or a console command:
   click N | click LABEL        press button N (or the newest button with that label)
   as USER                      become USER (alice=admin, bob=operator, carol=viewer)
   home                         open the App Home tab

@@ -29,3 +29,12 @@ def test_at_most_n_suggestions_are_given():
 def test_empty_word_or_candidates_suggest_nothing():
     assert closest("", ["ping"]) == []
     assert closest("ping", []) == []
+
+
+def test_an_abbreviation_suggests_the_word_it_abbreviates():
+    environments = ["production", "staging", "development"]
+
+    assert closest("prd", environments) == ["production"]
+    assert closest("stg", environments) == ["staging"]
+    assert closest("dvp", environments) == ["development"]
+    assert closest("rpd", environments) == []  # letters out of order, or from another start

@@ -32,9 +32,18 @@ def test_show_a_server_with_its_recent_jobs(slack):
     assert job_id[:8] in result.reply_text
 
 
+def test_a_local_server_shows_no_ssh_address(slack):
+    text = slack.command(ids.CMD_SERVERS, "show local", user=VIEWER).reply_text
+
+    assert "runs on the worker itself" in text and ":22" not in text
+
+
 def test_mistyped_server_environment_and_option_get_suggestions(slack):
     host = slack.command(ids.CMD_SERVERS, "show stage-1", user=VIEWER).reply_text
     option = slack.command(ids.CMD_SERVERS, "shwo local", user=VIEWER).reply_text
+    environment = slack.command(ids.CMD_SERVERS, "env:prd", user=VIEWER).reply_text
+
+    assert "Did you mean" in environment and "production" in environment
 
     assert "stage-01" in host
     assert "Did you mean: show" in option
