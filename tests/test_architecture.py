@@ -44,3 +44,10 @@ def test_contract_is_kept(contract):
         timeout=120,
     )
     assert result.returncode == 0, f"{contract['name']} is broken:\n{result.stdout}{result.stderr}"
+
+
+def test_the_wheel_ships_the_product_not_the_benchmarks_or_tests():
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"]["find"]["include"]
+    top = {pattern.rstrip("*").rstrip(".") for pattern in packages}
+    assert top == {"bot", "handlers", "workers", "db", "migrations", "core", "slackui"}
