@@ -37,13 +37,16 @@ class WorkerConfig:
     archive_dir: Path = Path("var/archive")
     job_timeout: int = 3600
     heartbeat_interval: float = 5.0
-    reaper_grace: float = 60.0
+    # a run whose worker renewed no lease (after a heartbeat) for this long is stopped by its
+    # guard; shorter than the reaper's grace, so it is stopped before its servers are freed
+    run_lease: float = 10.0
+    reaper_grace: float = 15.0
     # pending jobs: requeued when no message id after `requeue_after`, or quiet for
     # `requeue_lost_after` (message lost with Redis)
     requeue_after: float = 15.0
     requeue_lost_after: float = 120.0
     server_wait_delay: float = 3.0  # re-check interval while a job's server is busy
-    housekeeping_interval: float = 10.0
+    housekeeping_interval: float = 5.0  # reaper pass: a dead worker's job ends <= 20 s
     retention_interval: float = 3600.0
     log_retention_days: int = 90
     log_batch_rows: int = 500
@@ -71,6 +74,7 @@ class WorkerConfig:
             "job_timeout": int(getattr(settings, "playbot_job_timeout_seconds", cls.job_timeout)),
             "heartbeat_interval": float(
                 getattr(settings, "playbot_heartbeat_seconds", cls.heartbeat_interval)),
+            "run_lease": float(getattr(settings, "playbot_run_lease_seconds", cls.run_lease)),
             "reaper_grace": float(
                 getattr(settings, "playbot_reaper_grace_seconds", cls.reaper_grace)),
             "log_retention_days": int(

@@ -18,7 +18,7 @@ from workers import actors, housekeeping, notifier
 from workers.broker import setup_broker
 from workers.config import WorkerConfig, configure
 from workers.execute import begin_shutdown, reset_shutdown
-from workers.main import boot, housekeeping_pass
+from workers.main import boot, housekeeping_pass, prepare_runs
 from workers.queue import DramatiqJobQueue
 
 log = logging.getLogger(__name__)
@@ -84,4 +84,5 @@ def start_embedded(config: WorkerConfig, *, threads: int = 2) -> EmbeddedWorkers
     """Configure and start in-process workers for `config`; return their handle."""
     configure(config)
     reset_shutdown()
+    prepare_runs(config)
     return EmbeddedWorkers(config, threads).start()

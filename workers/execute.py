@@ -51,6 +51,7 @@ from core.tickets import attach_message as attach_tickets
 from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
 from slackui.job_message import run_message
 from workers.config import WorkerConfig
+from workers.lease import Lease
 from workers.logsink import LogSink, LogWriteError, Redactor, event_lines, event_time
 from workers.middleware import engine_for, session_factory
 from workers.notifier import Limits, RunNotifier, make_client, post_update, snapshot
@@ -199,8 +200,10 @@ class _Run:
             pacer=pacer_for(config.redis_url), on_message_posted=self._message_posted,
             on_tickets_posted=self._tickets_posted)
         self.ticket_ids: list[str] = []
+        # renewed by each heartbeat written: a stalled worker's guard stops the playbook
+        self.lease = Lease(config.run_lease)
         self.monitor = _Heartbeat(factory, self.job_ids, config.heartbeat_interval,
-                                  on_cancel=self._cancel_seen)
+                                  on_cancel=self._cancel_seen, on_beat=self.lease.renew)
         self.progress = RunProgress()
         self.taking_part: list[int] = [j.id for j in jobs]
         self.refused: dict[str, str] = {}  # host -> why it was not run
@@ -225,7 +228,7 @@ class _Run:
             self.taking_part = [self.by_host[h].id for h in spec.host_names]
             result = run_playbook(spec, on_event=self._on_event(sink),
                                   should_cancel=self._should_cancel,
-                                  on_progress=self._on_progress)
+                                  on_progress=self._on_progress, lease=self.lease)
             self._close_sink(sink)
             return self._end_all(sink, result, Redactor(secrets.values()))
         except BaseException as exc:
@@ -567,12 +570,18 @@ def _secret_values(playbook: Any) -> dict[str, str]:
 
 
 class _Heartbeat:
-    """Marks the job alive every `interval` seconds; learns about cancel and reaping."""
+    """Marks the job alive every `interval` seconds; learns about cancel and reaping.
+
+    on_beat: called with the time.monotonic() at which a heartbeat that found the jobs
+    still running was sent (it renews the run's lease).
+    """
 
     def __init__(self, factory: sessionmaker[Session], job_ids: str | list[str],
-                 interval: float, *, on_cancel: Callable[[], None] | None = None) -> None:
+                 interval: float, *, on_cancel: Callable[[], None] | None = None,
+                 on_beat: Callable[[float], None] | None = None) -> None:
         self._factory = factory
         self._on_cancel = on_cancel
+        self._on_beat = on_beat
         self._job_ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
         job_id = self._job_ids[0]
         self._job_id = job_id
@@ -598,11 +607,14 @@ class _Heartbeat:
             try:
                 with self._factory() as session:
                     if time.monotonic() - last_beat >= self._interval:
+                        sent = time.monotonic()
                         pulse = execution.heartbeat(session, self._job_ids)
                         session.commit()
                         last_beat = time.monotonic()
                         self.lost = not pulse.running
                         self.cancel_requested = pulse.cancel_requested
+                        if pulse.running and self._on_beat is not None:
+                            self._on_beat(sent)
                     else:
                         self.cancel_requested = execution.cancel_requested(
                             session, self._job_ids)

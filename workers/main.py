@@ -15,6 +15,10 @@ run: use the embedded runner instead). Shutdown on SIGTERM/SIGINT is graceful:
 jobs whose worker died, requeues pending jobs whose message was lost, expires approval
 requests; every `retention_interval` it archives old logs. Running two clocks is safe (every
 step is a conditional UPDATE) but pointless.
+
+At start a worker says how its runs are contained (`workers.container`: a warning when the
+kernel refuses PID namespaces) and removes the run directories that workers killed mid-run
+left behind (`workers.run_dirs.sweep`: their secrets included; a live run's are kept).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import dramatiq
 
-from workers import actors, housekeeping, notifier
+from workers import actors, housekeeping, notifier, run_dirs
 from workers.broker import setup_broker
 from workers.config import WorkerConfig, configure
+from workers.container import container_kind
 from workers.execute import begin_shutdown, reset_shutdown
 from workers.middleware import LogContextFilter, dispose_engines
 
@@ -85,6 +91,7 @@ def run_worker(config: WorkerConfig, *, threads: int = DEFAULT_THREADS,
     _install_log_context()
     stop = stop or threading.Event()
     _on_signals(stop)
+    prepare_runs(config)
     broker = setup_broker(config.redis_url)
     boot(broker)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
@@ -113,6 +120,13 @@ def run_worker(config: WorkerConfig, *, threads: int = DEFAULT_THREADS,
         reset_shutdown()
         log.info("worker stopped")
     return 0
+
+
+def prepare_runs(config: WorkerConfig) -> None:
+    """Before the first run: decide (and log) how runs are contained, and sweep the run
+    directories that dead workers left behind."""
+    container_kind()
+    run_dirs.sweep(Path(config.runtime_dir))
 
 
 def run_clock(config: WorkerConfig, *, stop: threading.Event | None = None,

@@ -16,8 +16,14 @@ Safety:
   handlers, and this is how cancel, shutdown and a lost job stop the run (SIGKILL to the
   ansible-playbook process group, within `cancel_poll` seconds).
 - ansible-runner's `timeout` is the playbook's limit, shorter than the actor's time limit.
-- ansible-playbook runs under `workers/guard.py`, which kills it (and its forks) if the
-  worker process dies, so a killed worker leaves no playbook running behind the reaper.
+- Every process of the run lives in one container (`workers.container`: a PID namespace,
+  held by `workers/guard.py`), so ending the run is atomic: after a cancel, a timeout, an
+  expired lease, an exception out of ansible-runner, or the death of the worker, nothing the
+  run forked goes on — `run_playbook` returns only once the kernel has ended all of it.
+- The run's `Lease` (renewed by the worker's heartbeat) is kept in the run's directory; when
+  it runs out the guard stops the run (the job ends failed, "stopped by its guard").
+- The run's directory is locked while the run lives (`workers.run_dirs`), so a worker
+  starting later sweeps what a killed worker left, secrets included, and nothing else.
 """
 
 from __future__ import annotations
@@ -39,14 +45,18 @@ import yaml
 from ansible_runner.exceptions import AnsibleRunnerException
 
 from core.progress import RunProgress
-from workers.guard import kill_marked
+from workers.container import GUARD, ContainerKind, RunContainer, container_kind
+from workers.lease import Lease
+from workers.run_dirs import RunDir
 
 log = logging.getLogger(__name__)
 
-GUARD = Path(__file__).with_name("guard.py")
 RUN_MARK = "PLAYBOT_RUN"  # in every run's environment: which processes belong to the run
 RunStatus = Literal["success", "failed", "cancelled", "timeout"]
 ERROR_MESSAGE_LIMIT = 500
+FENCED_MESSAGE = ("stopped by its guard: the worker renewed no lease in time (it was stopped, "
+                  "stalled or cut off from its database), so the playbook was stopped part-way "
+                  "before the server could be given to another job; it was not run again")
 #: Environment variables of the worker that a playbook must not be able to read.
 _SCRUBBED_PREFIXES = ("PLAYBOT_", "SLACK_")
 _SCRUBBED_NAMES = frozenset({"DATABASE_URL", "REDIS_URL"})
@@ -90,6 +100,7 @@ class RunSpec:
     forks: int = 20
     extra_env: Mapping[str, str] = field(default_factory=dict)
     vault_password_file: Path | None = None
+    container: ContainerKind | None = None  # None: this machine's (`container_kind()`)
 
     @property
     def host_names(self) -> tuple[str, ...]:
@@ -337,14 +348,23 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def prepare_data_dir(spec: RunSpec) -> Path:
-    """Create the job's private data dir (0700) with its inventory and extra vars (0600)."""
-    data_dir = spec.runtime_dir / spec.job_id
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    (data_dir / "env").mkdir(parents=True, mode=0o700)
+def prepare_data_dir(spec: RunSpec) -> RunDir:
+    """Create and lock the job's private data dir (0700) with its inventory and extra vars
+    (0600), and the guard's state dir."""
+    run_dir = RunDir.create(spec.runtime_dir, spec.job_id)
+    data_dir = run_dir.path
+    try:
+        _fill_data_dir(spec, data_dir)
+    except BaseException:
+        run_dir.remove()
+        raise
+    return run_dir
+
+
+def _fill_data_dir(spec: RunSpec, data_dir: Path) -> None:
+    (data_dir / "env").mkdir(mode=0o700)
     (data_dir / "inventory").mkdir(mode=0o700)
-    os.chmod(data_dir, 0o700)
+    (data_dir / "guard").mkdir(mode=0o700)
     data = spec.inventory_data if spec.inventory_data is not None else inventory(spec.host)
     _write_private(data_dir / "inventory" / "hosts.json", json.dumps(data))
     for relative, text in spec.vault_files.items():
@@ -355,7 +375,6 @@ def prepare_data_dir(spec: RunSpec) -> Path:
         _write_private(target, text)
     variables = {**dict(spec.extra_vars), **dict(spec.secret_vars)}
     _write_private(data_dir / "env" / "extravars", unsafe_extravars_yaml(variables))
-    return data_dir
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -369,23 +388,20 @@ def _write_private(path: Path, text: str) -> None:
 
 def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
                  should_cancel: Callable[[], bool],
-                 on_progress: Callable[[RunProgress], None] | None = None) -> RunResult:
+                 on_progress: Callable[[RunProgress], None] | None = None,
+                 lease: Lease | None = None) -> RunResult:
     """Run the playbook of `spec` to its end; never raises for what the playbook does.
 
     on_event: called in this thread with each Ansible event (dict with `stdout`, `event`,
         `event_data`, `counter`, `created`), in order.
     should_cancel: polled every `spec.cancel_poll` seconds; True kills the run.
     on_progress: called with a copy of the progress whenever counters or the task change.
+    lease: renewed by the caller's heartbeat; once it runs out the run's guard stops the run
+        (None: a lease that never runs out).
+
+    Whatever way it returns or raises, nothing of the run is left running (see the module).
     """
     tracker = EventTracker()
-    data_dir = prepare_data_dir(spec)
-
-    def handle(event: dict[str, Any]) -> bool:
-        on_event(event)
-        if tracker.feed(event) and on_progress is not None:
-            on_progress(tracker.progress.copy())
-        return False  # nothing is written to the data dir's job_events
-
     env = _environment()
     env.update(spec.extra_env)
     # plugins' bytecode never lands in the hashed playbook tree (bytecode planted there is
@@ -396,45 +412,68 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
     env[RUN_MARK] = run_mark
     playbook_command = shutil.which("ansible-playbook", path=env["PATH"])
     if playbook_command is None:
-        shutil.rmtree(data_dir, ignore_errors=True)
         return RunResult("failed", None, tracker.progress, None,
                          "ansible-playbook is not installed on this worker")
-    # ansible-playbook runs under the guard, so it dies if the worker is killed
-    command = ["-I", str(GUARD), playbook_command, str(spec.playbook_path)]
+    run_dir = prepare_data_dir(spec)
+    data_dir = run_dir.path
+    container = RunContainer(data_dir / "guard", spec.container or container_kind(),
+                             (RUN_MARK, run_mark))
+    lease = lease or Lease(None)
+    lease.attach(container.state_dir / "lease")
+
+    def handle(event: dict[str, Any]) -> bool:
+        container.watch()
+        on_event(event)
+        if tracker.feed(event) and on_progress is not None:
+            on_progress(tracker.progress.copy())
+        return False  # nothing is written to the data dir's job_events
+
+    def cancel() -> bool:
+        container.watch()  # before a kill: the worker holds the init before it dies
+        return should_cancel()
+
+    # ansible-playbook runs under the guard: in the run's container, fenced by the lease
+    command = ["-I", str(GUARD), *container.guard_options(), "--", playbook_command,
+               str(spec.playbook_path)]
     if spec.check_mode:
         command += ["--check", "--diff"]
     if spec.vault_password_file is not None:
         command += ["--vault-password-file", str(spec.vault_password_file)]
     try:
-        runner = ansible_runner.run(
-            private_data_dir=str(data_dir),
-            binary=sys.executable,
-            cmdline=shlex.join(command),
-            inventory=str(data_dir / "inventory" / "hosts.json"),
-            limit=",".join(spec.host_names),
-            forks=spec.forks,
-            envvars=env,
-            settings={"pexpect_timeout": spec.cancel_poll, "suppress_ansible_output": True,
-                      "suppress_output_file": True},
-            event_handler=handle,
-            cancel_callback=should_cancel,
-            timeout=spec.timeout,
-            quiet=True,
-            ident="run",
-        )
-    except AnsibleRunnerException as exc:
-        return RunResult("failed", None, tracker.progress, tracker.failure,
-                         f"ansible-runner could not run the playbook: {exc}")
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(data_dir),
+                binary=sys.executable,
+                cmdline=shlex.join(command),
+                inventory=str(data_dir / "inventory" / "hosts.json"),
+                limit=",".join(spec.host_names),
+                forks=spec.forks,
+                envvars=env,
+                settings={"pexpect_timeout": spec.cancel_poll, "suppress_ansible_output": True,
+                          "suppress_output_file": True},
+                event_handler=handle,
+                cancel_callback=cancel,
+                timeout=spec.timeout,
+                quiet=True,
+                ident="run",
+            )
+        except BaseException as exc:
+            # an error of ours or of ansible-runner's: the playbook may still be running
+            lease.expire()
+            container.end(stopped=True)
+            if isinstance(exc, AnsibleRunnerException):
+                return RunResult("failed", None, tracker.progress, tracker.failure,
+                                 f"ansible-runner could not run the playbook: {exc}; the run "
+                                 "was stopped")
+            raise
+        status = runner.status
+        container.end(stopped=status in ("canceled", "timeout"))
+        fenced = container.fenced()
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    if runner.status in ("canceled", "timeout"):
-        # ansible-runner kills the guard's process group; ansible's task forks left it
-        # (setsid) and would finish their task. Not after a normal end: a playbook may have
-        # started a daemon on purpose.
-        left = kill_marked(RUN_MARK, run_mark)
-        if left:
-            log.info("job %s: ended %d process(es) of the stopped run", spec.job_id, len(left))
-    return _result(runner.status, runner.rc, tracker, spec)
+        run_dir.remove()
+    if fenced is not None and status not in ("canceled", "timeout"):
+        return _result("fenced", runner.rc, tracker, spec)
+    return _result(status, runner.rc, tracker, spec)
 
 
 def _result(status: str, rc: int | None, tracker: EventTracker, spec: RunSpec) -> RunResult:
@@ -454,6 +493,8 @@ def _overall(status: str, rc: int | None, tracker: EventTracker, spec: RunSpec) 
     if status == "timeout":
         return RunResult("timeout", rc, progress, tracker.failure,
                          f"timed out: the playbook ran longer than its limit of {spec.timeout} s")
+    if status == "fenced":
+        return RunResult("failed", rc, progress, tracker.failure, FENCED_MESSAGE)
     if tracker.failure is not None:
         message = tracker.failure.describe()
         if tracker.failures > 1:
