@@ -231,8 +231,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Under pytest-xdist this runs in the controller, which collected nothing itself: the
+    # marks added at collection (in the worker) come with the report's keywords.
     for mark in _SERVER_MARKS:
-        if report.nodeid not in _server_tests[mark]:
+        if report.nodeid not in _server_tests[mark] and mark not in report.keywords:
             continue
         if report.when != "call" and report.outcome == "passed":
             continue  # setup and teardown only count when they fail or skip
@@ -248,10 +250,11 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         for outcome in _outcomes[mark].values():
             tally[outcome] = tally.get(outcome, 0) + 1
         counts[label] = tally
-        if _server_tests[mark]:
+        collected = len(_server_tests[mark] | set(_outcomes[mark]))
+        if collected:
             terminalreporter.write_line(
                 f"{label} tests: {tally['passed']} passed, {tally['failed']} failed, "
-                f"{tally['skipped']} skipped (of {len(_server_tests[mark])} collected)"
+                f"{tally['skipped']} skipped (of {collected} collected)"
             )
     summary_file = os.environ.get("PLAYBOT_TEST_SUMMARY_FILE")
     if summary_file:
