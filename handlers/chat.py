@@ -124,8 +124,3 @@ def record_refusal(deps: Deps, caller: Caller, action: Action, error: PlaybotErr
         audit.denied(session, user, action.name, action.resource_type, action.resource_id,
                      error, caller.request, details=details)
     setattr(error, AUDITED_FLAG, True)
-
-
-def audit_only(deps: Deps, caller: Caller, action: Action) -> None:
-    """Audit an action that needs no core call (e.g. asking for help) as the caller."""
-    perform(deps, caller, action, lambda session, user: None)

@@ -3,7 +3,7 @@ told something useful (with a reference to find the log line).
 
 Bolt calls `make_global_error_handler(deps)`'s function for errors raised before the ack;
 the background half of each listener (`handlers.listeners`) reports through
-`report_unexpected` for errors raised after it. Expected problems — a `core.errors`
+`log_unexpected` for errors raised after it. Expected problems — a `core.errors`
 PlaybotError (denied, unknown name, bad value) — never get here: the listeners answer those
 with the error's own message.
 """

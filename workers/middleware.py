@@ -121,10 +121,6 @@ class LogContextMiddleware(Middleware):
     after_skip_message = after_process_message
 
 
-def log_context() -> str:
-    return _log_context.get()
-
-
 class LogContextFilter(logging.Filter):
     """Adds `playbot_context` (actor, message and job of the current message) to records."""
 
