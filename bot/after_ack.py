@@ -1,45 +1,56 @@
-"""The slow half of each Slack request, run in processes of its own beside the web process.
+"""The work after each Slack ack, as a durable message: the `after_ack` Dramatiq actor.
 
-Why: the ack is latency-bound (Slack gives up after 3 s, users feel anything over ~100 ms)
-while the work after it — the launch's database writes, the job message, the Redis enqueue,
-a `/jobs` query — is CPU-heavy Python. On threads of the web process that work holds the
-GIL while the request threads wait to answer the next acks: under 20 busy clients the p99
-ack was ~250 ms (bench/README.md). In processes of their own, at a lower CPU priority
-(`nice`), it can no longer delay an ack.
+What a command, click, submission or event does after its ack (Bolt's *lazy listeners*:
+the launch's rows, the run message, the enqueue, a `/jobs` answer) is a message on a queue
+of its own (`AFTER_ACK_QUEUE`), never work held in the memory of the process that acked.
 
-How: Bolt hands every lazy listener to a `LazyListenerRunner`; ours sends the request (its
-body, headers and the `playbot_*` entries of its context) to a pool of spawned
-processes. Each builds the same app once at start and dispatches the request there as a
-*lazy-only* request — the mechanism Bolt's AWS Lambda adapter uses to run a lazy listener
-in another invocation — so only the named lazy function runs. The processes skip request
-verification: their only input is this pipe, fed by the web process after it verified the
-request. Counters the handlers report (`handlers.deps.Observer`) are recorded in the child
-and replayed into the web process's Prometheus metrics when the work is done.
+Sending (the ack half): with `process_before_response=True` Bolt hands every lazy listener
+to the app's lazy listener runner *before* it returns the ack. Ours (`BrokerLazyRunner`,
+installed on `app.listener_runner` as Bolt's AWS Lambda adapter installs its own) stores
+the request — its body, its headers and the `playbot_*` context entries the ack half left
+for the lazy half — under a new request id (`RequestStore`) and sends `after_ack(request_id)`.
+Only then does the ack go out, so a request Slack was told about is in the broker: killing
+the web process right after an ack loses nothing. The message carries the id only; the
+request itself never appears in a Dramatiq log line, nor in ours.
 
-A child that dies (killed, out of memory) loses the work it had; it is logged, never re-run
-(a launch half-done must not launch twice), and the pool is rebuilt for the next request.
+Consuming (`AfterAckConsumer`): the stored request is dispatched to a Bolt app as a
+*lazy-only* request (the two headers Bolt's Lambda adapter sets), so Bolt routes it to the
+same listener and runs only the named lazy function. That app does not verify signatures:
+its only input is the store, written by a process that verified the request (the Slack
+request body, with its response_url, is what sits in Redis; Redis must be private).
 
-Only `playbot web` / `playbot socket` on MariaDB + Redis use this (`after_ack_processes`):
-the embedded default (SQLite, in-process broker) and tests that inject their own Slack
-client or queue keep the work on the web process's threads (`bot.background`).
+Where it runs (`AfterAckMode`):
+- `BROKER` — `playbot web` / `playbot socket` with REDIS_URL: the message goes to Redis and
+  `playbot worker` consumes the queue with threads of their own, apart from the threads that
+  run playbooks, so playbook runs can never starve it (`bot.after_ack_worker`).
+- `IN_PROCESS` — the embedded default, the console and tests: the same actor on an
+  in-process broker private to the runtime, served by a few threads of this process.
+- `CONSUMER` — the runtime of `playbot worker`: its app is the one requests are dispatched to.
+
+Delivery guarantees (Redis): a message whose consumer dies (SIGKILL, OOM) goes back to the
+queue once that worker's heartbeat is older than PLAYBOT_REDELIVERY_SECONDS (Dramatiq's
+Redis broker requeues the unacked messages of dead workers). The store counts deliveries:
+a repeated delivery runs the lazy function again with `playbot_redelivery` set in its
+context, so the handlers finish what the first one left undone without answering twice (a
+launch finds its jobs by request key, posts the run message only if none is recorded and
+enqueues only what is not enqueued); a delivery of work that already finished is skipped.
+When the broker cannot be reached at ack time the work runs on this process's threads
+instead (not durable, logged), so the user is still answered.
 """
 
 from __future__ import annotations
 
+import enum
+import json
 import logging
-import os
-import queue
-import signal
 import threading
-import time
+import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from functools import partial
-from multiprocessing import get_context
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor
+from typing import Any, Protocol
 
+import dramatiq
+import redis
 from slack_bolt import App
 from slack_bolt.lazy_listener import LazyListenerRunner
 from slack_bolt.request import BoltRequest
@@ -47,227 +58,290 @@ from slack_bolt.util.utils import get_name_for_callable
 
 from bot.background import InFlight
 
-if TYPE_CHECKING:
-    from bot.settings import Settings
-    from handlers.deps import Observer
-
 log = logging.getLogger(__name__)
 
-LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"
+AFTER_ACK_QUEUE = "playbot_after_ack"
+ACTOR_NAME = "after_ack"
+# A backstop only: handlers bound their own Slack and database calls.
+TIME_LIMIT_MS = 5 * 60 * 1000
+STORE_RETRIES = 5
+LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"  # what Bolt's Lambda adapter sets, and reads back
 LAZY_NAME_HEADER = "x-slack-bolt-lazy-function-name"
 FORWARDED_CONTEXT_PREFIX = "playbot_"  # context the ack half leaves for the lazy half
-DEFAULT_NICE = 10
-ObserverEvent = tuple[str, tuple[Any, ...]]
+REDELIVERY_KEY = "playbot_redelivery"  # set in the context of a repeated delivery
+STORE_TTL_SECONDS = 24 * 3600
+STORE_KEY = "playbot:after_ack:{}"
 
 
-def after_ack_processes(settings: Settings) -> int:
-    """How many after-ack processes a `playbot web`/`socket` with these settings runs.
+class AfterAckMode(enum.Enum):
+    """Where the work after this runtime's acks goes (see the module docstring)."""
 
-    0 (threads in the web process) without Redis — the in-process broker lives in the web
-    process — or on SQLite, which the embedded default keeps to one process.
+    IN_PROCESS = "in_process"
+    BROKER = "broker"
+    CONSUMER = "consumer"
+
+
+# --- the stored request ---------------------------------------------------------------------
+
+
+def encode_request(name: str, request: BoltRequest) -> str:
+    """What the consumer needs to dispatch lazy function `name` of `request`, as JSON."""
+    return json.dumps({
+        "name": name,
+        "mode": request.mode,
+        "body": request.raw_body if request.mode == "http" else request.body,
+        "headers": {key: list(values) for key, values in request.headers.items()},
+        "context": {key: value for key, value in request.context.items()
+                    if key.startswith(FORWARDED_CONTEXT_PREFIX)},
+    })
+
+
+def decode_request(payload: str, *, redelivered: bool) -> tuple[str, BoltRequest]:
+    """The lazy function's name and the lazy-only request to dispatch for it."""
+    data = json.loads(payload)
+    headers = dict(data["headers"])
+    headers[LAZY_ONLY_HEADER] = ["1"]
+    headers[LAZY_NAME_HEADER] = [data["name"]]
+    context = dict(data["context"])
+    if redelivered:
+        context[REDELIVERY_KEY] = True
+    return data["name"], BoltRequest(body=data["body"], headers=headers, context=context,
+                                     mode=data["mode"])
+
+
+class RequestStore(Protocol):
+    """Where acked requests wait for their consumer, and how many times each was begun."""
+
+    def put(self, request_id: str, payload: str) -> None: ...
+
+    def begin(self, request_id: str) -> tuple[str | None, int] | None:
+        """(payload, delivery number) of a request to work on (payload None: expired or
+        never stored), or None when its work already finished."""
+
+    def finish(self, request_id: str) -> None: ...
+
+
+class RedisRequestStore:
+    """Requests in Redis hashes (`playbot:after_ack:<id>`), kept a day at most; the request
+    itself is deleted as soon as its work is done (the small `done` mark stays until then)."""
+
+    def __init__(self, client: redis.Redis, ttl: int = STORE_TTL_SECONDS) -> None:
+        self.client = client
+        self.ttl = ttl
+
+    def put(self, request_id: str, payload: str) -> None:
+        key = STORE_KEY.format(request_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(key, "request", payload)
+        pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def begin(self, request_id: str) -> tuple[str | None, int] | None:
+        key = STORE_KEY.format(request_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(key, "deliveries", 1)
+        pipe.hmget(key, "request", "done")
+        pipe.expire(key, self.ttl)
+        deliveries, (payload, done), _ = pipe.execute()
+        if done:
+            return None
+        return (payload.decode() if payload is not None else None), int(deliveries)
+
+    def finish(self, request_id: str) -> None:
+        key = STORE_KEY.format(request_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(key, "request")
+        pipe.hset(key, "done", "1")
+        pipe.execute()
+
+
+class MemoryRequestStore:
+    """The in-process store (nothing survives the process; neither does its broker)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[str, str] = {}
+
+    def put(self, request_id: str, payload: str) -> None:
+        with self._lock:
+            self._requests[request_id] = payload
+
+    def begin(self, request_id: str) -> tuple[str | None, int] | None:
+        with self._lock:
+            return self._requests.pop(request_id, None), 1
+
+    def finish(self, request_id: str) -> None:
+        pass
+
+
+# --- the actor -------------------------------------------------------------------------------
+
+
+def declare_actor(broker: dramatiq.Broker, run: Callable[[str], None]
+                  ) -> dramatiq.Actor[Any, Any]:
+    """Declare `after_ack(request_id)` on `broker`, doing `run(request_id)`.
+
+    A sender declares it too (to send); only a consumer's `run` is ever called. Declaring
+    again replaces the function (the consumer of `playbot worker` over the sender's).
     """
-    if not settings.uses_redis or settings.database_url.startswith("sqlite"):
-        return 0
-    return settings.playbot_after_ack_processes
+
+    def after_ack(request_id: str) -> None:
+        run(request_id)
+
+    return dramatiq.actor(after_ack, broker=broker, actor_name=ACTOR_NAME,
+                          queue_name=AFTER_ACK_QUEUE, max_retries=STORE_RETRIES,
+                          retry_when=_store_unreachable, min_backoff=500, max_backoff=5000,
+                          time_limit=TIME_LIMIT_MS)
 
 
-class ProcessLazyRunner(LazyListenerRunner):
-    """Bolt's lazy listener runner, sending each lazy function to the after-ack processes."""
+def _store_unreachable(retries: int, exc: BaseException) -> bool:
+    """Retry a message only when the store could not be read (its work never began)."""
+    return retries < STORE_RETRIES and isinstance(exc, StoreUnreachable)
 
-    def __init__(self, pool: AfterAckProcesses) -> None:
-        self.pool = pool
+
+class StoreUnreachable(Exception):
+    """The request store (Redis) could not be read; the message is retried."""
+
+
+def _no_consumer_here(request_id: str) -> None:
+    log.error("after-ack work %s reached a process with no consumer; it is dropped", request_id)
+
+
+def declare_sender(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
+    """The actor as a process that only sends it (the web process) declares it."""
+    if ACTOR_NAME in broker.actors:
+        return broker.get_actor(ACTOR_NAME)
+    return declare_actor(broker, _no_consumer_here)
+
+
+class BrokerLazyRunner(LazyListenerRunner):
+    """Bolt's lazy listener runner for the ack half: each lazy function becomes a stored
+    request plus an `after_ack` message, sent before Bolt returns the ack.
+
+    fallback: runs the lazy function in this process when the broker cannot take it.
+    """
+
+    def __init__(self, store: RequestStore, actor: dramatiq.Actor[Any, Any],
+                 fallback: Executor, *, on_fallback: Callable[[], None] | None = None,
+                 in_flight: InFlight | None = None) -> None:
+        self.store = store
+        self.actor = actor
+        self.fallback = fallback
+        self.on_fallback = on_fallback
+        self.in_flight = in_flight
         self.logger = log
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        self.send(request.lazy_function_name or get_name_for_callable(function), request)
-
-    def send(self, name: str, request: BoltRequest) -> None:
-        """Hand lazy function `name` for `request` to the pool (what it needs is copied now)."""
-        headers = {key: list(values) for key, values in request.headers.items()}
-        headers[LAZY_ONLY_HEADER] = ["1"]
-        headers[LAZY_NAME_HEADER] = [name]
-        context = {key: value for key, value in request.context.items()
-                   if key.startswith(FORWARDED_CONTEXT_PREFIX)}
-        body = request.raw_body if request.mode == "http" else request.body
-        self.pool.submit(name, body, headers, context, request.mode)
-
-
-def run_lazy_listeners_in(app: App, pool: AfterAckProcesses) -> None:
-    """Make `app` send every lazy listener to the after-ack processes.
-
-    Before handing a request to a lazy runner, Bolt deep-copies it (so a thread can own it):
-    40% of the web process's CPU per ack, for a copy the pipe makes anyway. So this app's
-    listener runner hands the request over directly instead (`_start_lazy_function` is
-    replaced on this instance; tests/bot/test_after_ack.py fails if Bolt changes under it).
-    """
-    runner = app.listener_runner
-    lazy_runner = ProcessLazyRunner(pool)
-    runner.lazy_listener_runner = lazy_runner
-
-    def start_lazy_function(lazy_func: Callable[..., None], request: BoltRequest) -> None:
-        lazy_runner.send(get_name_for_callable(lazy_func), request)
-
-    runner._start_lazy_function = start_lazy_function  # type: ignore[method-assign]  # noqa: SLF001
-
-
-@dataclass(frozen=True)
-class _Work:
-    name: str  # the lazy function's, for the logs
-    args: tuple[Any, ...]  # of `_run_lazy`
-
-
-class AfterAckProcesses:
-    """A pool of spawned processes, each running the Bolt app's lazy listeners.
-
-    Request threads only drop the work in an in-memory inbox; one dispatcher thread hands it
-    to the pool. (Submitting to a ProcessPoolExecutor writes to a pipe, releasing the GIL;
-    done from 8 request threads behind a lock it turned into a convoy that held acks back.)
-    """
-
-    def __init__(self, settings: Settings, processes: int, observer: Observer, *,
-                 nice: int = DEFAULT_NICE) -> None:
-        if processes < 1:
-            raise ValueError("processes must be at least 1")
-        self.settings = settings
-        self.processes = processes
-        self.observer = observer
-        self.nice = nice
-        self.in_flight = InFlight()
-        self._pool = self._new_pool()
-        self._inbox: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
-        self._dispatcher = threading.Thread(target=self._dispatch, name="playbot-after-ack",
-                                            daemon=True)
-        self._dispatcher.start()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.processes, mp_context=get_context("spawn"),
-                                   initializer=_start_child,
-                                   initargs=(self.settings, self.nice, os.getpid()))
-
-    def warm_up(self, timeout: float = 60.0) -> None:
-        """Start every process now (they build the app: imports, `auth.test`) rather than
-        on the first request; raise if they cannot."""
-        pool = self._pool
-        for future in [pool.submit(_ready) for _ in range(self.processes)]:
-            future.result(timeout=timeout)
-
-    def submit(self, name: str, body: Any, headers: dict[str, list[str]],
-               context: dict[str, Any], mode: str) -> None:
-        """Run lazy function `name` for this request in one of the processes (returns at once)."""
-        self.in_flight.started()
-        self._inbox.put(_Work(name, (body, headers, context, mode)))
-
-    def _dispatch(self) -> None:
-        while (work := self._inbox.get()) is not None:
-            try:
-                future = self._to_pool(work)
-            except Exception:  # noqa: BLE001 - the pool cannot take work: log, count, go on
-                log.exception("after-ack work %s could not be started", work.name)
-                self.observer.error("after_ack_process")
+        name = request.lazy_function_name or get_name_for_callable(function)
+        request_id = uuid.uuid4().hex
+        if self.in_flight is not None:
+            self.in_flight.started()
+        try:
+            self.store.put(request_id, encode_request(name, request))
+            self.actor.send_with_options(kwargs={"request_id": request_id})
+        except (redis.RedisError, dramatiq.errors.BrokerError, OSError) as exc:
+            if self.in_flight is not None:
                 self.in_flight.finished()
-                continue
-            future.add_done_callback(partial(self._finished, work.name))
+            log.warning("after-ack work %s could not be queued (%s: %s); it runs in this "
+                        "process instead", name, type(exc).__name__, exc)
+            if self.on_fallback is not None:
+                self.on_fallback()
+            self.fallback.submit(self.run, function, request)
 
-    def _to_pool(self, work: _Work) -> Future[list[ObserverEvent]]:
-        try:
-            return self._pool.submit(_run_lazy, *work.args)
-        except BrokenProcessPool:
-            log.error("an after-ack process died; starting a new pool")
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._new_pool()
-            return self._pool.submit(_run_lazy, *work.args)
 
-    def _finished(self, name: str, future: Future[list[ObserverEvent]]) -> None:
+def install(app: App, runner: LazyListenerRunner) -> None:
+    """Make `app` hand its lazy listeners to `runner` (the seam Bolt's Lambda adapter uses)."""
+    app.listener_runner.lazy_listener_runner = runner
+
+
+# --- the consumer ----------------------------------------------------------------------------
+
+
+class AfterAckConsumer:
+    """Runs stored requests' lazy functions on `app` (built with request verification off).
+
+    Never raises for a request's own failure (handlers report theirs to the user; anything
+    else is logged by name and id — never the request), so the broker does not log or keep
+    the message; an interrupt (time limit, shutdown) propagates.
+    """
+
+    def __init__(self, app: App, store: RequestStore,
+                 in_flight: InFlight | None = None) -> None:
+        self.app = app
+        self.store = store
+        self.in_flight = in_flight
+
+    def run(self, request_id: str) -> None:
         try:
-            if future.cancelled():
-                log.warning("after-ack work %s was cancelled at shutdown", name)
-                return
-            error = future.exception()
-            if error is not None:
-                # The child logs what a handler raises; this is the process itself failing.
-                log.error("after-ack work %s was lost: %s: %s", name, type(error).__name__,
-                          error)
-                self.observer.error("after_ack_process")
-                return
-            for method, args in future.result():
-                getattr(self.observer, method)(*args)
+            self._run(request_id)
         finally:
-            self.in_flight.finished()
+            if self.in_flight is not None:
+                self.in_flight.finished()
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every submitted request's work is done (True) or `timeout` (False)."""
+    def _run(self, request_id: str) -> None:
+        try:
+            begun = self.store.begin(request_id)
+        except (redis.RedisError, OSError) as exc:
+            log.error("after-ack work %s: the request store is unreachable (%s); retried",
+                      request_id, exc)
+            raise StoreUnreachable(str(exc)) from None
+        if begun is None:
+            log.info("after-ack work %s was already done; delivery skipped", request_id)
+            return
+        payload, delivery = begun
+        if payload is None:
+            log.warning("after-ack work %s has no stored request (expired); nothing to do",
+                        request_id)
+            return
+        name, request = decode_request(payload, redelivered=delivery > 1)
+        if delivery > 1:
+            log.warning("after-ack work %s (%s): delivery %d, finishing what an earlier one "
+                        "left", request_id, name, delivery)
+        try:
+            response = self.app.dispatch(request)
+            if response.status != 200:
+                log.error("after-ack work %s (%s) was refused by the app: HTTP %s", request_id,
+                          name, response.status)
+        except Exception as exc:  # noqa: BLE001 - the listeners' own boundary failed: log, go on
+            log.error("after-ack work %s (%s) failed: %s", request_id, name,
+                      type(exc).__name__, exc_info=True)
+        self.store.finish(request_id)
+
+
+class InProcessAfterAck:
+    """The embedded path: the actor on a private in-process broker, `threads` threads
+    dispatching to `app` in this process, and a count of the work not done yet."""
+
+    def __init__(self, threads: int) -> None:
+        from dramatiq.brokers.stub import StubBroker
+        from dramatiq.middleware import Retries, TimeLimit
+
+        self.in_flight = InFlight()
+        self.store = MemoryRequestStore()
+        self.broker = StubBroker(middleware=[TimeLimit(), Retries(max_retries=0)])
+        self.consumer: AfterAckConsumer | None = None
+        self.actor = declare_actor(self.broker, self._run)
+        self.threads = threads
+        self.worker: dramatiq.Worker | None = None
+
+    def serve(self, app: App) -> None:
+        """Start the threads dispatching to `app`."""
+        self.consumer = AfterAckConsumer(app, self.store, self.in_flight)
+        self.broker.emit_after("process_boot")  # TimeLimit's watchdog, as Dramatiq's CLI does
+        self.worker = dramatiq.Worker(self.broker, worker_threads=self.threads,
+                                      worker_timeout=100)
+        self.worker.start()
+
+    def _run(self, request_id: str) -> None:
+        assert self.consumer is not None, "serve(app) starts the consumer"
+        self.consumer.run(request_id)
+
+    def wait_idle(self, timeout: float) -> bool:
         return self.in_flight.wait_idle(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Let the work in flight finish (bounded), then stop the processes."""
-        self.wait_idle(timeout)
-        if self._dispatcher.is_alive():
-            self._inbox.put(None)
-            self._dispatcher.join(timeout=5)
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-# --- inside each after-ack process ---------------------------------------------------------
-
-
-@dataclass
-class RecordingObserver:
-    """The handlers' observer inside a child: records calls for the web process to replay."""
-
-    events: list[ObserverEvent] = field(default_factory=list)
-
-    def job_launched(self, outcome: str, count: int = 1) -> None:
-        self.events.append(("job_launched", (outcome, count)))
-
-    def error(self, where: str) -> None:
-        self.events.append(("error", (where,)))
-
-    def drain(self) -> list[ObserverEvent]:
-        events, self.events = self.events, []
-        return events
-
-
-_CHILD: dict[str, Any] = {}
-
-
-def _start_child(settings: Settings, nice: int, web_pid: int) -> None:
-    """Process initializer: lower the priority, build the app once, die with the web process."""
-    from bot.runtime import build_runtime, freeze_startup_heap
-
-    threading.Thread(target=_exit_with, args=(web_pid,), name="playbot-parent-watch",
-                     daemon=True).start()
-
-    # Ctrl-C reaches the whole process group: it is for the web process, which drains the
-    # work and then stops us. SIGTERM keeps its default (the pool uses it to stop a broken
-    # pool's processes; ignoring it left them, and the web process's exit, hanging forever).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if nice:
-        os.nice(nice)
-    observer = RecordingObserver()
-    runtime = build_runtime(settings, observer=observer, verify_requests=False)
-    _CHILD.update(app=runtime.app, observer=observer, runtime=runtime)
-    freeze_startup_heap()
-
-
-def _exit_with(web_pid: int, every: float = 1.0) -> None:
-    """Exit once the web process is gone (killed with SIGKILL, say): the pool's own pipes
-    would keep this process waiting for work forever, holding its database connections."""
-    while os.getppid() == web_pid:
-        time.sleep(every)
-    log.warning("the web process %d is gone: this after-ack process exits", web_pid)
-    os._exit(0)
-
-
-def _ready() -> int:
-    return os.getpid()
-
-
-def _run_lazy(body: Any, headers: dict[str, list[str]], context: dict[str, Any],
-              mode: str) -> list[ObserverEvent]:
-    """Dispatch one lazy-only request to this process's app; the observer calls it made."""
-    request = BoltRequest(body=body, headers=headers, context=context, mode=mode)
-    _CHILD["app"].dispatch(request)
-    observer: RecordingObserver = _CHILD["observer"]
-    return observer.drain()
+        """Let the work in flight finish (bounded), then stop the threads."""
+        self.in_flight.wait_idle(timeout)
+        if self.worker is not None:
+            self.worker.stop(timeout=5000)
+        self.broker.close()

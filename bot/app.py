@@ -4,8 +4,8 @@ Ack strategy (see docs/slack-app.md): `process_before_response=True`, so the HTT
 (the ack) is sent as soon as the listener's ack function returns — no 10 ms polling loop —
 and every listener's ack function does only in-memory work (parsing, choosing a message).
 Everything slow — database writes, Slack Web API calls, queue round trips — runs in Bolt
-lazy listeners after the ack: on our own thread pool (`BackgroundExecutor`), or for
-`playbot web` on MariaDB + Redis in processes of their own (`bot.after_ack`). The one
+lazy listeners after the ack, as a durable broker message (`bot.after_ack`, which the
+runtime installs as the app's lazy listener runner). The one
 exception is the run-playbook modal's submission, whose ack must carry field errors: it
 reads the playbook and checks the values (database reads only) before answering.
 
@@ -16,8 +16,8 @@ whatever of a request Bolt puts in a log line is escaped and truncated.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from slack_bolt import App
 from slack_sdk import WebClient
@@ -26,10 +26,8 @@ from bot.settings import Settings
 from bot.web import EscapingLogFilter
 from core.identity import Install
 from handlers import register_all
+from handlers.deps import Deps
 from handlers.errors import make_global_error_handler
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -66,42 +64,30 @@ def slack_install(settings: Settings, client: WebClient) -> Install:
     return install
 
 
-def create_app(settings: Settings, *, client: WebClient | None = None,
-               runtime: Runtime | None = None, verify_requests: bool = True) -> App:
-    """Build the Bolt app with every listener registered.
+def create_app(settings: Settings, *, client: WebClient, deps: Deps,
+               listener_executor: Executor, verify_requests: bool = True) -> App:
+    """Build the Bolt app with every listener registered (`bot.runtime` wires one).
 
-    client: the Web API client (default: SLACK_API_URL with a 429 retry handler).
-    runtime: supplies the database, queue and thread pool; without one a runtime is built
-        from the settings (which also builds its own app — this returns that one).
-    verify_requests: False only in the after-ack processes (`bot.after_ack`), whose requests
-        come from the web process that verified them.
+    client: the Web API client. deps: what the listeners use (database, queue, policy).
+    listener_executor: Bolt's executor for listeners (ours never run on it but for the
+        after-ack fallback, see `bot.after_ack`).
+    verify_requests: False only for the app after-ack work is dispatched to, whose requests
+        were verified by the process that acked them.
     The bot token is checked once here with `auth.test`, so a wrong token fails at start.
     """
-    from bot.runtime import build_runtime, make_client
-
-    if runtime is None:
-        built = build_runtime(settings, client=client)
-        assert built.app is not None
-        return built.app
     if not settings.slack_bot_token or not settings.slack_signing_secret:
         raise ValueError("SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET must be set to run the app")
-    client = client or runtime.client or make_client(settings)
     if client.token is None:
         client.token = settings.slack_bot_token
     app = App(
         signing_secret=settings.slack_signing_secret,
         client=client,
         process_before_response=True,
-        listener_executor=runtime.background,
+        listener_executor=listener_executor,
         request_verification_enabled=verify_requests,
         name="playbot",
         logger=bolt_logger(),
     )
-    if runtime.after_ack is not None:
-        from bot.after_ack import run_lazy_listeners_in
-
-        run_lazy_listeners_in(app, runtime.after_ack)
-    deps = runtime.deps()
     if deps.install is None:  # whom the app serves: requests from elsewhere are refused
         deps = replace(deps, install=slack_install(settings, client))
     app.error(make_global_error_handler(deps))

@@ -1,9 +1,10 @@
-"""The thread pool that runs the slow half of every Slack request, after the ack.
+"""Counting work in flight, and the web process's small thread pool.
 
-Bolt runs lazy listeners on the app's `listener_executor`; this is that executor, with a count
-of the work in flight (`InFlight`) so that shutdown can drain it and tests can wait until the
-app has finished reacting to a request (`wait_idle`). `playbot web` on MariaDB + Redis sends
-that work to processes of its own instead (`bot.after_ack`), which count the same way.
+`InFlight` counts work handed off and not finished yet, so that shutdown can drain it and
+tests can wait until the app has finished reacting to a request (`wait_idle`).
+`BackgroundExecutor` is the app's Bolt `listener_executor`: the work after each ack is a
+broker message (`bot.after_ack`), so this pool only runs that work when the broker could
+not take it (Redis unreachable at ack time).
 """
 
 from __future__ import annotations
@@ -30,11 +31,6 @@ class InFlight:
             self._count -= 1
             if self._count == 0:
                 self._idle.notify_all()
-
-    def track(self, future: Future[Any]) -> None:
-        """Count `future` until it is done."""
-        self.started()
-        future.add_done_callback(self.finished)
 
     @property
     def count(self) -> int:

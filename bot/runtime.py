@@ -1,7 +1,9 @@
-"""The running web/socket process: settings, database, Slack client, job queue, Bolt app.
+"""The running web/socket process: settings, database, Slack client, job queue, Bolt app,
+and where the work after each ack goes (`bot.after_ack`).
 
-`build_runtime(settings)` wires them once at start; the web server, Socket Mode and the
-console take a Runtime. Tests pass their own Slack client (pointed at FakeSlack) and queue.
+`build_runtime(settings)` wires them once at start; the web server, Socket Mode, the
+console and `playbot worker`'s after-ack consumer take a Runtime. Tests pass their own Slack
+client (pointed at FakeSlack) and queue. Imports go one way: runtime -> app, after_ack.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.after_ack import AfterAckProcesses
+from bot.after_ack import (
+    AfterAckMode,
+    BrokerLazyRunner,
+    InProcessAfterAck,
+    RedisRequestStore,
+    declare_sender,
+    install,
+)
+from bot.app import create_app
 from bot.background import BackgroundExecutor
 from bot.metrics import PrometheusObserver
 from bot.settings import Settings
@@ -44,7 +54,8 @@ class Runtime:
     queue: JobQueue
     background: BackgroundExecutor = field(default_factory=BackgroundExecutor)
     observer: Observer = field(default_factory=PrometheusObserver)
-    after_ack: AfterAckProcesses | None = None  # else the work after the ack runs on `background`
+    after_ack_mode: AfterAckMode = AfterAckMode.IN_PROCESS
+    in_process: InProcessAfterAck | None = None  # the after-ack consumer of IN_PROCESS
     app: App | None = None
 
     def deps(self) -> Deps:
@@ -52,17 +63,20 @@ class Runtime:
         return build_deps(self.settings, self.session_factory, self.queue, self.observer)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until the work after every ack so far is done (True) or `timeout` (False)."""
-        if not self.background.wait_idle(timeout):
+        """Block until the work after every ack so far is done (True) or `timeout` (False).
+
+        (In BROKER mode that work is another process's: only a fallback can be waited for.)
+        """
+        if self.in_process is not None and not self.in_process.wait_idle(timeout):
             return False
-        return self.after_ack is None or self.after_ack.wait_idle(timeout)
+        return self.background.wait_idle(timeout)
 
     def close(self) -> None:
-        """Let background work finish (bounded), then release the database."""
+        """Let the work after the acks so far finish (bounded), then release the database."""
+        if self.in_process is not None:
+            self.in_process.close(timeout=30)
         self.background.wait_idle(timeout=30)
         self.background.shutdown(wait=True, cancel_futures=False)
-        if self.after_ack is not None:
-            self.after_ack.close(timeout=30)
         self.engine.dispose()
 
 
@@ -109,16 +123,16 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
                   queue: JobQueue | None = None,
                   session_factory: sessionmaker[Session] | None = None,
                   observer: Observer | None = None, verify_requests: bool = True,
-                  after_ack_processes: int = 0) -> Runtime:
+                  after_ack: AfterAckMode = AfterAckMode.IN_PROCESS) -> Runtime:
     """Wire the process: database engine, Slack client, queue and the Bolt app.
 
     `client`, `queue` and `session_factory` replace the defaults (tests, the console).
-    after_ack_processes: run the work after each ack in that many processes of its own
-        (`bot.after_ack`; they build their own client, queue and database from `settings`,
-        so it cannot be combined with the three replacements); 0 keeps it on threads.
+    after_ack: IN_PROCESS (the default: this process's threads run the after-ack actor),
+        BROKER (send it to Redis for `playbot worker`; needs REDIS_URL), or CONSUMER (this
+        runtime's app is where `playbot worker` dispatches; no lazy runner of ours).
+    verify_requests: False only for a CONSUMER, whose requests come from a process that
+        verified them.
     """
-    from bot.app import create_app
-
     if session_factory is not None:
         engine = session_factory.kw["bind"]
     else:
@@ -132,14 +146,33 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
         queue=queue if queue is not None else default_queue(settings),
         background=BackgroundExecutor(settings.playbot_background_threads),
         observer=observer if observer is not None else PrometheusObserver(),
+        after_ack_mode=after_ack,
     )
-    if after_ack_processes:
-        if client is not None or queue is not None:
-            raise ValueError("after-ack processes build their own Slack client and queue")
-        runtime.after_ack = AfterAckProcesses(settings, after_ack_processes, runtime.observer)
-    runtime.app = create_app(settings, client=runtime.client, runtime=runtime,
-                             verify_requests=verify_requests)
+    runtime.app = _app(runtime, verify_requests)
+    if after_ack is AfterAckMode.BROKER:
+        if not settings.redis_url:
+            raise ValueError("after-ack work through the broker needs REDIS_URL")
+        from workers.broker import redis_client, setup_broker
+
+        install(runtime.app, BrokerLazyRunner(
+            RedisRequestStore(redis_client(settings.redis_url)),
+            declare_sender(setup_broker(settings.redis_url)), runtime.background,
+            on_fallback=lambda: runtime.observer.error("after_ack_queue")))
+    elif after_ack is AfterAckMode.IN_PROCESS:
+        in_process = InProcessAfterAck(settings.playbot_background_threads)
+        install(runtime.app, BrokerLazyRunner(in_process.store, in_process.actor,
+                                              runtime.background,
+                                              in_flight=in_process.in_flight))
+        # The app the work is dispatched to: the same listeners, no signature check (its
+        # requests were verified on the way in; a backlog may outlast their timestamps).
+        in_process.serve(_app(runtime, verify_requests=False))
+        runtime.in_process = in_process
     return runtime
+
+
+def _app(runtime: Runtime, verify_requests: bool) -> App:
+    return create_app(runtime.settings, client=runtime.client, deps=runtime.deps(),
+                      listener_executor=runtime.background, verify_requests=verify_requests)
 
 
 def freeze_startup_heap() -> None:

@@ -15,7 +15,10 @@
    workers' requeuer enqueues it then.
 
 A repeated request (Slack retry, double click, same trigger) finds its jobs through the
-request key: nothing new is created and the user gets a link to the existing message.
+request key: nothing new is created and the user gets a link to the existing message. A
+repeated *delivery* of the same request's after-ack work (`ctx.redelivered`: its first
+consumer died mid-way) instead finishes what the first left undone — the run message if
+none is recorded, the enqueue if the run has no queue message — and answers nothing more.
 Redraws after a cancel or a decision draw the RUN message again from all its jobs.
 """
 
@@ -88,6 +91,9 @@ def loaded(result: Any) -> Any:
 def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | None:
     """Announce and enqueue the run of a `core.jobs.LaunchResult`, or point at its jobs if
     the request is a repeat."""
+    if result.duplicate and ctx.redelivered:
+        resume_announcement(ctx, result.jobs, channel_id)
+        return None
     if result.duplicate:
         ctx.deps.observer.job_launched("duplicate", len(result.jobs))
         intro = (":repeat: You already have this in progress; it was not started again:"
@@ -117,8 +123,32 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
     return announced
 
 
+def resume_announcement(ctx: Ctx, jobs: Sequence[Job], channel_id: str | None) -> None:
+    """Finish announcing the run of `jobs` where an interrupted delivery left it: post its
+    message if none is recorded, and enqueue it (as `announce` does) if none of its pending
+    jobs has a queue message yet. Says nothing to the user otherwise."""
+    if not jobs:
+        return
+    run = load_run(ctx, jobs[0].run_id)
+    if not any(j.slack_channel_id and j.slack_message_ts for j in run):
+        with ctx.deps.session_factory() as session:
+            tickets = core_approvals.run_requests(session, run[0].run_id)
+            for ticket in tickets:
+                _ = (ticket.job, ticket.assignee, ticket.creator)
+            pending = {t.job_id: t for t in tickets
+                       if any(j.id == t.job_id and j.status == JobStatus.awaiting_approval
+                              for j in run)}
+        announced = announce(ctx, run, channel_id, pending, enqueue=False)
+    else:
+        announced = Announced()
+    if (not any(j.status == JobStatus.awaiting_approval for j in run)
+            and not any(j.status == JobStatus.pending and j.dramatiq_message_id for j in run)):
+        enqueue_run(ctx, run, announced)
+
+
 def announce(ctx: Ctx, jobs: Sequence[Job], channel_id: str | None,
-             approvals: Mapping[int, Ticket] | None = None) -> Announced:
+             approvals: Mapping[int, Ticket] | None = None, *,
+             enqueue: bool = True) -> Announced:
     """Post the run's one message, record it on every job, and enqueue the run unless some
     of its jobs await approval.
 
@@ -144,7 +174,7 @@ def announce(ctx: Ctx, jobs: Sequence[Job], channel_id: str | None,
                 job.slack_channel_id, job.slack_message_ts = posted.channel, posted.ts
             for ticket in tickets:
                 remember_ticket_message(session, ticket.id, posted)
-    if not any(j.status == JobStatus.awaiting_approval for j in jobs):
+    if enqueue and not any(j.status == JobStatus.awaiting_approval for j in jobs):
         enqueue_run(ctx, jobs, announced)
     return announced
 

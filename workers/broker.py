@@ -34,8 +34,12 @@ from workers.middleware import DatabaseMiddleware, LogContextMiddleware
 REDIS_CONNECT_TIMEOUT = 1.0
 REDIS_SOCKET_TIMEOUT = 2.0
 #: Dramatiq's worker heartbeat in Redis: a dead worker's unacked messages go back to the
-#: queue after this long (the claim makes the redelivery harmless).
+#: queue after this long (the claim makes the redelivery harmless). A configured process
+#: uses its WorkerConfig.redelivery_after (PLAYBOT_REDELIVERY_SECONDS) instead.
 REDIS_HEARTBEAT_TIMEOUT_MS = 60_000
+#: Dramatiq looks for dead workers on this many of a million Redis commands by default;
+#: a shorter heartbeat timeout is looked for proportionally more often.
+REDIS_MAINTENANCE_CHANCE = 1000
 DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
 
 _lock = threading.RLock()
@@ -58,6 +62,23 @@ def middleware() -> list[Middleware]:
         LogContextMiddleware(),
         DatabaseMiddleware(_database_url),
     ]
+
+
+def _heartbeat_timeout_ms() -> int:
+    from workers.config import current
+
+    try:
+        return int(current().redelivery_after * 1000)
+    except RuntimeError:  # not configured (a web process only sends)
+        return REDIS_HEARTBEAT_TIMEOUT_MS
+
+
+def redis_broker(url: str) -> RedisBroker:
+    """The Redis broker of `url` with Playbot's middleware and dead-worker timing."""
+    heartbeat = _heartbeat_timeout_ms()
+    chance = min(1_000_000, REDIS_MAINTENANCE_CHANCE * REDIS_HEARTBEAT_TIMEOUT_MS // heartbeat)
+    return RedisBroker(client=redis_client(url), middleware=middleware(), namespace="playbot",
+                       heartbeat_timeout=heartbeat, maintenance_chance=chance)
 
 
 def redis_client(url: str, *, connect_timeout: float = REDIS_CONNECT_TIMEOUT,
@@ -83,12 +104,8 @@ def setup_broker(redis_url: str | None) -> dramatiq.Broker:
             return _broker
         if _broker is not None:
             _broker.close()
-        broker: dramatiq.Broker
-        if redis_url:
-            broker = RedisBroker(client=redis_client(redis_url), middleware=middleware(),
-                                 namespace="playbot", heartbeat_timeout=REDIS_HEARTBEAT_TIMEOUT_MS)
-        else:
-            broker = StubBroker(middleware=middleware())
+        broker: dramatiq.Broker = (redis_broker(redis_url) if redis_url
+                                   else StubBroker(middleware=middleware()))
         dramatiq.set_broker(broker)
         actors.declare(broker)
         _broker, _url = broker, redis_url
@@ -110,3 +127,4 @@ def reset_broker() -> None:
         if _broker is not None:
             _broker.close()
         _broker, _url = None, None
+

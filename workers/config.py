@@ -58,6 +58,8 @@ class WorkerConfig:
     ssh_accept_new_host_keys: bool = False  # labs: pin unknown host keys on first contact
     ssh_connect_timeout: int = 10  # seconds before a host is unreachable
     vault_password_file: Path | None = None  # for vaulted inventory variables
+    # a message held by a worker whose Redis heartbeat is this old goes back to the queue
+    redelivery_after: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
@@ -87,6 +89,8 @@ class WorkerConfig:
             "ssh_connect_timeout": int(
                 getattr(settings, "playbot_ssh_connect_timeout", cls.ssh_connect_timeout)),
             "vault_password_file": getattr(settings, "playbot_vault_password_file", None),
+            "redelivery_after": float(
+                getattr(settings, "playbot_redelivery_seconds", cls.redelivery_after)),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}

@@ -94,7 +94,10 @@ def run_worker(config: WorkerConfig, *, threads: int = DEFAULT_THREADS,
     prepare_runs(config)
     broker = setup_broker(config.redis_url)
     boot(broker)
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=IDLE_POLL_MS)
+    # Only the workers' own queues: others (the Slack app's after-ack queue) have threads
+    # of their own, which playbook runs must never hold.
+    worker = dramatiq.Worker(broker, queues=actors.queue_names(), worker_threads=threads,
+                             worker_timeout=IDLE_POLL_MS)
     # hold no more messages than threads: a busy worker leaves waiting jobs to idle ones
     worker.queue_prefetch = threads
     worker.start()

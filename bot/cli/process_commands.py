@@ -4,7 +4,8 @@
 - `web`: the HTTP app (`POST /slack/events`, `GET /healthz`, `GET /metrics`) on PORT, served
   by waitress (`bot.web.serve`).
 - `socket`: the same app over Slack's Socket Mode (`bot.socket_mode.run_socket_mode`).
-- `worker`: Dramatiq workers consuming jobs from Redis (`workers.main.run_worker`).
+- `worker`: Dramatiq workers consuming jobs from Redis (`workers.main.run_worker`), and on
+  threads of their own the Slack app's work after each ack (`bot.after_ack_worker`).
 - `clock`: the housekeeping loop — reaper, requeue, approval expiry, log retention
   (`workers.main.run_clock`).
 - `console`: the whole product in a terminal (`bot.console`).
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import signal
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -67,7 +67,7 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
     """The app's runtime; with no REDIS_URL also the embedded workers it enqueues to."""
     from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bot.after_ack import after_ack_processes
+    from bot.after_ack import AfterAckMode
     from bot.runtime import build_runtime, freeze_startup_heap
 
     missing = [name for name, value in (("SLACK_BOT_TOKEN", loaded.slack_bot_token),
@@ -85,13 +85,13 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
         embedded = start_embedded(_worker_config(loaded))
         queue = embedded.queue
         log.info("REDIS_URL is not set: jobs run in this process (in-process broker)")
-    processes = after_ack_processes(loaded)
     runtime = None
     try:
-        runtime = build_runtime(loaded, queue=queue, after_ack_processes=processes)
-        if runtime.after_ack is not None:
-            runtime.after_ack.warm_up()
-            log.info("the work after each ack runs in %d processes of its own", processes)
+        if loaded.uses_redis:
+            runtime = build_runtime(loaded, after_ack=AfterAckMode.BROKER)
+            log.info("the work after each ack goes to Redis, for `playbot worker`")
+        else:
+            runtime = build_runtime(loaded, queue=queue)
         freeze_startup_heap()
         return runtime, embedded
     except ValueError as exc:  # missing token or signing secret
@@ -101,10 +101,6 @@ def _runtime(loaded: Settings) -> tuple[Runtime, Any]:
         _stop(embedded, runtime)
         fail(f"Slack refused the bot token or could not be reached ({exc}). Check "
              "SLACK_BOT_TOKEN (xoxb-…) and SLACK_API_URL.")
-    except BrokenProcessPool as exc:
-        _stop(embedded, runtime)
-        fail(f"the after-ack processes could not start ({exc}); their log lines above say "
-             "why. PLAYBOT_AFTER_ACK_PROCESSES=0 keeps that work in the web process.")
 
 
 def _stop(embedded: Any, runtime: Runtime | None = None) -> None:
@@ -171,15 +167,40 @@ def worker(
                                          help="Playbooks run at the same time.")] = 2,
     with_clock: Annotated[bool, typer.Option(
         "--with-clock", help="Also do the clock's housekeeping in this process.")] = False,
+    after_ack_threads: Annotated[int | None, typer.Option(
+        min=0, max=64, help="Threads doing the Slack app's work after each ack (default: "
+                            "PLAYBOT_AFTER_ACK_THREADS, 4; 0: leave it to other workers).")
+                                 ] = None,
 ) -> None:
-    """Run playbooks from the Redis queue until SIGTERM (finishes running ones first)."""
+    """Run playbooks from the Redis queue until SIGTERM (finishes running ones first), and
+    the Slack app's work after each ack on threads of its own."""
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
     from workers.main import run_worker
 
     loaded = settings()
     if not loaded.uses_redis:
         fail(NO_REDIS_WORKER)
-    raise typer.Exit(run_worker(_worker_config(loaded), threads=threads,
-                                housekeeping_too=with_clock))
+    consumer = None
+    after_ack = loaded.playbot_after_ack_threads if after_ack_threads is None else after_ack_threads
+    if after_ack:
+        from bot.after_ack_worker import start_after_ack_worker
+
+        try:
+            consumer = start_after_ack_worker(loaded, threads=after_ack)
+        except ValueError as exc:
+            fail(f"{exc}. The worker also does the Slack app's work after each ack "
+                 "(`playbot web` only acks); give it the web process's Slack settings, or "
+                 "--after-ack-threads 0 if other workers do that work.")
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            fail(f"Slack refused the bot token or could not be reached ({exc}). Check "
+                 "SLACK_BOT_TOKEN (xoxb-…) and SLACK_API_URL.")
+    try:
+        code = run_worker(_worker_config(loaded), threads=threads, housekeeping_too=with_clock)
+    finally:
+        if consumer is not None:
+            consumer.stop()
+    raise typer.Exit(code)
 
 
 def clock() -> None:

@@ -8,7 +8,6 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from bot.app import create_app
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from bot.socket_mode import SocketModeConfigError, run_socket_mode
@@ -91,16 +90,19 @@ def test_the_app_refuses_to_start_without_token_and_signing_secret(fake_slack, p
         build_runtime(settings, queue=RecordingQueue())
 
 
-def test_create_app_without_a_runtime_builds_one(fake_slack, playbook_dir, app_sqlite_url):
+def test_a_runtime_built_from_settings_alone_acks_first_and_talks_to_slack_api_url(
+        fake_slack, playbook_dir, app_sqlite_url):
     # REDIS_URL unset: the workers' in-process broker
     settings = app_settings(app_sqlite_url, fake_slack, playbook_dir)
+    runtime = build_runtime(settings)
     try:
-        app = create_app(settings)
+        app = runtime.app
+        assert app is not None
+        assert app.process_before_response is True
+        assert app.client.base_url == fake_slack.api_url
     finally:
+        runtime.close()
         reset_broker()
-
-    assert app.process_before_response is True
-    assert app.client.base_url == fake_slack.api_url
 
 
 @pytest.mark.parametrize("token, message", [(None, "SLACK_APP_TOKEN is not set"),
