@@ -11,11 +11,25 @@ so every transition here is one conditional UPDATE that only one caller can win:
   `busy_with` (the caller retries later).
 - `finish` only ends a job that is still `running` (the reaper may have ended it first).
 - `reap_stale` fails running jobs whose heartbeat stopped; they are NEVER run again.
-- `requeue_candidates` lists pending jobs whose message never reached the queue or was lost.
+- `requeue_candidates` lists pending jobs whose message never reached the queue or is
+  provably gone — never one that merely waits behind a backlog (see below);
+  `claim_requeue` lets exactly one clock send it again.
 
-`jobs.heartbeat_at` is "the last sign of life" of a job: for a running job the worker's
-heartbeat; for a pending job when a message for it was last sent or deferred (so the clock
-does not requeue a job whose message is alive).
+One clock: every time written or compared here is the database's (`db.clock`), whatever
+the clock of the worker, web or clock process says. `jobs.heartbeat_at` is a running job's
+last sign of life. For pending jobs, `enqueued_at` is when the last message for the run was
+sent (launch, approval, requeue, or a worker deferring it while a server is busy) and
+`received_at` when a worker last took one (`note_received`, written before the claim). A
+pending job's message is lost, and only then sent again, when:
+
+- it was never sent (`enqueued_at` NULL; Redis was down at launch) for `min_age`;
+- a worker took it (`received_at >= enqueued_at`) but neither claimed the run nor sent it
+  on for `lost_after` (the delivery died between receipt and claim: e.g. the deferral's
+  send failed);
+- it was sent and not taken before the broker last lost its data (`broker_lost_at`: the
+  queue epoch changed — Redis restarted or was flushed, the embedded process restarted).
+
+A message waiting in a long queue is none of these, however long it waits.
 
 Like every core module: plain functions on a Session, flush but never commit, no Slack,
 Dramatiq or ansible-runner imports.
@@ -30,10 +44,11 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.tickets import open_incident
-from db.base import utcnow
+from db.clock import db_now
+from db.clock import now as db_time
 from db.models import Job, JobStatus, Server, Ticket, TicketKind, job_values
 from db.session import savepoint
 
@@ -86,8 +101,10 @@ def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> 
 
     No locking read of `jobs` is taken (a shared-lock read of a server's running jobs
     deadlocked with concurrent claims on MariaDB).
+
+    `started_at` and `heartbeat_at` are the database's time (`now` only in tests).
     """
-    now = now or utcnow()
+    now = now or db_time(session)
     found = session.execute(
         select(Job.run_id, Job.status).where(Job.job_id == job_id)
     ).one_or_none()
@@ -150,12 +167,25 @@ def server_busy(session: Session, server_id: int, *,
     return None if job_pk is None else _load(session, job_pk)
 
 
-def note_waiting(session: Session, job_id: str, *, now: datetime | None = None) -> None:
-    """Record that a pending job's message is alive (deferred while its server is busy)."""
+def note_received(session: Session, job_id: str) -> None:
+    """Record that a worker took a message for the run of `job_id` (before claiming it):
+    from now on the requeue treats that message as delivered, not as queued."""
+    _touch_pending_run(session, job_id, received_at=db_now())
+
+
+def note_resent(session: Session, job_id: str) -> None:
+    """Record that a new message for the run of `job_id` was sent (a worker deferring the
+    run while a server is busy)."""
+    _touch_pending_run(session, job_id, enqueued_at=db_now())
+
+
+def _touch_pending_run(session: Session, job_id: str, **values: Any) -> None:
+    run_id = session.execute(select(Job.run_id).where(Job.job_id == job_id)).scalar()
+    if run_id is None:
+        return
     session.execute(
-        update(Job).where(Job.job_id == job_id, Job.status == JobStatus.pending)
-        .values(heartbeat_at=now or utcnow())
-        .execution_options(synchronize_session=False)
+        update(Job).where(Job.run_id == run_id, Job.status == JobStatus.pending)
+        .values(values).execution_options(synchronize_session=False)
     )
 
 
@@ -181,7 +211,7 @@ def heartbeat(session: Session, job_ids: str | Sequence[str], *,
     ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
     touched = session.execute(
         update(Job).where(Job.job_id.in_(ids), Job.status == JobStatus.running)
-        .values(heartbeat_at=now or utcnow())
+        .values(heartbeat_at=now or db_now())
         .execution_options(synchronize_session=False)
     ).rowcount
     return Pulse(running=touched > 0, cancel_requested=cancel_requested(session, ids))
@@ -204,13 +234,14 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
     """End a running job as `success`, `failed` or `cancelled` and set `completed_at`.
 
     started_at: when its host's work really began (a fleet run's host may start later than
-    the claim). A failed job gets its incident ticket (`core.tickets.open_incident`). Returns the job,
+    the claim); `now` and `started_at` must be database time (the default `completed_at`
+    is). A failed job gets its incident ticket (`core.tickets.open_incident`). Returns the job,
     or None when it was no longer running (the reaper ended it first: nothing changes).
     Raises ValueError for a status that is not an ending.
     """
     if status not in ENDINGS:
         raise ValueError(f"{status.value} is not a final status")
-    values = job_values(status=status, completed_at=now or utcnow(),
+    values = job_values(status=status, completed_at=now or db_now(),
                         error_message=error_message)
     if recap is not None:
         values["recap"] = dict(recap)
@@ -235,8 +266,9 @@ def reap_stale(session: Session, *, now: datetime | None = None,
 
     Each gets a clear `error_message` ("worker lost: no heartbeat since …") and an incident
     ticket. They are never run again: the playbook may have done part of its work.
+    `now` defaults to the database's time, the clock every heartbeat was written with.
     """
-    now = now or utcnow()
+    now = now or db_time(session)
     if not isinstance(grace, timedelta):
         grace = timedelta(seconds=grace)
     cutoff = now - grace
@@ -271,41 +303,71 @@ def reap_stale(session: Session, *, now: datetime | None = None,
 
 def requeue_candidates(session: Session, *, now: datetime | None = None,
                        min_age: timedelta | float,
-                       lost_after: timedelta | float | None = None) -> list[Job]:
-    """Pending jobs that need their message sent (again).
+                       lost_after: timedelta | float | None = None,
+                       broker_lost_at: datetime | None = None) -> list[Job]:
+    """Pending jobs whose message must be sent (again), oldest first (see the module
+    docstring): never sent for `min_age`; taken by a worker but neither claimed nor sent on
+    for `lost_after` (default 4 x `min_age`); sent and not taken before `broker_lost_at`
+    (when the queue last lost its data; None: not known to have). Jobs of a run that still
+    awaits an approval are left alone: the decision sends the run.
 
-    - never reached the queue (no message id; Redis was down at launch): quiet for `min_age`;
-    - message lost (Redis restarted without persistence, a queue flushed): quiet for
-      `lost_after` (default: 4 × `min_age`) since it was last sent or deferred.
-
-    Requeueing is safe because `claim` lets only one delivery run the job; call
-    `mark_requeued` for each job sent.
+    Send each candidate's run through `claim_requeue`, which lets only one clock do it.
     """
-    now = now or utcnow()
+    now = now or db_time(session)
     min_age = min_age if isinstance(min_age, timedelta) else timedelta(seconds=min_age)
     if lost_after is None:
         lost_after = min_age * 4
     elif not isinstance(lost_after, timedelta):
         lost_after = timedelta(seconds=lost_after)
-    last_sign = func.coalesce(Job.heartbeat_at, Job.created_at)
+    lost = [
+        and_(Job.enqueued_at.is_(None), Job.created_at <= now - min_age),
+        and_(Job.enqueued_at.is_not(None), Job.received_at >= Job.enqueued_at,
+             Job.received_at <= now - lost_after),
+    ]
+    if broker_lost_at is not None:
+        lost.append(and_(Job.enqueued_at < broker_lost_at,
+                         or_(Job.received_at.is_(None), Job.received_at < Job.enqueued_at)))
+    other = aliased(Job)
+    waits_for_approval = (select(other.id).where(other.run_id == Job.run_id,
+                                                 other.status == JobStatus.awaiting_approval)
+                          .exists())
     rows = session.execute(
-        select(Job.id).where(
-            Job.status == JobStatus.pending,
-            or_(and_(Job.dramatiq_message_id.is_(None), last_sign <= now - min_age),
-                last_sign <= now - lost_after),
-        ).order_by(Job.created_at, Job.id)
+        select(Job.id).where(Job.status == JobStatus.pending, or_(*lost), ~waits_for_approval)
+        .order_by(Job.created_at, Job.id)
     ).scalars().all()
     return [_load(session, pk) for pk in rows]
 
 
-def mark_requeued(session: Session, job_id: str, message_id: str, *,
-                  now: datetime | None = None) -> None:
-    """Record the message just sent for a pending job (its id, and when)."""
+def claim_requeue(session: Session, job: Job, *, now: datetime | None = None) -> bool:
+    """Take the right to send `job`'s run again, as seen by `requeue_candidates`: True for
+    exactly one caller (one conditional UPDATE on the job's `enqueued_at`), which then sends
+    the message before committing; a concurrent clock gets False and sends nothing.
+
+    Marks every pending job of the run sent (`enqueued_at`, database time); roll back when
+    the send fails.
+    """
+    now = now or db_time(session)
+    seen = (Job.enqueued_at.is_(None) if job.enqueued_at is None
+            else Job.enqueued_at == job.enqueued_at)
+    won = session.execute(
+        update(Job).where(Job.id == job.id, Job.status == JobStatus.pending, seen)
+        .values(enqueued_at=now).execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if won:
+        session.execute(
+            update(Job).where(Job.run_id == job.run_id, Job.status == JobStatus.pending)
+            .values(enqueued_at=now).execution_options(synchronize_session=False))
+    return won
+
+
+def record_requeued(session: Session, run_id: str, message_id: str) -> None:
+    """Keep the id of the run's message on jobs that had none (never sent before); the
+    first message id of a job is never overwritten."""
     session.execute(
-        update(Job).where(Job.job_id == job_id, Job.status == JobStatus.pending)
-        .values(dramatiq_message_id=message_id, heartbeat_at=now or utcnow())
-        .execution_options(synchronize_session=False)
-    )
+        update(Job).where(Job.run_id == run_id, Job.status == JobStatus.pending,
+                          Job.dramatiq_message_id.is_(None))
+        .values(dramatiq_message_id=message_id[:64])
+        .execution_options(synchronize_session=False))
 
 
 def incident_for(session: Session, job: Job) -> Ticket | None:

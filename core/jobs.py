@@ -50,7 +50,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
@@ -61,6 +61,7 @@ from core.refs import find
 from core.suggestions import closest
 from core.targets import resolve_target
 from db.base import utcnow
+from db.clock import db_now
 from db.locking import latest
 from db.models import (
     ACTIVE_JOB_STATUSES,
@@ -302,10 +303,14 @@ def startable_job(session: Session, run_id: str) -> Job | None:
 
 
 def mark_run_enqueued(session: Session, run_id: str, message_id: str) -> None:
-    """Record the queue message sent for a run on every pending job of it (and when it was
-    sent, so the requeuer leaves them alone)."""
+    """Record the queue message sent for a run on every pending job of it, and when it was
+    sent (`enqueued_at`, database time: the requeuer leaves a sent message alone). A worker
+    quick enough to take the message before this is recorded has set `received_at`; the
+    send is then dated to that receipt, so the message counts as delivered."""
     session.execute(update(Job).where(Job.run_id == run_id, Job.status == JobStatus.pending)
-                    .values(dramatiq_message_id=message_id[:64], heartbeat_at=utcnow())
+                    .values(dramatiq_message_id=message_id[:64],
+                            enqueued_at=case((Job.received_at.is_(None), db_now()),
+                                             else_=Job.received_at))
                     .execution_options(synchronize_session=False))
 
 
@@ -392,7 +397,8 @@ def mark_enqueued(session: Session, job_id: str, message_id: str) -> None:
                     .values(dramatiq_message_id=message_id[:64])
                     .execution_options(synchronize_session=False))
     session.execute(update(Job).where(Job.job_id == job_id, Job.status == JobStatus.pending)
-                    .values(heartbeat_at=utcnow())
+                    .values(enqueued_at=case((Job.received_at.is_(None), db_now()),
+                                             else_=Job.received_at))
                     .execution_options(synchronize_session=False))
 
 

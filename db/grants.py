@@ -23,6 +23,7 @@ What the runtime needs, and why:
 | audit_chain_head | SELECT, INSERT, UPDATE      | appending an audit row locks (UPDATE) and moves the chain's head; INSERT only if the row is missing |
 | server_groups | SELECT, INSERT, UPDATE, DELETE | inventory import keeps groups and their variables in step |
 | server_group_members, server_group_children | SELECT, INSERT, DELETE | membership follows the inventory |
+| clock_state   | SELECT, INSERT, UPDATE         | the clocks' retention lease and queue epoch (INSERT only if a row is missing) |
 | alembic_version | SELECT                       | the app checks the schema revision it runs on  |
 
 A new table must be added to `RUNTIME_PRIVILEGES` (a test fails until it is).
@@ -44,6 +45,7 @@ RUNTIME_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "server_groups": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     "server_group_members": ("SELECT", "INSERT", "DELETE"),
     "server_group_children": ("SELECT", "INSERT", "DELETE"),
+    "clock_state": ("SELECT", "INSERT", "UPDATE"),
     "alembic_version": ("SELECT",),
 }
 

@@ -6,7 +6,9 @@ adds `jobs.active_fingerprint`; revision 0004 adds fleet runs (`jobs.run_id`,
 `jobs.running_server_id`), server groups (seed v1.2: `server_groups`, their children and
 members) and `servers.host_vars`, and widens `servers.ip_address` to hold DNS names;
 revision 0005 chains `audit_logs` rows by hash (`audit_chain_head`) and adds the enhanced
-audit fields of seed v1.2 (Slack team, enterprise, channel, request id). The
+audit fields of seed v1.2 (Slack team, enterprise, channel, request id); revision 0006
+adds `jobs.outcome` (kept through archiving), `archived_at`, `enqueued_at`, `received_at`
+and `clock_state` (leases and the queue epoch the clocks share). The
 migrations are the only way the schema changes; a test proves they produce exactly these
 models.
 """
@@ -23,6 +25,7 @@ from sqlalchemy import (
     CHAR,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Enum,
     ForeignKey,
     Index,
@@ -71,6 +74,8 @@ class JobStatus(str, enum.Enum):
 FINAL_JOB_STATUSES = frozenset(
     {JobStatus.success, JobStatus.failed, JobStatus.cancelled, JobStatus.archived}
 )
+# How a job can end; `jobs.outcome` keeps it when retention archives the job (0006).
+OUTCOME_STATUSES = frozenset({JobStatus.success, JobStatus.failed, JobStatus.cancelled})
 # A job in one of these is "in progress": an identical launch is answered with it.
 ACTIVE_JOB_STATUSES = frozenset(
     {JobStatus.pending, JobStatus.awaiting_approval, JobStatus.running}
@@ -80,7 +85,8 @@ ACTIVE_JOB_STATUSES = frozenset(
 def job_values(**values: Any) -> dict[str, Any]:
     """The values of an UPDATE on `jobs` rows, with `active_fingerprint` cleared when they
     take the job out of the active statuses or ask for its cancellation, and
-    `running_server_id` cleared when they set any status but `running`.
+    `running_server_id` cleared when they set any status but `running`, and `outcome` set
+    when they end the job (success, failed, cancelled).
 
     Every bulk UPDATE that sets `status` or `cancel_requested` builds its values here, so no
     finished job keeps blocking identical launches or holding its server. (Assigning
@@ -91,6 +97,9 @@ def job_values(**values: Any) -> dict[str, Any]:
         values["active_fingerprint"] = None
     if _releases_server(values):
         values["running_server_id"] = None
+    status = values.get("status")
+    if status is not None and JobStatus(status) in OUTCOME_STATUSES:
+        values["outcome"] = JobStatus(status)
     return values
 
 
@@ -291,6 +300,10 @@ class Job(Base):
         # 0004: the jobs of one run; at most one running job per server
         Index("idx_jobs_run_id", "run_id"),
         Index("idx_jobs_running_server_id", "running_server_id", unique=True),
+        # 0006: an archived job always keeps how it ended
+        CheckConstraint("(outcome IS NULL OR outcome IN ('success', 'failed', 'cancelled')) "
+                        "AND (status <> 'archived' OR outcome IS NOT NULL)",
+                        name="archived_keeps_outcome"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -330,6 +343,14 @@ class Job(Base):
     # 0004: the job's server_id while it is running, NULL otherwise. Unique: the database
     # itself refuses a second running job on a server (`core.execution`).
     running_server_id: Mapped[int | None] = mapped_column(Integer)
+    # 0006: how the job ended (success, failed, cancelled), kept when it is archived; and
+    # when retention archived it (database time).
+    outcome: Mapped[JobStatus | None] = mapped_column(_enum(JobStatus, "job_status"))
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0006: database time of the last queue message sent for the job's run, and of the last
+    # one a worker took (`core.execution`: only a lost message is sent again).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
     server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
@@ -343,6 +364,12 @@ class Job(Base):
             self.active_fingerprint = None
         if _releases_server({key: value}):
             self.running_server_id = None
+        if key == "status" and value is not None:
+            if JobStatus(value) in OUTCOME_STATUSES:
+                self.outcome = JobStatus(value)
+            elif JobStatus(value) == JobStatus.archived and self.outcome is None \
+                    and self.status in OUTCOME_STATUSES:
+                self.outcome = self.status
         return value
 
     def __repr__(self) -> str:
@@ -456,48 +483,6 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(CHAR(64))
-
-
-class ApiToken(Base):
-    """A personal API token (revision 0008): acts as its user, with the user's role.
-
-    Only `token_hash` (SHA-256 of the token) is stored; the token itself is shown once, when
-    made (`core.api_tokens.create`). `prefix` (its first characters) names it in lists.
-    A token works while it is not revoked, not expired and its user is active.
-    """
-
-    __tablename__ = "api_tokens"
-    __table_args__ = (Index("idx_api_tokens_user_id", "user_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_id: Mapped[str] = mapped_column(CHAR(36), unique=True, default=new_uuid)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(String(64))
-    prefix: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str] = mapped_column(CHAR(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
-
-
-class ClockState(Base):
-    """A row the clock processes share (0006), all times database time.
-
-    `retention`: a lease (`holder` until `expires_at`) so only one clock archives logs at
-    a time. `queue_epoch`: the broker's identity last seen (`value`) and since when
-    (`updated_at`): a change means queued messages may be gone (`workers.housekeeping`).
-    """
-
-    __tablename__ = "clock_state"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str | None] = mapped_column(String(255))
-    holder: Mapped[str | None] = mapped_column(String(128))
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class JobTemplate(Base):

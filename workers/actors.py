@@ -108,8 +108,9 @@ def send_job(job_id: str) -> str:
     return get("run_job").send(job_id).message_id
 
 
-def send_later(job_id: str, delay_seconds: float) -> None:
-    """Send a run_job message after a delay (a job waiting for its server).
+def send_later(job_id: str, delay_seconds: float) -> bool:
+    """Send a run_job message after a delay (a job waiting for its server); False when it
+    could not be sent.
 
     If the broker is unreachable the job simply stays pending: the clock sends it again.
     """
@@ -117,3 +118,5 @@ def send_later(job_id: str, delay_seconds: float) -> None:
         get("run_job").send_with_options(args=(job_id,), delay=int(delay_seconds * 1000))
     except (redis.RedisError, dramatiq.errors.BrokerError) as exc:
         log.warning("could not re-send waiting job %s (the clock will): %s", job_id, exc)
+        return False
+    return True

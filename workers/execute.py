@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from core.progress import RunProgress
 from core.run_inventory import build_run_inventory
 from core.ssh_keys import check_key_file
 from core.tickets import attach_message as attach_tickets
+from db.clock import now as db_time
 from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
 from slackui.job_message import run_message
 from workers.config import WorkerConfig
@@ -107,28 +108,27 @@ def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = 
     run); return how the named job ended (None if this call did not run it).
 
     defer: sends the job again after a delay (seconds) when a server is busy, or when the
-    claim kept failing on a transient database error (never dead-lettered).
+    claim kept failing on a transient database error (never dead-lettered); it returns
+    False when it could not send (the clock then sends the job: its receipt is recorded).
     """
-    if SHUTDOWN.is_set():  # shutting down: leave the job pending for another worker
-        log.info("shutting down: job %s is left pending", job_id)
-        if defer is not None:
-            defer(job_id, config.server_wait_delay)
-        return None
     factory = session_factory(config.database_url)
     own_session = session is None
     session = session or factory()
     try:
+        _note_received(session, job_id)
+        if SHUTDOWN.is_set():  # shutting down: leave the job pending for another worker
+            log.info("shutting down: job %s is left pending", job_id)
+            _defer(defer, session, job_id, config.server_wait_delay)
+            return None
         try:
             claim = _claim_with_retries(session, job_id)
         except SQLAlchemyError as exc:
             log.warning("job %s: the claim kept failing (%s); sent again later", job_id, exc)
-            if defer is not None:
-                defer(job_id, config.server_wait_delay)
+            _defer(defer, session, job_id, config.server_wait_delay)
             return None
         if claim.waiting:
             _wait_for_server(config, claim, job_id, session)
-            if defer is not None:
-                defer(job_id, config.server_wait_delay)
+            _defer(defer, session, job_id, config.server_wait_delay)
             return None
         if claim.awaiting_approval:
             log.info("job %s: its run waits for an approval; the decision starts it", job_id)
@@ -143,6 +143,31 @@ def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = 
     finally:
         if own_session:
             session.close()
+
+
+def _note_received(session: Session, job_id: str) -> None:
+    """Record, before the claim, that this delivery arrived (`execution.note_received`): the
+    clock then knows the message is not waiting in the queue any more."""
+    try:
+        execution.note_received(session, job_id)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("job %s: could not record the message's receipt: %s", job_id, exc)
+
+
+def _defer(defer: Callable[[str, float], object] | None, session: Session, job_id: str,
+           delay: float) -> None:
+    """Send the job again after `delay` and record the new message's sending (database
+    time), so the clock neither resends it nor takes it for lost."""
+    if defer is None or defer(job_id, delay) is False:
+        return
+    try:
+        execution.note_resent(session, job_id)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("job %s: could not record its deferral: %s", job_id, exc)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -205,6 +230,8 @@ class _Run:
         self.monitor = _Heartbeat(factory, self.job_ids, config.heartbeat_interval,
                                   on_cancel=self._cancel_seen, on_beat=self.lease.renew)
         self.progress = RunProgress()
+        # the database's clock minus this machine's: event times are stored in database time
+        self.clock_offset = db_time(session) - datetime.now(UTC)
         self.taking_part: list[int] = [j.id for j in jobs]
         self.refused: dict[str, str] = {}  # host -> why it was not run
 
@@ -365,8 +392,10 @@ class _Run:
                 continue
             ended = execution.finish(
                 self.session, job.job_id, status, error_message=error, recap=recap,
-                now=_moment(outcome.last_at) if outcome and len(self.jobs) > 1 else None,
-                started_at=_moment(outcome.first_at) if outcome and len(self.jobs) > 1
+                now=_moment(outcome.last_at, self.clock_offset)
+                if outcome and len(self.jobs) > 1 else None,
+                started_at=_moment(outcome.first_at, self.clock_offset)
+                if outcome and len(self.jobs) > 1
                 else None)
             statuses[job.job_id] = status if ended is not None else None
             if ended is not None and status == JobStatus.failed:
@@ -415,11 +444,12 @@ class _Run:
             attach_tickets(session, self.ticket_ids, channel, ts)
 
 
-def _moment(created: str | None) -> datetime | None:
-    """An event's `created` stamp as an aware UTC datetime."""
+def _moment(created: str | None, offset: timedelta = timedelta(0)) -> datetime | None:
+    """An event's `created` stamp (this machine's clock) as an aware UTC datetime in
+    database time (`offset`: the database's clock minus this machine's)."""
     if not created:
         return None
-    return event_time({"created": created}).replace(tzinfo=UTC)
+    return event_time({"created": created}).replace(tzinfo=UTC) + offset
 
 
 def _host_recap(result: RunResult, host: str) -> dict[str, Any]:

@@ -288,7 +288,7 @@ def test_the_queue_message_and_the_slack_message_are_remembered(world, policy):
     world.session.refresh(job)
     assert (job.dramatiq_message_id, job.slack_channel_id, job.slack_message_ts) == (
         "msg-1", "C_OPS", "1700000000.000100")
-    assert job.heartbeat_at is not None
+    assert job.enqueued_at is not None  # when it was sent, in database time
 
 
 # cancel ---------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class World:
         server: Server | None = None,
         status: JobStatus = JobStatus.success,
         created_at: datetime | None = None,
+        outcome: JobStatus | None = None,
     ) -> Job:
         job = Job(
             playbook=self.ping,
@@ -93,6 +94,8 @@ class World:
             extra_vars={"version": "1.2"},
             created_at=created_at or utcnow(),
         )
+        if status == JobStatus.archived:  # an archived job keeps how it ended (0006)
+            job.outcome = outcome or JobStatus.success
         session.add(job)
         session.flush()
         return job

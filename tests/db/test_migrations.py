@@ -3,6 +3,7 @@ way, and the migrated database exactly what the models describe (no autogenerate
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -19,6 +20,8 @@ SEVEN_TABLES = {"users", "servers", "playbooks", "jobs", "job_logs", "tickets", 
 # 0005: the audit chain's head
 HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_group_members",
                               "audit_chain_head"}
+# 0006: leases and the queue epoch the clocks share
+HEAD_TABLES |= {"clock_state"}
 # 0009: job templates (seed v1.2)
 HEAD_TABLES |= {"job_templates"}
 
@@ -303,3 +306,62 @@ def test_upgrading_to_0005_chains_the_existing_audit_rows_and_down_again_keeps_t
     assert _counts(empty_db_url)["audit_logs"] == 3
     assert {"audit_logs_no_update", "audit_logs_no_delete"} <= tables_and_triggers(
         empty_db_url)[1]
+
+
+def test_upgrading_to_0006_keeps_the_outcome_of_archived_jobs_and_the_database_requires_it(
+        empty_db_url):
+    # given a 0005 install with finished and archived jobs (archiving used to overwrite how
+    # they ended) and a pending job whose message was sent
+    from sqlalchemy.exc import DBAPIError
+
+    config = alembic_config(empty_db_url)
+    command.upgrade(config, "0001")
+    _seed_v1(empty_db_url)  # job 1 failed, with its incident ticket
+    command.upgrade(config, "0005")
+    engine = make_engine(empty_db_url)
+    stamp = "2025-06-02 12:00:00"
+    rows = [
+        # id, status, started_at, error_message, message id
+        (2, "archived", stamp, None, None),            # ended well
+        (3, "archived", stamp, "Task 'x' failed", None),  # failed: gets a ticket below
+        (4, "archived", None, "Rejected by @bob", None),   # never ran
+        (5, "archived", stamp, "cancelled on request", None),
+        (6, "pending", None, None, "msg-6"),
+    ]
+    with engine.begin() as c:
+        for pk, status, started, error, message in rows:
+            c.execute(text(
+                "INSERT INTO jobs (id, job_id, playbook_id, server_id, user_id, status, "
+                "extra_vars, created_at, started_at, error_message, dramatiq_message_id, "
+                "check_mode, cancel_requested, run_id) VALUES (:id, :uuid, 1, 1, 1, :status, "
+                "'{}', :stamp, :started, :error, :message, 0, 0, :uuid)"),
+                {"id": pk, "uuid": f"00000000-0000-0000-0000-00000000000{pk}",
+                 "status": status, "stamp": stamp, "started": started, "error": error,
+                 "message": message})
+        c.execute(text(
+            "INSERT INTO tickets (id, ticket_id, job_id, created_by, title, status, priority, "
+            "created_at, updated_at, kind) VALUES (2, '00000000-0000-0000-0000-0000000000bb', "
+            f"3, 1, 'x failed', 'open', 'high', '{stamp}', '{stamp}', 'incident')"))
+    engine.dispose()
+
+    # when it is upgraded to 0006
+    command.upgrade(config, "0006")
+
+    # then every finished job has its outcome, archived ones the one their traces show
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.connect() as c:
+            found = dict(c.execute(text("SELECT id, outcome FROM jobs")).all())
+            assert found == {1: "failed", 2: "success", 3: "failed", 4: "cancelled",
+                             5: "cancelled", 6: None}
+            assert c.execute(text("SELECT enqueued_at FROM jobs WHERE id = 6")).scalar_one()
+            assert c.execute(text("SELECT COUNT(*) FROM clock_state")).scalar_one() == 2
+        # and the database refuses an archived job without an outcome
+        with engine.begin() as c, pytest.raises(DBAPIError):
+            c.execute(text("UPDATE jobs SET outcome = NULL WHERE id = 2"))
+    finally:
+        engine.dispose()
+
+    # and going back to 0005 keeps the rows
+    command.downgrade(config, "0005")
+    assert _counts(empty_db_url)["jobs"] == 6

@@ -85,6 +85,8 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
     },
     # 0005: the audit chain's head
     "audit_chain_head": {"PRIMARY": (("id",), True)},
+    # 0006: leases and the queue epoch the clocks share
+    "clock_state": {"PRIMARY": (("name",), True)},
     # 0004: server groups (seed v1.2), their children and members
     "server_groups": {
         "PRIMARY": (("id",), True),
@@ -126,6 +128,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
     },
     "audit_logs": {("user_id", "users"): "SET NULL"},
     "audit_chain_head": {},
+    "clock_state": {},
     "server_groups": {},
     "server_group_children": {("parent_id", "server_groups"): "CASCADE",
                               ("child_id", "server_groups"): "CASCADE"},
@@ -159,6 +162,11 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "'cancelled','archived')",
         "active_fingerprint": "char(64)",  # 0003
         "run_id": "char(36)",  # 0004
+        "outcome": "enum('pending','awaiting_approval','running','success','failed',"
+        "'cancelled','archived')",  # 0006, CHECKed to the three endings
+        "archived_at": "datetime(6)",  # 0006
+        "enqueued_at": "datetime(6)",
+        "received_at": "datetime(6)",
     },
     "job_logs": {
         "id": "bigint(20)",
@@ -176,6 +184,8 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)",
                    "prev_hash": "char(64)", "row_hash": "char(64)"},  # 0005
     "audit_chain_head": {"id": "int(11)", "last_id": "bigint(20)", "last_hash": "char(64)"},
+    "clock_state": {"name": "varchar(64)", "expires_at": "datetime(6)",
+                    "updated_at": "datetime(6)"},
     "server_groups": {"id": "int(11)", "name": "varchar(255)"},
     "server_group_children": {"parent_id": "int(11)", "child_id": "int(11)"},
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
@@ -194,6 +204,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "tickets": set(),
     "audit_logs": {"details"},
     "audit_chain_head": set(),
+    "clock_state": set(),
     "server_groups": {"variables"},
     "server_group_children": set(),
     "server_group_members": set(),
@@ -339,3 +350,13 @@ def test_audit_logs_has_the_append_only_triggers(schema):
         ("audit_logs_no_update", "BEFORE", "UPDATE"),
         ("audit_logs_no_delete", "BEFORE", "DELETE"),
     }
+
+
+def test_an_archived_job_must_keep_its_outcome_a_check_the_database_enforces(schema):
+    # 0006 (the migration test shows MariaDB refusing an archived job without one)
+    [(clause,)] = _rows(
+        schema,
+        "SELECT check_clause FROM information_schema.check_constraints "
+        "WHERE constraint_schema = DATABASE() AND table_name = 'jobs' "
+        "AND constraint_name = 'ck_jobs_archived_keeps_outcome'")
+    assert "archived" in clause and "outcome" in clause

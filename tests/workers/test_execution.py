@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from core import execution
 from db.base import utcnow
+from db.clock import now as db_time
 from db.models import JobStatus, TicketKind, TicketPriority, TicketStatus
 
 
@@ -191,33 +192,79 @@ def test_a_heartbeat_for_a_reaped_job_says_it_is_no_longer_running(world):
     assert not pulse.running
 
 
-def test_requeue_lists_pending_jobs_whose_message_never_arrived_or_went_quiet(world):
-    never_sent = world.job()
-    sent_recently = world.job()
-    sent_long_ago = world.job()
-    now = utcnow()
+def _db_now(world):
+    with world.factory() as s:
+        return db_time(s)
+
+
+def test_requeue_sends_a_never_sent_job_but_not_one_waiting_behind_a_long_backlog(world):
+    # given a job whose message never reached the queue, one sent 10 minutes ago that no
+    # worker has taken yet (a backlog), and one sent just now
+    now = _db_now(world)
+    never_sent, backlog, fresh = world.job(), world.job(), world.job()
     world.set(never_sent, created_at=now - timedelta(seconds=30))
-    world.set(sent_recently, created_at=now - timedelta(seconds=30),
-              dramatiq_message_id="m1", heartbeat_at=now - timedelta(seconds=5))
-    world.set(sent_long_ago, created_at=now - timedelta(minutes=10),
-              dramatiq_message_id="m2", heartbeat_at=now - timedelta(minutes=5))
+    world.set(backlog, created_at=now - timedelta(minutes=10), dramatiq_message_id="m1",
+              enqueued_at=now - timedelta(minutes=10))
+    world.set(fresh, created_at=now, dramatiq_message_id="m2", enqueued_at=now)
 
     with world.factory() as s:
-        found = execution.requeue_candidates(s, now=now, min_age=15, lost_after=120)
+        found = execution.requeue_candidates(s, min_age=15, lost_after=120)
 
-    assert {j.job_id for j in found} == {never_sent, sent_long_ago}
+    # then only the never-sent job is sent again: the backlog's message is still queued
+    assert {j.job_id for j in found} == {never_sent}
 
 
-def test_a_requeued_job_is_not_listed_again_until_it_goes_quiet_again(world):
+def test_requeue_sends_a_message_taken_by_a_worker_that_then_neither_claimed_nor_resent(
+        world):
+    now = _db_now(world)
+    dropped, in_hand = world.job(), world.job()
+    world.set(dropped, dramatiq_message_id="m1", enqueued_at=now - timedelta(minutes=5),
+              received_at=now - timedelta(minutes=4))
+    world.set(in_hand, dramatiq_message_id="m2", enqueued_at=now - timedelta(minutes=5),
+              received_at=now - timedelta(seconds=2))
+
+    with world.factory() as s:
+        found = execution.requeue_candidates(s, min_age=15, lost_after=120)
+
+    assert {j.job_id for j in found} == {dropped}
+
+
+def test_requeue_sends_what_was_queued_before_the_broker_lost_its_data(world):
+    now = _db_now(world)
+    queued_before, sent_after, taken_before = world.job(), world.job(), world.job()
+    lost_at = now - timedelta(seconds=30)
+    world.set(queued_before, dramatiq_message_id="m1", enqueued_at=now - timedelta(minutes=1))
+    world.set(sent_after, dramatiq_message_id="m2", enqueued_at=now - timedelta(seconds=10))
+    world.set(taken_before, dramatiq_message_id="m3", enqueued_at=now - timedelta(minutes=1),
+              received_at=now - timedelta(seconds=50))
+
+    with world.factory() as s:
+        found = execution.requeue_candidates(s, min_age=15, lost_after=120,
+                                             broker_lost_at=lost_at)
+
+    assert {j.job_id for j in found} == {queued_before}
+
+
+def test_only_one_of_two_clocks_wins_the_requeue_of_a_job_and_its_first_message_id_stays(
+        world):
+    now = _db_now(world)
     job_id = world.job()
-    world.set(job_id, created_at=utcnow() - timedelta(minutes=1))
-    with world.factory() as s:
-        [job] = execution.requeue_candidates(s, min_age=15, lost_after=120)
-        execution.mark_requeued(s, job.job_id, "msg-1")
-        s.commit()
+    world.set(job_id, dramatiq_message_id="launch-msg", enqueued_at=now - timedelta(minutes=5),
+              received_at=now - timedelta(minutes=4))
+    with world.factory() as a, world.factory() as b:
+        [seen_a] = execution.requeue_candidates(a, min_age=15, lost_after=120)
+        [seen_b] = execution.requeue_candidates(b, min_age=15, lost_after=120)
+        a.commit()
+        b.commit()
+        won_a = execution.claim_requeue(a, seen_a)
+        execution.record_requeued(a, seen_a.run_id, "requeue-msg")
+        a.commit()
+        won_b = execution.claim_requeue(b, seen_b)
+        b.commit()
 
+    assert (won_a, won_b) == (True, False)
+    job = world.get(job_id)
+    assert job.dramatiq_message_id == "launch-msg"
+    assert job.enqueued_at > job.received_at  # a fresh message: not requeued again
     with world.factory() as s:
-        again = execution.requeue_candidates(s, min_age=15, lost_after=120)
-
-    assert again == []
-    assert world.get(job_id).dramatiq_message_id == "msg-1"
+        assert execution.requeue_candidates(s, min_age=15, lost_after=120) == []
