@@ -30,6 +30,7 @@ from bot.after_ack import (
 from bot.app import create_app
 from bot.background import BackgroundExecutor
 from bot.metrics import PrometheusObserver
+from bot.links import log_links
 from bot.settings import Settings
 from core.queue import JobQueue
 from db.session import make_engine, make_session_factory
@@ -109,6 +110,7 @@ def build_deps(settings: Settings, session_factory: sessionmaker[Session],
         jobs_channel=settings.playbot_jobs_channel,
         auto_provision=settings.playbot_auto_provision,
         observer=observer,
+        log_links=log_links(settings),
     )
 
 

@@ -103,10 +103,10 @@ def run_message(jobs: Sequence[Job], progress: RunProgress | None = None, *,
     return _run_text(ordered, status, counts), cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 
-def live_log_button(run_id: str) -> Block:
+def live_log_button(run_id: str | None) -> Block | None:
     """"Live log" beside the headline: each viewer who clicks gets a link signed for them
-    (a channel message cannot carry a per-viewer link itself)."""
-    return button("Live log", ids.ACTION_LIVE_LOG, run_id)
+    (a channel message cannot carry a per-viewer link itself). None for an unsaved job."""
+    return button("Live log", ids.ACTION_LIVE_LOG, run_id) if run_id else None
 
 
 def run_status(jobs: Sequence[Job]) -> JobStatus:

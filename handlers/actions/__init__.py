@@ -8,7 +8,7 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    from handlers.actions import approvals, jobs, run_playbook, tickets
+    from handlers.actions import approvals, jobs, live_log, run_playbook, tickets
 
-    for module in (jobs, tickets, approvals, run_playbook):
+    for module in (jobs, tickets, approvals, run_playbook, live_log):
         module.register(app, deps)

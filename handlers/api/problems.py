@@ -48,11 +48,11 @@ def status_of(error: PlaybotError) -> int:
     from core.api_tokens import UnknownToken
     from core.log_links import BadLink
 
-    if isinstance(error, Unauthorized | UnknownToken | BadLink | UnknownUser):
+    if isinstance(error, Unauthorized | UnknownToken | BadLink):
         return 401
     if isinstance(error, NotAllowed):  # InactiveUser too: the account may not act
         return 403
-    if isinstance(error, NotFound):
+    if isinstance(error, NotFound | UnknownUser):  # a user named in a filter
         return 404
     if isinstance(error, InvalidState | PlaybookChanged):
         return 409

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInput
 from core.suggestions import closest
 from handlers.chat import Action, perform
-from handlers.commands import audit, catalog, jobs, run_playbook, tickets
+from handlers.commands import audit, catalog, jobs, run_playbook, tickets, tokens
 from handlers.deps import Deps
 from handlers.listeners import Ctx, Handler, on_command
 from handlers.parsing import parse_user, split_words
@@ -35,6 +35,7 @@ DELEGATED: dict[str, Handler] = {
     "servers": catalog.servers_command,
     "playbooks": catalog.playbooks_command,
     "audit": audit.audit_command,
+    "tokens": tokens.tokens_command,
 }
 
 
