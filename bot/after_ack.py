@@ -177,16 +177,20 @@ class MemoryRequestStore:
 # --- the actor -------------------------------------------------------------------------------
 
 
+_runs: dict[int, Callable[[str], None]] = {}  # the consumer of each broker in this process
+
+
 def declare_actor(broker: dramatiq.Broker, run: Callable[[str], None]
                   ) -> dramatiq.Actor[Any, Any]:
-    """Declare `after_ack(request_id)` on `broker`, doing `run(request_id)`.
-
-    A sender declares it too (to send); only a consumer's `run` is ever called. Declaring
-    again replaces the function (the consumer of `playbot worker` over the sender's).
-    """
+    """Declare `after_ack(request_id)` on `broker` (once), and make it do `run(request_id)`
+    in this process (a consumer's `run` replaces a sender's)."""
+    _runs[id(broker)] = run
+    if ACTOR_NAME in broker.actors:
+        return broker.get_actor(ACTOR_NAME)
+    key = id(broker)
 
     def after_ack(request_id: str) -> None:
-        run(request_id)
+        _runs[key](request_id)
 
     return dramatiq.actor(after_ack, broker=broker, actor_name=ACTOR_NAME,
                           queue_name=AFTER_ACK_QUEUE, max_retries=STORE_RETRIES,
@@ -208,7 +212,8 @@ def _no_consumer_here(request_id: str) -> None:
 
 
 def declare_sender(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
-    """The actor as a process that only sends it (the web process) declares it."""
+    """The actor as a process that only sends it (the web process) declares it; a consumer
+    already declared in this process keeps its place."""
     if ACTOR_NAME in broker.actors:
         return broker.get_actor(ACTOR_NAME)
     return declare_actor(broker, _no_consumer_here)

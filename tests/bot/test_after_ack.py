@@ -1,101 +1,139 @@
-"""The work after each ack in processes of its own (`bot.after_ack`), as `playbot web` runs it
-on MariaDB + Redis: the same answers in Slack and the same rows as on threads, metrics still
-counted by the web process, and a killed after-ack process costs only the work it held."""
+"""The work after each ack as a broker message (`bot.after_ack`), as `playbot web` sends it on
+MariaDB + Redis and `playbot worker` consumes it (`bot.after_ack_worker`): the same answers
+in Slack and the same rows as before, what the ack decided reaches the consumer, a repeated
+delivery finishes the work without answering twice, and with Redis down the user is still
+answered."""
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+import redis
 from slack_bolt.request import BoltRequest
+from sqlalchemy import update
 
-from bot.after_ack import after_ack_processes
+from bot.after_ack import (
+    AFTER_ACK_QUEUE,
+    STORE_KEY,
+    AfterAckMode,
+    declare_sender,
+)
+from bot.after_ack_worker import AfterAckWorker, start_after_ack_worker
 from bot.runtime import build_runtime
 from bot.settings import Settings
 from bot.web import make_server
-from db.models import JobStatus
+from db.models import Job, JobStatus
+from db.session import transaction
 from slackui import ids
-from tests.bot.test_web import get
 from tests.handlers.fixtures import *  # noqa: F403 - the Slack app fixtures
 from tests.handlers.fixtures import OPERATOR, app_settings, seed
 from tests.handlers.harness import SlackHarness, text_value
 from tests.handlers.test_run_modal import VAR, choose, deploy_values, open_modal
-from tests.support.servers import free_port
+from workers.broker import reset_broker, setup_broker
 
-PROCESSES = 2
+pytestmark = pytest.mark.redis
+
+
+class BrokerHarness(SlackHarness):
+    """The harness for a web process whose after-ack work is another consumer's: a request
+    is done when the request store has no unfinished request left."""
+
+    redis: redis.Redis
+
+    def wait_idle(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            keys = list(self.redis.scan_iter(STORE_KEY.format("*")))
+            if all(self.redis.hget(key, "done") for key in keys):
+                return
+            time.sleep(0.02)
+        raise AssertionError("the after-ack work did not finish")
+
+
+@dataclass
+class Consumer:
+    settings: Settings
+    worker: AfterAckWorker | None = None
+
+    def start(self) -> None:
+        self.worker = start_after_ack_worker(self.settings, threads=2)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=10)
+            self.worker = None
 
 
 @pytest.fixture
-def slack(fake_slack, playbook_dir, mariadb_url, private_redis) -> Iterator[SlackHarness]:
-    """The app served as `playbot web` serves it on MariaDB + Redis: after-ack processes."""
-    settings = app_settings(mariadb_url, fake_slack, playbook_dir,
-                            redis_url=private_redis.url, playbot_after_ack_processes=PROCESSES)
-    runtime = build_runtime(settings, after_ack_processes=after_ack_processes(settings))
-    assert runtime.after_ack is not None
-    runtime.after_ack.warm_up()
+def consumer(fake_slack, playbook_dir, mariadb_url, private_redis) -> Iterator[Consumer]:
+    settings = app_settings(mariadb_url, fake_slack, playbook_dir, redis_url=private_redis.url)
+    handle = Consumer(settings)
+    handle.start()
+    yield handle
+    handle.stop()
+    reset_broker()
+
+
+@pytest.fixture
+def slack(consumer, fake_slack, playbook_dir, private_redis) -> Iterator[BrokerHarness]:
+    """The app served as `playbot web` serves it with REDIS_URL, its work consumed apart."""
+    runtime = build_runtime(consumer.settings, after_ack=AfterAckMode.BROKER)
     server = make_server(runtime, "127.0.0.1", 0).start()
-    harness = SlackHarness(fake_slack, runtime, server, queue=None)  # type: ignore[arg-type]
+    harness = BrokerHarness(fake_slack, runtime, server, queue=None)  # type: ignore[arg-type]
+    harness.redis = redis.Redis.from_url(private_redis.url)
     seed(harness.session_factory, playbook_dir)
     yield harness
     harness.close()
+    harness.redis.close()
 
 
-def pool_of(harness: SlackHarness):  # noqa: ANN201
-    return harness.runtime.after_ack._pool  # noqa: SLF001 - the test kills a child on purpose
+def stored(harness: BrokerHarness) -> dict[str, dict[bytes, bytes]]:
+    return {key.decode().rsplit(":", 1)[1]: harness.redis.hgetall(key)
+            for key in harness.redis.scan_iter(STORE_KEY.format("*"))}
 
 
-def child_pids(harness: SlackHarness) -> set[int]:
-    return set(pool_of(harness)._processes or {})  # noqa: SLF001
+def deliver_again(harness: BrokerHarness, request_id: str, payload: bytes) -> Any:
+    """What Dramatiq does with the message of a worker that died mid-way: the same message
+    (the same request id) is delivered again; the first delivery was counted."""
+    key = STORE_KEY.format(request_id)
+    harness.redis.hset(key, "request", payload)
+    harness.redis.hdel(key, "done")
+    start = len(harness.fake.calls)
+    declare_sender(setup_broker(harness.runtime.settings.redis_url)).send_with_options(
+        kwargs={"request_id": request_id})
+    harness.wait_idle()
+    return harness.fake.calls[start:]
 
 
-def test_only_mariadb_with_redis_moves_the_work_out_of_the_web_process(tmp_path):
-    def processes(**values: object) -> int:
-        base = {"slack_bot_token": "xoxb-x", "slack_signing_secret": "s",
-                "playbot_after_ack_processes": 3}
-        return after_ack_processes(Settings(**{**base, **values}))
-
-    mariadb = "mysql+pymysql://u:p@127.0.0.1/playbot"
-    assert processes(database_url=mariadb, redis_url="redis://127.0.0.1:6379/0") == 3
-    # the embedded default: the in-process broker lives in the web process
-    assert processes(database_url=mariadb, redis_url=None) == 0
-    assert processes(database_url=f"sqlite:///{tmp_path}/p.db",
-                     redis_url="redis://127.0.0.1:6379/0") == 0
-    assert processes(database_url=mariadb, redis_url="redis://127.0.0.1:6379/0",
-                     playbot_after_ack_processes=0) == 0
-
-
-def test_a_launch_is_done_by_another_process_and_looks_the_same_in_slack(slack):
+def test_a_launch_is_done_by_the_consumer_and_looks_the_same_in_slack(slack):
     result = slack.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.4", user=OPERATOR)
 
     assert result.status == 200
     [job] = slack.jobs()
     assert job.status == JobStatus.pending
     assert job.extra_vars["version"] == "2.4"
-    assert job.dramatiq_message_id  # enqueued to the real Redis by the after-ack process
+    assert job.dramatiq_message_id  # enqueued to the real Redis by the consumer
     [message] = result.posted
     assert job.job_id[:8] in message.text or job.job_id[:8] in str(message.blocks)
     [row] = slack.audit("job.launch")
     assert row.details["server"] == "local"
-    # the web process counts the launch it did not do itself
-    status, metrics, _ = get(slack.server.url + "/metrics")
-    assert 'playbot_jobs_launched_total{outcome="queued"}' in metrics
+    # the request left the store once done; only the small done mark stays
+    [(request_id, fields)] = stored(slack).items()
+    assert fields == {b"deliveries": b"1", b"done": b"1"}
 
 
-def test_a_mistake_is_answered_from_the_other_process(slack):
+def test_a_mistake_is_answered_from_the_consumer(slack):
     result = slack.command(ids.CMD_RUN_PLAYBOOK, "deploy lokal version=2.4", user=OPERATOR)
 
     assert "local" in result.reply_text  # the closest server is suggested
     assert slack.jobs() == []
 
 
-def test_what_the_ack_decided_reaches_the_other_process(slack):
+def test_what_the_ack_decided_reaches_the_consumer(slack):
     # the modal's field errors are found before the ack; the lazy half audits the refusal
     view = choose(slack, open_modal(slack), "deploy")
 
@@ -108,46 +146,7 @@ def test_what_the_ack_decided_reaches_the_other_process(slack):
     assert row.details["outcome"] == "denied"
 
 
-def test_a_killed_after_ack_process_loses_only_its_own_work(slack, caplog):
-    # given: one of the after-ack processes is killed (OOM killer, an operator's kill -9)
-    old_pool = child_pids(slack)
-    victim = next(iter(old_pool))
-    os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while not pool_of(slack)._broken and time.monotonic() < deadline:  # noqa: SLF001
-        time.sleep(0.05)
-
-    # when: the next command arrives
-    with caplog.at_level(logging.ERROR, logger="bot.after_ack"):
-        result = slack.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.5", user=OPERATOR)
-
-    # then: it is acked and done by a fresh pool, and the death was logged
-    assert result.status == 200
-    [job] = slack.jobs()
-    assert job.extra_vars["version"] == "2.5"
-    assert victim not in child_pids(slack)
-    assert "after-ack process died" in caplog.text
-    # and the broken pool's other processes are gone, not left waiting forever
-    deadline = time.monotonic() + 10
-    while not all(map(_gone, old_pool)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert all(map(_gone, old_pool)), old_pool
-
-
-def test_stopping_the_web_process_finishes_the_work_it_acked(slack):
-    # the ack is sent before the work is done; shutting down must not drop that work
-    response = slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.6", user=OPERATOR,
-                               channel="C_OPS")
-    assert response.status == 200
-
-    slack.server.stop()
-    slack.runtime.close()
-
-    [job] = slack.jobs()
-    assert job.dramatiq_message_id
-
-
-def test_a_socket_mode_command_is_done_by_another_process_too(slack):
+def test_a_socket_mode_command_goes_through_the_broker_too(slack):
     # given: a slash command as Socket Mode delivers it (a parsed payload, no HTTP signature)
     form = {"team_id": "T_PLAYBOT", "channel_id": "C_OPS", "user_id": OPERATOR,
             "user_name": "operator", "command": ids.CMD_RUN_PLAYBOOK,
@@ -158,69 +157,90 @@ def test_a_socket_mode_command_is_done_by_another_process_too(slack):
     response = slack.runtime.app.dispatch(BoltRequest(body=form, mode="socket_mode"))
     slack.wait_idle()
 
-    # then: acked at once, and the launch was done in an after-ack process
+    # then: acked at once, and the launch was done by the consumer
     assert response.status == 200
     [job] = slack.jobs()
     assert job.extra_vars["version"] == "3.1" and job.dramatiq_message_id
 
 
-def _process_children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115, PTH123
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry))
-    return found
+def test_the_request_waits_in_redis_until_a_consumer_takes_it(slack, consumer):
+    # given: no consumer running (every worker down)
+    consumer.stop()
+
+    # when: a launch is acked
+    response = slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.6",
+                                    user=OPERATOR, channel="C_OPS")
+
+    # then: nothing is done yet, but the request and its message are in Redis
+    assert response.status == 200
+    [(_, fields)] = stored(slack).items()
+    assert b"request" in fields and b"deliveries" not in fields
+    assert slack.redis.llen(f"playbot:{AFTER_ACK_QUEUE}") == 1
+    assert slack.jobs() == []
+
+    # and when a worker starts, the launch is done once
+    consumer.start()
+    slack.wait_idle()
+    [job] = slack.jobs()
+    assert job.dramatiq_message_id and job.slack_message_ts
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"  # noqa: SIM115, PTH123
-    except OSError:
-        return True
+def test_a_repeated_delivery_of_finished_launch_work_answers_nothing_twice(slack, consumer):
+    # given: a launch whose request was captured while it waited for a consumer
+    consumer.stop()
+    slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.7", user=OPERATOR)
+    [(request_id, fields)] = stored(slack).items()
+    consumer.start()
+    slack.wait_idle()
+    [job] = slack.jobs()
+
+    # when: the same message is delivered again (its first worker died before acking it)
+    calls = deliver_again(slack, request_id, fields[b"request"])
+
+    # then: no second job, no second message, no "already received" answer
+    assert [j.job_id for j in slack.jobs()] == [job.job_id]
+    assert [c.method for c in calls] == []
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-def test_the_after_ack_processes_never_outlive_playbot_web(fake_slack, mariadb_url,
-                                                           private_redis, tmp_path, how):
-    # given: `playbot web` on MariaDB + Redis, as an install runs it
-    port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("SLACK_", "PLAYBOT_", "REDIS_URL", "DATABASE_URL"))}
-    env.update(DATABASE_URL=mariadb_url, REDIS_URL=private_redis.url,
-               SLACK_BOT_TOKEN="xoxb-test", SLACK_SIGNING_SECRET="s3cret",
-               SLACK_API_URL=fake_slack.api_url, PLAYBOOK_DIR=str(tmp_path))
-    playbot = str(Path(sys.executable).parent / "playbot")
-    web = subprocess.Popen([playbot, "web", "--host", "127.0.0.1",
-                            "--port", str(port)], env=env, cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        children = _process_children(web.pid)
-        assert len(children) >= PROCESSES  # the after-ack processes (+ a resource tracker)
+def test_a_repeated_delivery_posts_the_run_message_the_first_one_did_not_record(slack,
+                                                                               consumer):
+    # given: a launch done, then its message forgotten, as if its first delivery died
+    # between creating the job and recording the message
+    consumer.stop()
+    slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.8", user=OPERATOR)
+    [(request_id, fields)] = stored(slack).items()
+    consumer.start()
+    slack.wait_idle()
+    [job] = slack.jobs()
+    with transaction(slack.session_factory) as session:
+        session.execute(update(Job).values(slack_channel_id=None, slack_message_ts=None))
 
-        # when: it is stopped (SIGTERM) or killed outright (SIGKILL: the OOM killer)
-        web.send_signal(how)
-        web.wait(40)
+    # when: the message is delivered again
+    calls = deliver_again(slack, request_id, fields[b"request"])
 
-        # then: none of its processes is left behind holding database connections
-        deadline = time.monotonic() + 10
-        while not all(map(_gone, children)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(map(_gone, children)), children
-        if how == signal.SIGTERM:
-            assert web.returncode == 0
-    finally:
-        if web.poll() is None:
-            web.kill()
-            web.wait()
+    # then: the run message is posted (once), the job is not enqueued a second time, and
+    # nothing else is said
+    assert [c.method for c in calls] == ["chat.postMessage"]
+    [again] = slack.jobs()
+    assert again.slack_message_ts and again.dramatiq_message_id == job.dramatiq_message_id
+
+
+def test_with_redis_down_the_ack_is_prompt_and_the_work_runs_in_the_web_process(
+        slack, private_redis):
+    # given
+    private_redis.stop()
+
+    # when: a launch arrives
+    started = time.monotonic()
+    response = slack.sender.command(ids.CMD_RUN_PLAYBOOK, "deploy local version=2.9",
+                                    user=OPERATOR, channel="C_OPS")
+    ack_seconds = time.monotonic() - started
+    assert slack.runtime.background.wait_idle(30)
+
+    # then: acked inside Slack's 3 seconds, the job saved and its message says the queue is
+    # down (the web process did the work itself)
+    assert response.status == 200 and ack_seconds < 3
+    [job] = slack.jobs()
+    assert job.status == JobStatus.pending and job.dramatiq_message_id is None
+    message = slack.fake.find_message(job.slack_channel_id, job.slack_message_ts)
+    assert "queue is unreachable" in str(message.blocks)
