@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    inspect,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -86,7 +87,8 @@ def job_values(**values: Any) -> dict[str, Any]:
     """The values of an UPDATE on `jobs` rows, with `active_fingerprint` cleared when they
     take the job out of the active statuses or ask for its cancellation, and
     `running_server_id` cleared when they set any status but `running`, and `outcome` set
-    when they end the job (success, failed, cancelled).
+    when they end the job (success, failed, cancelled), and `state_version` grown by one
+    when they set `status` or `cancel_requested` (the order of the job's Slack message).
 
     Every bulk UPDATE that sets `status` or `cancel_requested` builds its values here, so no
     finished job keeps blocking identical launches or holding its server. (Assigning
@@ -100,6 +102,8 @@ def job_values(**values: Any) -> dict[str, Any]:
     status = values.get("status")
     if status is not None and JobStatus(status) in OUTCOME_STATUSES:
         values["outcome"] = JobStatus(status)
+    if _changes_state(values):
+        values["state_version"] = Job.state_version + 1
     return values
 
 
@@ -112,6 +116,11 @@ def _releases_fingerprint(values: Mapping[str, Any]) -> bool:
 def _releases_server(values: Mapping[str, Any]) -> bool:
     status = values.get("status")
     return status is not None and JobStatus(status) != JobStatus.running
+
+
+def _changes_state(values: Mapping[str, Any]) -> bool:
+    """These values change what the job's Slack message shows (`Job.state_version`)."""
+    return "status" in values or "cancel_requested" in values
 
 
 class LogLevel(str, enum.Enum):
@@ -351,6 +360,13 @@ class Job(Base):
     # one a worker took (`core.execution`: only a lost message is sent again).
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # 0011: grows by one with every change of status or cancel request, in the UPDATE that
+    # makes it (`job_values`, `_release_fingerprint`). A run's state version is the sum over
+    # its jobs; it orders the drawings of the run's Slack message (`core.run_messages`).
+    state_version: Mapped[int] = mapped_column(Integer, default=1)
+    # 0011: on a run's first job (lowest id): the run state version last drawn on the run's
+    # Slack message, set by compare-and-set (`core.run_messages.claim`).
+    message_version: Mapped[int] = mapped_column(Integer, default=0)
 
     playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
     server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
@@ -370,6 +386,9 @@ class Job(Base):
             elif JobStatus(value) == JobStatus.archived and self.outcome is None \
                     and self.status in OUTCOME_STATUSES:
                 self.outcome = self.status
+        if inspect(self).persistent:
+            # in SQL, so two concurrent changes never share a version (issue 14)
+            self.state_version = Job.state_version + 1  # type: ignore[assignment]
         return value
 
     def __repr__(self) -> str:

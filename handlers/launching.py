@@ -19,7 +19,8 @@ request key: nothing new is created and the user gets a link to the existing mes
 repeated *delivery* of the same request's after-ack work (`ctx.redelivered`: its first
 consumer died mid-way) instead finishes what the first left undone — the run message if
 none is recorded, the enqueue if the run has no queue message — and answers nothing more.
-Redraws after a cancel or a decision draw the RUN message again from all its jobs.
+Redraws after a cancel or a decision draw the RUN message again from all its jobs, through
+its one writer (`slackui.message_owner`): a late click never replaces a newer state.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ from db.session import transaction
 from handlers.chat import Action, perform
 from handlers.listeners import Ctx
 from handlers.replies import Posted
-from slackui.blocks import context, escape, short_id
+from slackui import message_owner
+from slackui.blocks import escape, short_id
 from slackui.job_message import run_message
 from slackui.limits import more_note
-from slackui.tickets import run_approval_message, run_card
+from slackui.tickets import run_approval_message
 
 log = logging.getLogger(__name__)
 
@@ -200,14 +202,11 @@ def enqueue_run(ctx: Ctx, jobs: Sequence[Job], announced: Announced) -> None:
 
 
 def _show_queue_down(ctx: Ctx, jobs: Sequence[Job], posted: Posted | None) -> None:
-    text, blocks = run_message(jobs)
-    blocks = [*blocks, context(QUEUE_DOWN_NOTE)]
+    if posted is not None:
+        redraw_run(ctx, jobs[0].run_id, note=QUEUE_DOWN_NOTE)
+        return
     try:
-        if posted is not None:
-            ctx.client.chat_update(channel=posted.channel, ts=posted.ts, text=text,
-                                   blocks=blocks)
-        else:
-            ctx.reply.ephemeral(f"Run `{short_id(jobs[0].run_id)}`: {QUEUE_DOWN_NOTE}")
+        ctx.reply.ephemeral(f"Run `{short_id(jobs[0].run_id)}`: {QUEUE_DOWN_NOTE}")
     except (SlackApiError, OSError) as exc:
         log.warning("could not show that run %s waits for the queue: %s", jobs[0].run_id, exc)
 
@@ -250,27 +249,23 @@ def refresh_job_message(ctx: Ctx, job: Job) -> None:
 
 def refresh_run_message(ctx: Ctx, run_id: str) -> None:
     """Redraw a run's channel message (if it has one) from all its jobs."""
-    draw_run(ctx, load_run(ctx, run_id))
+    redraw_run(ctx, run_id)
 
 
 def draw_run(ctx: Ctx, jobs: Sequence[Job]) -> None:
-    """Update the run's message with these jobs: the run message, or the approval card
-    while some of its jobs still await a decision."""
-    posted = next((j for j in jobs if j.slack_channel_id and j.slack_message_ts), None)
-    if posted is None:
-        return
-    tickets: list[Ticket] = []
-    if any(j.status == JobStatus.awaiting_approval for j in jobs):
-        with ctx.deps.session_factory() as session:
-            tickets = core_approvals.run_requests(session, jobs[0].run_id)
-            for ticket in tickets:
-                _ = (ticket.job, ticket.assignee)
-    text, blocks = run_card(jobs, tickets)
+    """Redraw the message of these jobs' run (from the run as the database now holds it)."""
+    if jobs:
+        redraw_run(ctx, jobs[0].run_id)
+
+
+def redraw_run(ctx: Ctx, run_id: str, *, note: str | None = None) -> None:
+    """Ask the run message's one writer (`slackui.message_owner`) to draw it from the
+    run's current state: the run message, or the approval card while some of its jobs
+    await a decision; a stale drawing never replaces a newer one."""
     try:
-        ctx.client.chat_update(channel=posted.slack_channel_id, ts=posted.slack_message_ts,
-                               text=text, blocks=blocks)
+        message_owner.redraw(ctx.client, ctx.deps.session_factory, run_id, note=note)
     except (SlackApiError, OSError) as exc:
-        log.warning("could not update the message of run %s: %s", jobs[0].run_id, exc)
+        log.warning("could not update the message of run %s: %s", run_id, exc)
 
 
 def answer_duplicate(ctx: Ctx, jobs: Sequence[Job], *, intro: str | None = None) -> None:

@@ -26,6 +26,7 @@ from handlers.chat import Action, perform
 from handlers.launching import Announced, draw_run, load_run, refresh_job_message, start_run
 from handlers.listeners import Ctx
 from slackui.blocks import escape, short_id
+from slackui.message_owner import is_run_message
 from slackui.modals import resolve_ticket_modal
 from slackui.tickets import (
     approval_message,
@@ -118,6 +119,9 @@ def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
     ts = ticket.slack_message_ts or (ctx.message_ts if ctx.caller.channel_id else None)
     if not channel or not ts:
         return
+    if is_run_message(ticket.job, channel, ts):
+        refresh_job_message(ctx, ticket.job)  # only the run message's owner draws it
+        return
     with ctx.deps.session_factory() as session:
         shown = [_load(t) for t in core_tickets.sharing_message(session, ticket)]
     text, blocks = failure_message(shown) if len(shown) > 1 else ticket_message(ticket)
@@ -197,7 +201,9 @@ def _decide(ctx: Ctx, name: str, ref: str,
 
 def redraw_approval(ctx: Ctx, ref: str) -> None:
     """Redraw an approval request from the database (decided, expired or still open): the
-    run's approval card, or the run message once a run of several servers is decided."""
+    run's message as its state stands (the approval card while a job awaits approval, else
+    the run message) when the request is that message; else the request's own message,
+    and then the run's."""
     with ctx.deps.session_factory() as session:
         try:
             ticket = _load(core_tickets.get_ticket(session, ref))
@@ -213,6 +219,11 @@ def redraw_approval(ctx: Ctx, ref: str) -> None:
         return
     channel = ticket.slack_channel_id or ctx.caller.channel_id
     ts = ticket.slack_message_ts or ctx.message_ts
+    if job is not None and (not channel or not ts or is_run_message(ticket.job, channel, ts)):
+        # the request is the run's card: its one writer draws it from the run's state (a
+        # late click on a job cancelled meanwhile keeps the cancelled card and its Retry)
+        refresh_job_message(ctx, job)
+        return
     if not channel or not ts:
         return
     text, blocks = approval_message(ticket)

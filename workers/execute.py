@@ -42,7 +42,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from core import execution
 from core.errors import InvalidInput, InvalidVars, PlaybotError
-from core.jobs import attach_message, run_jobs
+from core.jobs import attach_message
 from core.playbook_files import verify_unchanged
 from core.progress import RunProgress
 from core.run_inventory import build_run_inventory
@@ -50,12 +50,11 @@ from core.ssh_keys import check_key_file
 from core.tickets import attach_message as attach_tickets
 from db.clock import now as db_time
 from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
-from slackui.job_message import run_message
 from workers.config import WorkerConfig
 from workers.lease import Lease
 from workers.logsink import LogSink, LogWriteError, Redactor, event_lines, event_time
 from workers.middleware import engine_for, session_factory
-from workers.notifier import Limits, RunNotifier, make_client, post_update, snapshot
+from workers.notifier import Limits, RunNotifier, make_client, redraw_run
 from workers.pacing import pacer_for
 from workers.runner import RunResult, RunSpec, run_playbook
 from workers.ssh import MAX_CONTROL_DIR, SshOptions, ansible_ssh_env, explain_unreachable
@@ -221,7 +220,8 @@ class _Run:
                               connect_timeout=config.ssh_connect_timeout)
         client = _client(config)
         self.notifier = None if client is None else RunNotifier(
-            client, jobs, jobs_channel=config.jobs_channel, limits=limits,
+            client, jobs, session_factory=factory, jobs_channel=config.jobs_channel,
+            limits=limits,
             pacer=pacer_for(config.redis_url), on_message_posted=self._message_posted,
             on_tickets_posted=self._tickets_posted)
         self.ticket_ids: list[str] = []
@@ -683,9 +683,10 @@ def _wait_for_server(config: WorkerConfig, claim: execution.Claim, job_id: str,
     job = session.execute(select(Job).where(Job.job_id == job_id)).unique().scalar_one()
     if job.status != JobStatus.pending or not job.slack_message_ts:
         return
-    copies = [snapshot(j) for j in run_jobs(session, job.run_id)]
-    message = run_message(copies, waiting_for=hosts)
-    _announcer.submit(post_update, client, snapshot(job), message)
+    # drawn by the message's owner from the run's state then: a note that arrives after
+    # the run started (or was cancelled) is not drawn
+    _announcer.submit(redraw_run, client, session_factory(config.database_url), job.run_id,
+                      waiting_for=hosts)
 
 
 def _forget_wait(job_id: str) -> None:

@@ -4,9 +4,11 @@ A `RunNotifier` follows one run (the jobs of one launch: one server or many) in 
 thread, fed through non-blocking calls: `lines()` (already redacted output), `progress()`,
 then `finish()`. It
 
-- updates the run's ONE channel message in place (`slackui.job_message.run_message`:
-  status, counts, tasks done, the per-host table) at most every `update_interval` seconds,
-  and once more with the final state;
+- updates the run's ONE channel message in place (status, counts, tasks done, the
+  per-host table) at most every `update_interval` seconds, and once more with the final
+  state — through the message's one writer, `slackui.message_owner`, which draws it from
+  the run as the database holds it (plus this notifier's live progress) and never lets a
+  stale drawing replace a newer one (a cancel or an approval redrawn by the app);
 - posts output into the message's thread as coalesced code blocks (≤ 2,900 characters a
   section, ≤ 4 sections a post), at most one post per `post_interval` per channel, shared
   by every run posting there: through Redis across all worker processes, or within the
@@ -34,9 +36,11 @@ summarised, never waited for.
 Where the run has no message yet (the first post failed at launch), the notifier posts it:
 in the run's channel, else the configured jobs channel, else the requester's DM with the bot.
 
-Everything that reads ORM objects (the jobs, the tickets) is rendered or copied
-(`snapshot`) in the caller's thread; the notifier thread reads only its copies.
-`JobNotifier` is the one-job form of the same notifier (the older interface).
+Everything that reads the caller's ORM objects (the jobs, the tickets) is rendered or
+copied (`snapshot`) in the caller's thread; the notifier thread reads its copies, and the
+database only through the message owner's own sessions. `JobNotifier` is the one-job form
+of the same notifier (the older interface). `redraw_run` and `post_in_thread` are the
+one-shot forms the clock (reaper, approval expiry) and the "waiting for" note use.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.progress import RunProgress
 from db.models import Job, Playbook, Server, Ticket, User
+from slackui import message_owner
 from slackui.blocks import escape, short_id
 from slackui.job_message import run_message
 from slackui.tickets import failure_message
@@ -109,10 +115,9 @@ def snapshot(job: Job) -> Job:
 
 @dataclass
 class Ending:
-    """What `finish()` hands over: the final message, the failure message to post in the
-    thread, the full log."""
+    """What `finish()` hands over: the failure message to post in the thread, the full
+    log (the final message is drawn from the database)."""
 
-    message: Payload
     ticket: Payload | None
     full_log: Callable[[], str] | None
     total_lines: int
@@ -133,13 +138,15 @@ class Limits:
 class RunNotifier:
     """Follows one run in Slack from its own thread. Every public method returns at once.
 
-    jobs: every job of the run (they share one channel message). on_message_posted
-    (channel, ts): the notifier had to post the run's message itself (record it on every
-    job of the run). on_tickets_posted(channel, ts): where the failure message went
-    (record it on every ticket it shows, so their buttons redraw it whole).
+    jobs: every job of the run (they share one channel message). session_factory: the
+    database the run's message is drawn from (`slackui.message_owner`).
+    on_message_posted(channel, ts): the notifier had to post the run's message itself
+    (record it on every job of the run). on_tickets_posted(channel, ts): where the failure
+    message went (record it on every ticket it shows, so their buttons redraw it whole).
     """
 
     def __init__(self, client: WebClient, jobs: Sequence[Job], *,
+                 session_factory: sessionmaker[Session],
                  jobs_channel: str | None = None, limits: Limits | None = None,
                  pacer: Pacer = PACER,
                  on_message_posted: Callable[[str, str], None] | None = None,
@@ -147,6 +154,7 @@ class RunNotifier:
         if not jobs:
             raise ValueError("a run has at least one job")
         self._client = client
+        self._factory = session_factory
         self._jobs = [snapshot(job) for job in jobs]
         self._multi = len(self._jobs) > 1
         self._jobs_channel = jobs_channel
@@ -249,8 +257,7 @@ class RunNotifier:
                 full_log: Callable[[], str] | None, total_lines: int) -> None:
         with self._cond:
             self._merge(finals)
-            self._ending = Ending(run_message(self._jobs, self._progress), failure, full_log,
-                                  total_lines)
+            self._ending = Ending(failure, full_log, total_lines)
             self._cond.notify()
 
     def _merge(self, copies: Sequence[Job]) -> None:
@@ -417,14 +424,11 @@ class RunNotifier:
 
     def _update_message(self) -> None:
         with self._cond:
-            progress, jobs = self._progress, list(self._jobs)
             self._progress_dirty = False
         self._last_update = time.monotonic()
         if not (self.channel and self.ts) or self._slack_gone:
             return
-        text, blocks = run_message(jobs, progress)
-        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
-                   blocks=blocks)
+        self._redraw()
 
     def _show_final(self, ending: Ending) -> None:
         """The run's message in its final state (posted now if it never was)."""
@@ -432,9 +436,17 @@ class RunNotifier:
             self._ensure_message()  # renders the final jobs
             return
         self._slack_gone = False  # one more try for what matters most
-        text, blocks = ending.message
-        self._call(self._client.chat_update, channel=self.channel, ts=self.ts, text=text,
-                   blocks=blocks)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Ask the message's owner to draw the run as the database holds it, with this
+        notifier's live progress (a newer state drawn by someone else wins)."""
+        if not (self.channel and self.ts):
+            return
+        with self._cond:
+            progress = self._progress
+        self._call(message_owner.redraw, client=self._client, factory=self._factory,
+                   run_id=self._run_id, progress=progress, message=(self.channel, self.ts))
 
     def _end(self, ending: Ending) -> None:
         if not (self.channel and self.ts):
@@ -487,11 +499,13 @@ class JobNotifier(RunNotifier):
     """The notifier of a run of one job, with the one-job interface (`finish(job,
     ticket=payload)`); same guarantees as RunNotifier."""
 
-    def __init__(self, client: WebClient, job: Job, *, jobs_channel: str | None = None,
+    def __init__(self, client: WebClient, job: Job, *,
+                 session_factory: sessionmaker[Session], jobs_channel: str | None = None,
                  on_message_posted: Callable[[str, str], None] | None = None,
                  on_ticket_posted: Callable[[str, str], None] | None = None,
                  limits: Limits | None = None, pacer: Pacer = PACER) -> None:
-        super().__init__(client, [job], jobs_channel=jobs_channel, limits=limits, pacer=pacer,
+        super().__init__(client, [job], session_factory=session_factory,
+                         jobs_channel=jobs_channel, limits=limits, pacer=pacer,
                          on_message_posted=on_message_posted,
                          on_tickets_posted=on_ticket_posted)
 
@@ -529,33 +543,39 @@ def _read_log(full_log: Callable[[], str] | None) -> str | None:
         return None
 
 
-# one-shot notifications (the reaper, waiting jobs) ----------------------------------------
+# one-shot notifications (the reaper, approval expiry, waiting jobs) ----------------------
 
 
-def post_update(client: WebClient, job: Job, message: Payload, *,
-                ticket: Payload | None = None,
-                on_ticket_posted: Callable[[str, str], None] | None = None) -> bool:
-    """Update the job's message once and post its ticket in the thread (synchronous).
+def redraw_run(client: WebClient, factory: sessionmaker[Session], run_id: str, *,
+               waiting_for: Sequence[str] = ()) -> bool:
+    """Ask the run message's owner to draw it from the run's current state, once
+    (synchronous): after the reaper or an approval expiry, or "waiting for <server>".
 
-    Used by the clock for reaped jobs and by workers for "waiting for <server>". Returns
-    False (and logs) when Slack refused or could not be reached.
+    Returns False (and logs) when Slack refused or could not be reached, or the drawing
+    was not needed (no message, a newer state drawn meanwhile).
     """
+    try:
+        return message_owner.redraw(client, factory, run_id, waiting_for=waiting_for)
+    except SLACK_ERRORS as exc:
+        log.warning("could not update the Slack message of run %s: %s", run_id, _reason(exc))
+        return False
+
+
+def post_in_thread(client: WebClient, job: Job, message: Payload, *,
+                   on_posted: Callable[[str, str], None] | None = None) -> bool:
+    """Post a message (a reaped job's ticket) in the thread of the job's run message
+    (synchronous). Returns False (and logs) when it has no message or Slack refused."""
     if not (job.slack_channel_id and job.slack_message_ts):
         return False
-    text, blocks = message
     try:
-        client.chat_update(channel=job.slack_channel_id, ts=job.slack_message_ts, text=text,
-                           blocks=blocks)
-        if ticket is not None:
-            response = client.chat_postMessage(channel=job.slack_channel_id,
-                                               thread_ts=job.slack_message_ts,
-                                               text=ticket[0], blocks=ticket[1])
-            if on_ticket_posted is not None:
-                on_ticket_posted(response["channel"], response["ts"])
+        response = client.chat_postMessage(channel=job.slack_channel_id,
+                                           thread_ts=job.slack_message_ts,
+                                           text=message[0], blocks=message[1])
     except SLACK_ERRORS as exc:
-        log.warning("could not update the Slack message of job %s: %s", job.job_id,
-                    _reason(exc))
+        log.warning("could not post in the thread of job %s: %s", job.job_id, _reason(exc))
         return False
+    if on_posted is not None:
+        on_posted(response["channel"], response["ts"])
     return True
 
 

@@ -1,6 +1,12 @@
-"""Reserved for the one-writer job message and the install's identity (issues 13, 14).
+"""The one-writer job message and the install's identity (issues 13, 14).
 
-PLACEHOLDER: no schema change yet. Keeps the revision chain linear while this work is built.
+Message owner (issue 14): two counters on `jobs` that order the drawings of a run's one
+Slack message (`core.run_messages`):
+
+- `jobs.state_version`: grows by one with every change of the job's status or cancel
+  request, in the UPDATE that makes it; existing jobs start at 1;
+- `jobs.message_version`: on a run's first job (lowest id), the run's state version last
+  drawn on its message (0: none yet).
 
 Revision ID: 0011
 Revises: 0010
@@ -9,6 +15,9 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
@@ -16,8 +25,25 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    _upgrade_message_owner()
 
 
 def downgrade() -> None:
-    pass
+    _downgrade_message_owner()
+
+
+# message owner (issue 14) ----------------------------------------------------------------
+
+
+def _upgrade_message_owner() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("state_version", sa.Integer(), nullable=False,
+                                   server_default="1"))
+        batch.add_column(sa.Column("message_version", sa.Integer(), nullable=False,
+                                   server_default="0"))
+
+
+def _downgrade_message_owner() -> None:
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("message_version")
+        batch.drop_column("state_version")

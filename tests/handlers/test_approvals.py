@@ -107,7 +107,11 @@ def test_rejecting_cancels_the_job_and_updates_the_request(slack):
 
     assert slack.job(job.job_id).status == JobStatus.cancelled
     assert slack.queue.enqueued == []
-    assert "rejected" in str(result.updated[-1].params["blocks"])
+    # the request was the run's message: it is now the cancelled job's card, naming who
+    # rejected it, with no Approve button left
+    shown = str(result.updated[-1].params["blocks"])
+    assert "Rejected by @bob" in shown and "cancelled" in shown
+    assert ids.ACTION_APPROVAL_APPROVE not in shown
     [row] = slack.audit("approval.reject")
     assert row.details["outcome"] == "allowed"
 

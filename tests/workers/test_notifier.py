@@ -19,8 +19,9 @@ def client(fake_slack) -> WebClient:
     return make_client("xoxb-test", fake_slack.api_url)
 
 
-def _notifier(client, job, **kwargs) -> JobNotifier:
+def _notifier(world, client, job, **kwargs) -> JobNotifier:
     kwargs.setdefault("pacer", ChannelPacer())
+    kwargs.setdefault("session_factory", world.factory)
     return JobNotifier(client, job, jobs_channel="C_JOBS", **kwargs)
 
 
@@ -33,7 +34,7 @@ def test_output_goes_to_the_thread_in_few_coalesced_posts_within_size_limits(
         sqlite_world, client, fake_slack):
     job_id = sqlite_world.job()
     job = sqlite_world.get(job_id)
-    notifier = _notifier(client, job, limits=Limits(post_interval=0.3, update_interval=0.3))
+    notifier = _notifier(sqlite_world, client, job, limits=Limits(post_interval=0.3, update_interval=0.3))
 
     for i in range(3_000):
         notifier.lines([(f"line {i} " + "x" * 20, "INFO")])
@@ -58,7 +59,7 @@ def test_output_goes_to_the_thread_in_few_coalesced_posts_within_size_limits(
 def test_thread_posts_are_spaced_about_a_second_apart_per_channel(sqlite_world, client,
                                                                    fake_slack):
     job_id = sqlite_world.job()
-    notifier = _notifier(client, sqlite_world.get(job_id))
+    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id))
 
     for burst in range(2):
         notifier.lines([(f"burst {burst} line {i}", "INFO") for i in range(1_000)])
@@ -77,7 +78,7 @@ def test_output_beyond_the_thread_budget_is_summarised_and_uploaded_as_a_file(
         sqlite_world, client, fake_slack):
     job_id = sqlite_world.job()
     job = sqlite_world.get(job_id)
-    notifier = _notifier(client, job, limits=Limits(post_interval=0.1,
+    notifier = _notifier(sqlite_world, client, job, limits=Limits(post_interval=0.1,
                                                     max_thread_bytes=20_000))
     lines = [f"{i:05d} " + "y" * 90 for i in range(2_000)]
 
@@ -98,7 +99,7 @@ def test_output_beyond_the_thread_budget_is_summarised_and_uploaded_as_a_file(
 def test_slack_being_down_never_slows_the_producer(sqlite_world, client, fake_slack):
     job_id = sqlite_world.job()
     fake_slack.latency = 0.5  # every call takes half a second
-    notifier = _notifier(client, sqlite_world.get(job_id))
+    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id))
 
     t0 = time.monotonic()
     for i in range(20_000):
@@ -116,7 +117,7 @@ def test_rate_limited_calls_are_retried_after_retry_after(sqlite_world, client, 
     job_id = sqlite_world.job()
     job = sqlite_world.get(job_id)
     fake_slack.rate_limit(1, retry_after=1)
-    notifier = _notifier(client, job)
+    notifier = _notifier(sqlite_world, client, job)
 
     notifier.lines([("after the 429s", "INFO")])
     notifier.finish(_finished(sqlite_world, job_id), total_lines=1)
@@ -133,7 +134,7 @@ def test_a_job_without_a_message_gets_one_in_the_jobs_channel_when_its_channel_r
     job_id = sqlite_world.job(slack_message=False, channel="C_PRIVATE")
     fake_slack.fail_channel("C_PRIVATE", "not_in_channel")
     posted: list[tuple[str, str]] = []
-    notifier = _notifier(client, sqlite_world.get(job_id),
+    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id),
                          on_message_posted=lambda c, ts: posted.append((c, ts)))
 
     notifier.lines([("hello", "INFO")])
@@ -150,7 +151,7 @@ def test_a_job_falls_back_to_the_requesters_dm_when_no_channel_works(sqlite_worl
     job_id = sqlite_world.job(slack_message=False, channel="C_PRIVATE")
     fake_slack.fail_channel("C_PRIVATE", "not_in_channel")
     fake_slack.fail_channel("C_JOBS", "not_in_channel")
-    notifier = _notifier(client, sqlite_world.get(job_id))
+    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id))
 
     notifier.finish(_finished(sqlite_world, job_id), total_lines=0)
     assert notifier.join(20)
@@ -174,7 +175,7 @@ def test_a_failed_job_posts_its_ticket_with_take_resolve_and_retry(sqlite_world,
         ticket = open_incident(s, failed)
         payload = ticket_message(ticket)
     ticket_posts: list[str] = []
-    notifier = _notifier(client, job, on_ticket_posted=lambda c, ts: ticket_posts.append(ts))
+    notifier = _notifier(sqlite_world, client, job, on_ticket_posted=lambda c, ts: ticket_posts.append(ts))
 
     notifier.finish(sqlite_world.get(job_id), ticket=payload, total_lines=0)
     assert notifier.join(20)
@@ -194,7 +195,7 @@ def test_the_ending_is_shown_at_once_and_a_big_backlog_goes_into_the_log_file(
         sqlite_world, client, fake_slack):
     job_id = sqlite_world.job()
     job = sqlite_world.get(job_id)
-    notifier = _notifier(client, job)
+    notifier = _notifier(sqlite_world, client, job)
     lines = [f"{i:05d} " + "z" * 60 for i in range(5_000)]
     notifier.lines([(line, "INFO") for line in lines])
 
@@ -253,7 +254,7 @@ def test_a_runs_output_lines_are_marked_with_their_host_and_headers_are_not(
         sqlite_world, client, fake_slack):
     # given a run on two hosts
     job_ids, ts = _run(sqlite_world, ["web-01", "web-02"])
-    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+    notifier = RunNotifier(client, session_factory=sqlite_world.factory, jobs=[sqlite_world.get(j) for j in job_ids],
                            pacer=ChannelPacer())
     # when
     notifier.lines([("TASK [ping] ***", "INFO")])
@@ -275,7 +276,7 @@ def test_a_runs_output_lines_are_marked_with_their_host_and_headers_are_not(
 
 def test_a_run_of_one_host_shows_its_lines_unmarked(sqlite_world, client, fake_slack):
     [job_id], ts = _run(sqlite_world, ["web-01"])
-    notifier = RunNotifier(client, [sqlite_world.get(job_id)], pacer=ChannelPacer())
+    notifier = RunNotifier(client, session_factory=sqlite_world.factory, jobs=[sqlite_world.get(job_id)], pacer=ChannelPacer())
 
     notifier.lines([("ok: [web-01]", "INFO")], host="web-01")
     notifier.finish([_end(sqlite_world, job_id, JobStatus.success)])
@@ -294,7 +295,7 @@ def test_a_run_with_failed_hosts_posts_one_failure_message_with_every_ticket(
 
     # given a run of three hosts of which two failed, each with its ticket
     job_ids, ts = _run(sqlite_world, ["web-01", "web-02", "web-03"])
-    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+    notifier = RunNotifier(client, session_factory=sqlite_world.factory, jobs=[sqlite_world.get(j) for j in job_ids],
                            pacer=ChannelPacer(),
                            on_tickets_posted=lambda c, t: posted.append((c, t)))
     posted: list[tuple[str, str]] = []
@@ -331,7 +332,7 @@ def test_slack_calls_for_a_fifty_host_run_are_bounded_by_its_duration(
     hosts = [f"node-{i:02d}" for i in range(50)]
     job_ids, ts = _run(sqlite_world, hosts)
     start = len(fake_slack.calls)
-    notifier = RunNotifier(client, [sqlite_world.get(j) for j in job_ids],
+    notifier = RunNotifier(client, session_factory=sqlite_world.factory, jobs=[sqlite_world.get(j) for j in job_ids],
                            pacer=ChannelPacer(), limits=Limits(update_interval=1.0))
     began = time.monotonic()
     progress = RunProgress()

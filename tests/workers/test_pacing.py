@@ -172,6 +172,7 @@ def test_two_workers_notifying_one_channel_post_at_most_once_a_second(
     client = make_client("xoxb-test", fake_slack.api_url)
     jobs = [sqlite_world.job() for _ in range(2)]
     notifiers = [JobNotifier(client, sqlite_world.get(job_id), jobs_channel="C_JOBS",
+                             session_factory=sqlite_world.factory,
                              pacer=pacer, limits=Limits(post_interval=1.0))
                  for job_id, pacer in zip(jobs, two_workers, strict=True)]
 
