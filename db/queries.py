@@ -216,6 +216,23 @@ def job_stats(session: Session, days: int = 7) -> dict[JobStatus, int]:
     return counts
 
 
+def job_outcomes(session: Session, days: int = 7) -> dict[JobStatus, int]:
+    """How the jobs created in the last `days` days ended: success, failed and cancelled,
+    archived jobs counted by the outcome they keep (`jobs.outcome`), so archiving never
+    changes what the statistics say about failures. Every ending is present (0 when none).
+    """
+    since = utcnow() - timedelta(days=_positive(days, "days"))
+    rows = session.execute(
+        select(Job.outcome, func.count()).where(Job.created_at >= since,
+                                                Job.outcome.is_not(None))
+        .group_by(Job.outcome)
+    )
+    counts = dict.fromkeys((JobStatus.success, JobStatus.failed, JobStatus.cancelled), 0)
+    for outcome, count in rows:
+        counts[JobStatus(outcome)] = int(count)
+    return counts
+
+
 def _positive(value: int, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")

@@ -69,6 +69,9 @@ def status_text(job: Job) -> str:
     label = STATUS_LABEL.get(job.status, job.status.value)
     if job.status == JobStatus.running and job.cancel_requested:
         label = "cancelling"
+    outcome = getattr(job, "outcome", None)
+    if job.status == JobStatus.archived and outcome is not None:  # how it ended stays shown
+        label = f"{label} · {STATUS_LABEL.get(outcome, outcome.value)}"
     return f"{STATUS_EMOJI.get(job.status, '')} {label}"
 
 
