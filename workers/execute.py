@@ -62,6 +62,7 @@ from workers.ssh import MAX_CONTROL_DIR, SshOptions, ansible_ssh_env, explain_un
 log = logging.getLogger(__name__)
 
 CLAIM_ATTEMPTS = 5
+ENDING_ATTEMPTS = 12  # about a minute of backoff: a database restart, not a long outage
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _FORBIDDEN_VARS = re.compile(r"^(ansible_|playbook_dir$|inventory_|hostvars$|groups$|"
                              r"group_names$|omit$|environment$|vars$)")
@@ -381,6 +382,40 @@ class _Run:
         redact = redact or Redactor()
         if result is not None:
             self.progress = result.progress
+        # The run is over and its outcome known: a transient database error while recording
+        # it (a restarted server dropped this session's connection) is rolled back and the
+        # endings are written again, rather than the jobs being failed for it.
+        for attempt in Retrying(retry=retry_if_exception(_transient), reraise=True,
+                                stop=stop_after_attempt(ENDING_ATTEMPTS),
+                                wait=wait_random_exponential(multiplier=0.2, max=5.0),
+                                before_sleep=lambda state: log.info(
+                                    "job %s: transient database error while recording the "
+                                    "end (%s), trying again", self.job_id,
+                                    state.outcome.exception() if state.outcome else "?")):
+            with attempt:
+                try:
+                    statuses, tickets = self._record_endings(result, redact)
+                    self.session.commit()
+                except SQLAlchemyError:
+                    self.session.rollback()
+                    raise
+        if self.monitor.lost:
+            log.warning("run of job %s was ended elsewhere (reaped) while it ran", self.job_id)
+        self.session.expire_all()
+        finals = list(self.session.execute(
+            select(Job).where(Job.job_id.in_(self.job_ids)).order_by(Job.id)).unique().scalars())
+        if self.notifier is not None:
+            pks = [j.id for j in self.jobs]
+            multi = len(pks) > 1
+            self.notifier.finish(finals, tickets=tickets,
+                                 full_log=lambda: read_run_log(self.factory, pks, multi=multi),
+                                 total_lines=sink.total_lines)
+        return statuses
+
+    def _record_endings(self, result: RunResult | None, redact: Redactor
+                        ) -> tuple[dict[str, JobStatus | None], list[Ticket]]:
+        """End each job by its host's result (uncommitted); its status (None: ended
+        elsewhere) and the incident tickets opened."""
         statuses: dict[str, JobStatus | None] = {}
         tickets: list[Ticket] = []
         for job in self.jobs:
@@ -403,28 +438,18 @@ class _Run:
                 if ticket is not None:
                     tickets.append(ticket)
         self.ticket_ids = [t.ticket_id for t in tickets]
-        self.session.commit()
-        if self.monitor.lost:
-            log.warning("run of job %s was ended elsewhere (reaped) while it ran", self.job_id)
-        self.session.expire_all()
-        finals = list(self.session.execute(
-            select(Job).where(Job.job_id.in_(self.job_ids)).order_by(Job.id)).unique().scalars())
-        if self.notifier is not None:
-            pks = [j.id for j in self.jobs]
-            multi = len(pks) > 1
-            self.notifier.finish(finals, tickets=tickets,
-                                 full_log=lambda: read_run_log(self.factory, pks, multi=multi),
-                                 total_lines=sink.total_lines)
-        return statuses
+        return statuses, tickets
 
     def _crashed(self, exc: BaseException) -> None:
         """A bug or lost database: end the jobs failed rather than leave them to the reaper."""
         try:
             self.session.rollback()
             for job_id in self.job_ids:
+                # a database error says what the server said, not the statement and values
+                said = getattr(exc, "orig", None) or exc
                 execution.finish(self.session, job_id, JobStatus.failed,
                                  error_message=f"internal error in the worker: "
-                                               f"{type(exc).__name__}: {exc}"[:1000])
+                                               f"{type(exc).__name__}: {said}"[:1000])
             self.session.commit()
         except SQLAlchemyError:
             log.exception("job %s: could not record the crash; the reaper will end it",
