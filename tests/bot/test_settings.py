@@ -110,3 +110,30 @@ def test_the_error_does_not_echo_credentials(monkeypatch):
 
     assert "hunter2-secret" not in str(refused.value)
     assert "redis-secret" not in str(refused.value)
+
+
+def test_a_run_lease_as_long_as_the_reaper_grace_is_refused(monkeypatch):
+    # a stalled worker's playbook must be stopped before the reaper frees its servers
+    monkeypatch.setenv("PLAYBOT_RUN_LEASE_SECONDS", "15")
+    monkeypatch.setenv("PLAYBOT_REAPER_GRACE_SECONDS", "15")
+
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+
+    assert ("PLAYBOT_RUN_LEASE_SECONDS (15) must be shorter than "
+            "PLAYBOT_REAPER_GRACE_SECONDS (15)") in str(error.value)
+
+
+def test_a_run_lease_shorter_than_two_heartbeats_is_refused(monkeypatch):
+    monkeypatch.setenv("PLAYBOT_HEARTBEAT_SECONDS", "5")
+    monkeypatch.setenv("PLAYBOT_RUN_LEASE_SECONDS", "8")
+
+    with pytest.raises(SettingsError, match="at least twice PLAYBOT_HEARTBEAT_SECONDS"):
+        load_settings()
+
+
+def test_by_default_a_stalled_run_is_fenced_before_its_job_is_reaped():
+    settings = load_settings()
+
+    assert settings.playbot_heartbeat_seconds * 2 <= settings.playbot_run_lease_seconds
+    assert settings.playbot_run_lease_seconds < settings.playbot_reaper_grace_seconds <= 15

@@ -1,13 +1,23 @@
-"""workers.runner: real ansible-runner on localhost; values are data, never templates."""
+"""workers.runner: real ansible-runner on localhost; values are data, never templates; a
+run ends whole (cancel, timeout, an expired lease, an exception), leaving nothing behind."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from workers.runner import HostSpec, RunSpec, inventory, run_playbook, unsafe_extravars_yaml
+from workers.lease import Lease
+from workers.runner import (
+    FENCED_MESSAGE,
+    HostSpec,
+    RunSpec,
+    inventory,
+    run_playbook,
+    unsafe_extravars_yaml,
+)
 
 LOCAL = HostSpec(name="local", local=True, groups=("test", "development"))
 
@@ -111,6 +121,105 @@ def test_the_playbook_limit_ends_a_long_run_as_timed_out(playbook_dir, tmp_path)
     assert result.status == "timeout"
     assert "limit of 2 s" in result.error_message
     assert not _processes_running("sleep 31.19")
+
+
+FORKING = """\
+- name: Keep forking
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Fork
+      ansible.builtin.shell: |
+        echo started > {{ marker }}
+        while true; do setsid sleep {{ seconds }} & sleep 0.005; done
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("container", ["pidns", "userns"])
+def test_a_cancel_ends_every_process_of_the_run_even_one_forked_at_that_moment(
+        playbook_dir, tmp_path, container):
+    # given a task that forks a new session every few milliseconds
+    (playbook_dir / "forking.yml").write_text(FORKING)
+    marker = tmp_path / "m"
+    seconds = {"pidns": "32.17", "userns": "32.27"}[container]
+
+    # when its run is cancelled while it forks
+    result = run_playbook(
+        RunSpec(job_id="job-forking", playbook_path=playbook_dir / "forking.yml", host=LOCAL,
+                runtime_dir=tmp_path / "runs", cancel_poll=0.2, container=container,
+                extra_vars={"marker": str(marker), "seconds": seconds}),
+        on_event=lambda _e: None, should_cancel=lambda: marker.exists() and _aged(marker, 1))
+
+    # then not one of its forks is left
+    assert result.status == "cancelled"
+    assert not _processes_running(f"sleep {seconds}")
+
+
+def _aged(path: Path, seconds: float) -> bool:
+    import time
+
+    return time.time() - path.stat().st_mtime > seconds
+
+
+@pytest.mark.slow
+def test_an_exception_out_of_the_runner_stops_the_run_before_it_propagates(playbook_dir,
+                                                                          tmp_path):
+    # given a run whose event handler fails once the long task has started
+    class Broken(Exception):
+        pass
+
+    def on_event(event: dict) -> None:
+        if event.get("event_data", {}).get("task") == "Wait":
+            raise Broken("the log sink lost its database")
+
+    # when the exception leaves ansible-runner
+    with pytest.raises(Broken):
+        run_playbook(
+            RunSpec(job_id="job-broken", playbook_path=playbook_dir / "slow.yml", host=LOCAL,
+                    runtime_dir=tmp_path / "runs", cancel_poll=0.2,
+                    extra_vars={"marker": str(tmp_path / "m"), "seconds": "31.23"}),
+            on_event=on_event, should_cancel=lambda: False)
+
+    # then the playbook is not running on, and its secrets' directory is gone
+    assert not _processes_running("sleep 31.23")
+    assert not (tmp_path / "runs" / "job-broken").exists()
+
+
+@pytest.mark.slow
+def test_a_lease_nobody_renews_stops_the_run_and_says_the_worker_stalled(playbook_dir,
+                                                                        tmp_path):
+    import time
+
+    # given a run whose worker renews its 2 s lease once, then stalls
+    lease = Lease(2.0)
+    t0 = time.monotonic()
+
+    # when the lease runs out
+    result = run_playbook(
+        RunSpec(job_id="job-stalled", playbook_path=playbook_dir / "slow.yml", host=LOCAL,
+                runtime_dir=tmp_path / "runs", cancel_poll=0.2,
+                extra_vars={"marker": str(tmp_path / "m"), "seconds": "31.29"}),
+        on_event=lambda _e: None, should_cancel=lambda: False, lease=lease)
+
+    # then the guard stopped the run soon after, and the result says why
+    assert result.status == "failed"
+    assert result.error_message == FENCED_MESSAGE
+    assert time.monotonic() - t0 < 15
+    assert not _processes_running("sleep 31.29")
+
+
+def test_without_a_container_a_cancel_still_stops_the_run(playbook_dir, tmp_path):
+    # the fallback where the kernel refuses namespaces: the sweep of before
+    started = tmp_path / "m"
+
+    result = run_playbook(
+        RunSpec(job_id="job-sweep", playbook_path=playbook_dir / "slow.yml", host=LOCAL,
+                runtime_dir=tmp_path / "runs", cancel_poll=0.2, container="none",
+                extra_vars={"marker": str(started), "seconds": "31.31"}),
+        on_event=lambda _e: None, should_cancel=started.exists)
+
+    assert result.status == "cancelled"
 
 
 def _processes_running(command: str) -> list[int]:
