@@ -11,7 +11,7 @@ Guarantees:
 - a token acts as its user, with the user's role at the time of each call (a role change
   applies to the next request).
 - making and revoking a token are audited (`token.create`, `token.revoke`) with its name
-  and prefix, never the token.
+  and prefix (details `name`, `prefix`), never the token.
 
 Nothing here commits; the caller owns the transaction.
 """
@@ -122,7 +122,7 @@ def create(session: Session, user: User, *, name: str | None = None,
     session.flush()
     audit.record(session, user=actor, action="token.create", resource_type="user",
                  resource_id=user.username, request=request,
-                 details={**(origin or {}), "token": token.name, "prefix": token.prefix,
+                 details={**(origin or {}), "name": token.name, "prefix": token.prefix,
                           "expires_at": expires_at.isoformat() if expires_at else None})
     return NewToken(token=token, secret=secret)
 
@@ -167,7 +167,7 @@ def revoke(session: Session, user: User, ref: str, *, actor: User | None = None,
     token.revoked_at = now
     audit.record(session, user=actor, action="token.revoke", resource_type="user",
                  resource_id=user.username, request=request,
-                 details={**(origin or {}), "token": token.name, "prefix": token.prefix})
+                 details={**(origin or {}), "name": token.name, "prefix": token.prefix})
     return token
 
 

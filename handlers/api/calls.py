@@ -133,7 +133,7 @@ def perform(cfg: ApiConfig, gate: Gate, call: Call,
         with transaction(cfg.deps.session_factory) as session:
             user, token = _authenticate(cfg, session, creds, call)
             user_id = user.id
-            details["credential"] = f"token {token.name}" if token else "live log link"
+            details["using"] = f"api token {token.name}" if token else "live log link"
             result = work(session, user)
             if not call.audited_by_core and gate.should_audit(
                     f"{creds.limit_key}:{call.audit_key}" if call.audit_key else None):

@@ -8,8 +8,8 @@ from sqlalchemy import update
 
 from db.models import Job, JobLog, JobStatus, LogLevel
 from db.session import transaction
-from tests.handlers.harness import blocks_text
 from slackui import ids
+from tests.handlers.harness import blocks_text
 
 BOTH = pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
 
