@@ -20,7 +20,10 @@ never sends before Bolt or a listener sees it:
   against the app's event delivery).
 
 The body is parsed once, by Bolt's own `BoltRequest` (`parse_qsl` and `json.loads`: time
-linear in its length); the edge checks the parsed shape. Whatever of a request reaches a log
+linear in its length); the edge checks the parsed shape. A form body Bolt would misread —
+one whose text merely contains "payload" (`note=payload` in a slash command), which Bolt
+takes for an interaction and reads as empty — is parsed by the edge (`misread_form`) and
+given to Bolt parsed. Whatever of a request reaches a log
 line (peer, user agent, a reason) goes through `loggable`: control characters escaped,
 truncated; `EscapingLogFilter` does the same to Bolt's own log lines.
 
@@ -151,6 +154,20 @@ def is_ssl_check(raw: bytes) -> bool:
     return fields.get("ssl_check") == "1" and not ({"command", "payload"} & fields.keys())
 
 
+def misread_form(body: str, content_type: str | None) -> dict[str, str] | None:
+    """The fields of a form body that Bolt's parser would misread, else None.
+
+    Bolt takes any form body containing the text "payload" for an interaction
+    (`payload=<json>`) and, finding no `payload` field, reads it as empty: a slash command
+    such as `/run-playbook deploy web-01 note=payload` would reach no listener at all.
+    Such a body — form-encoded, "payload" in it, no `payload` field — is parsed here."""
+    if "payload" not in body or body.startswith("{") or (
+            content_type or "").split(";")[0].strip().lower() == "application/json":
+        return None
+    fields = dict(parse_qsl(body, keep_blank_values=True))
+    return None if "payload" in fields else fields
+
+
 def check_timestamp(value: str | None, now: float) -> int:
     """The request's X-Slack-Request-Timestamp as a number; Refused (401) when it is missing,
     not a number, or more than 5 minutes from `now`."""
@@ -246,7 +263,15 @@ class PlaybotRequestHandler(SlackRequestHandler):
         if body is None or not self.verifier.is_valid(body, str(timestamp), signature):
             raise Refused(401, "invalid request", "bad signature")
         try:
-            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+            fields = misread_form(body, first_header(headers, "content-type"))
+            if fields is not None:
+                # Verified above; handed to Bolt already parsed, the one way its request
+                # takes a parsed body (in that mode Bolt does not verify again).
+                bolt_request = BoltRequest(body=fields, query=request.query_string,
+                                           headers=headers, mode="socket_mode")
+            else:
+                bolt_request = BoltRequest(body=body, query=request.query_string,
+                                           headers=headers)
         except (ValueError, TypeError, AttributeError, KeyError) as error:
             # json.loads of a `payload` that is not JSON, or Bolt reading a non-object
             raise Refused(400, "malformed request",
