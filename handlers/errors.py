@@ -18,16 +18,38 @@ from typing import Any
 
 from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
+from sqlalchemy.exc import DBAPIError
 
 from handlers.deps import Deps
 
 log = logging.getLogger("playbot.handlers")
 
 
-def unexpected_message(ref: str) -> str:
+def unexpected_message(ref: str, error: BaseException | None = None) -> str:
+    if error is not None and database_unreachable(error):
+        return (f":warning: Playbot cannot reach its database right now (reference `{ref}`), "
+                "so what you asked was not done. Try again in a minute; `/jobs mine` shows your "
+                "jobs once it is back. If it lasts, tell an admin: the database is down.")
     return (f":warning: Something went wrong inside Playbot (reference `{ref}`). Whatever had "
             "already completed is kept — `/jobs mine` shows your jobs. Try again in a moment; "
             "if it keeps happening, give an admin this reference.")
+
+
+# MySQL client errors for a server that is down or went away: can't connect (2002 socket,
+# 2003 TCP), server has gone away (2006), lost connection during a query (2013).
+_UNREACHABLE_CODES = frozenset({2002, 2003, 2006, 2013})
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database could not be reached (down, restarting, gone away),
+    rather than something wrong in Playbot."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    args = getattr(error.orig, "args", ())
+    code = args[0] if args and isinstance(args[0], int) else None
+    return code in _UNREACHABLE_CODES or "unable to open database file" in str(error.orig)
 
 
 def new_reference() -> str:
@@ -69,7 +91,7 @@ def make_global_error_handler(deps: Deps) -> Callable[..., BoltResponse]:
     def global_error_handler(error: Exception, body: dict[str, Any],
                              request: BoltRequest) -> BoltResponse:
         ref = log_unexpected(error, where="ack", body=body, deps=deps)
-        message = unexpected_message(ref)
+        message = unexpected_message(ref, error)
         if "command" in (body or {}):
             return BoltResponse(status=200, body=json.dumps(
                 {"response_type": "ephemeral", "text": message}),

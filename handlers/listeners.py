@@ -146,7 +146,7 @@ def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
         except Exception as error:  # noqa: BLE001 - the background half's error boundary
             ref = log_unexpected(error, where=where, body=body, deps=deps)
             if notify and ctx is not None:
-                _tell(ctx, unexpected_message(ref))
+                _tell(ctx, unexpected_message(ref, error))
 
     run_after_ack.__name__ = f"run_{getattr(handler, '__name__', 'handler')}"
     return run_after_ack

@@ -21,6 +21,9 @@ from bot.fake_slack import FakeSlack
 from db.models import Job, JobStatus
 from db.session import make_engine, make_session_factory
 from migrations import alembic_config
+from slackui import ids
+from tests.handlers.fixtures import OPERATOR, app_settings, seed
+from tests.handlers.harness import start_harness
 from tests.support.servers import MariaDBServer
 from tests.workers.conftest import World, config_for, fake_slack, playbook_dir  # noqa: F401
 from tests.workers.test_worker_redis import starts, wait_for, worker_process
@@ -29,7 +32,7 @@ from workers.main import run_clock
 from workers.middleware import dispose_engines
 from workers.queue import DramatiqJobQueue
 
-pytestmark = [pytest.mark.slow, pytest.mark.mariadb, pytest.mark.redis]
+pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 
 OUTAGE_SECONDS = 4
 
@@ -123,3 +126,33 @@ def test_a_job_running_while_mariadb_restarts_ends_clearly_and_the_next_one_runs
         stuck = s.scalar(select(func.count()).select_from(Job).where(
             Job.status.in_([JobStatus.pending, JobStatus.running])))
     assert stuck == 0
+
+
+def test_a_launch_while_mariadb_is_down_gets_a_clear_error_and_leaves_nothing_behind(
+        private_mariadb, fake_slack, tmp_path):  # noqa: F811
+    # given the Slack app on the test's own MariaDB, with its people, servers and playbooks
+    url = private_mariadb.create_database("playbot_launch")
+    command.upgrade(alembic_config(url), "head")
+    books = tmp_path / "app-playbooks"
+    books.mkdir()
+    slack = start_harness(app_settings(url, fake_slack, books), fake_slack)
+    try:
+        seed(slack.session_factory, books)
+
+        # when someone launches while MariaDB is down, and again once it is back
+        private_mariadb.halt()
+        during = slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
+        private_mariadb.start()
+        after = slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
+        jobs = slack.jobs()
+    finally:
+        slack.close()
+
+    # then the first was acked, and told clearly that nothing started because of the
+    # database; nothing of it was written, and the launch after the restart runs as usual
+    assert during.status == 200
+    assert "cannot reach its database" in during.reply_text
+    assert "was not done" in during.reply_text
+    assert during.posted == []
+    assert after.status == 200 and "ping on local" in after.posted_text
+    assert len(jobs) == 1 and slack.queue.enqueued == [jobs[0].job_id]
