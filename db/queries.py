@@ -188,6 +188,13 @@ def user_history(
     return list(session.scalars(stmt))
 
 
+def audit_by_user(session: Session, user_id: int, limit: int = 50) -> list[AuditLog]:
+    """What one user did: the audit rows they wrote, newest first (`idx_audit_user_id`)."""
+    stmt = (select(AuditLog).where(AuditLog.user_id == user_id)
+            .order_by(AuditLog.id.desc()).limit(_positive(limit, "limit")))
+    return list(session.scalars(stmt))
+
+
 def audit_trail(
     session: Session, resource_type: str, resource_id: str | int | None, limit: int = 50
 ) -> list[AuditLog]:

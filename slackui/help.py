@@ -44,9 +44,11 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "", "viewer"),
     CommandHelp(ids.CMD_PLAYBOOKS, "[tag:<tag>] [show <name>]",
                 "List registered playbooks or show one with its variables", "", "viewer"),
-    CommandHelp(ids.CMD_AUDIT, "<resource type> <id>",
-                "Audit trail of a job, ticket, server, playbook or user (admins)",
-                "e.g. `/audit job 3f2a9c1e` or `/audit server web-01`.", "admin"),
+    CommandHelp(ids.CMD_AUDIT, "<resource type> <id> [details]",
+                "Audit trail of a job, ticket, approval, server, playbook or user (admins)",
+                "One line per entry: when, who, what. A job's trail includes its approval and "
+                "tickets; a user's, what they did. `details` adds what each entry recorded.",
+                "admin"),
     CommandHelp(ids.CMD_RUN_TEMPLATE, "<template> [key=value ...]",
                 "Run a saved job template, optionally setting the variables it lets you set",
                 "Alone it lists the templates. Same approvals as `/run-playbook`.", "operator"),
@@ -55,6 +57,11 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "List job templates; show, add or remove one",
                 "`add` takes `--check`, `--override=a,b`, `--description=\"...\"`, "
                 "`--replace`. Operators manage their own, admins all.", "viewer"),
+    CommandHelp(ids.CMD_FREEZE, "[add <env|all> <from> <to> [Time/Zone] <reason>|end <id>]",
+                "List change freezes; admins add and end them",
+                "`from`/`to`: `fri 16:00` `mon 08:00` (weekly) or `2026-12-24 18:00` (once). "
+                "During a freeze launches are refused; `--break-glass=\"why\"` needs two "
+                "admins.", "viewer"),
     CommandHelp(ids.CMD_PLAYBOT, "help | stats | whoami | history [@user]",
                 "Playbot help, your role, statistics and history",
                 "Any other command also works as `/playbot <command> …`.", "viewer"),

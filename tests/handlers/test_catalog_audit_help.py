@@ -74,10 +74,57 @@ def test_admin_reads_the_audit_trail_of_a_job(slack):
     result = slack.command(ids.CMD_AUDIT, f"job {job.job_id[:8]}", user=ADMIN)
 
     text = result.reply_text
-    assert "job.launch" in text and "job.cancel" in text and "alice" in text
-    assert text.index("job.cancel") < text.index("job.launch")  # newest first
+    short = job.job_id[:8]
+    assert f"launched job {short}" in text and f"cancelled job {short}" in text
+    assert "alice" in text and "{" not in text  # one readable line each, no JSON
+    assert text.index("cancelled job") < text.index("launched job")  # newest first
     [row] = slack.audit("audit.view")
     assert row.resource_id == job.job_id[:8] and row.details["outcome"] == "allowed"
+
+
+def test_a_jobs_audit_trail_includes_its_approval_and_the_approval_has_its_own(slack):
+    # given a production run approved by an admin
+    slack.command(ids.CMD_RUN_PLAYBOOK, "ping prod-local", user=OPERATOR)
+    [job] = slack.jobs()
+    [ticket] = slack.tickets()
+    slack.click(ids.ACTION_APPROVAL_APPROVE, ticket.ticket_id, user=ADMIN)
+
+    job_trail = slack.command(ids.CMD_AUDIT, f"job {job.job_id[:8]}", user=ADMIN).reply_text
+    approval = slack.command(ids.CMD_AUDIT, f"approval {ticket.ticket_id[:8]}",
+                             user=ADMIN).reply_text
+
+    assert f"approved ticket {ticket.ticket_id[:8]}" in job_trail
+    assert f"launched job {job.job_id[:8]}" in job_trail
+    assert "With its approval request and tickets" in job_trail
+    assert f"approved ticket {ticket.ticket_id[:8]}" in approval
+
+
+def test_a_users_audit_trail_shows_what_they_did_and_details_on_demand(slack):
+    slack.command(ids.CMD_RUN_PLAYBOOK, "ping local version=1", user=OPERATOR)
+    slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
+
+    trail = slack.command(ids.CMD_AUDIT, "user alice", user=ADMIN).reply_text
+    detailed = slack.command(ids.CMD_AUDIT, "user alice details", user=ADMIN).reply_text
+
+    assert "What they did" in trail and "launched job" in trail
+    assert "refused" in trail  # the first launch set an undeclared variable
+    assert "/audit user alice details" in trail
+    assert "target: `local`" in detailed
+
+
+def test_entries_without_a_person_say_where_they_came_from(slack):
+    from core import audit
+    from db.session import transaction
+
+    with transaction(slack.session_factory) as session:
+        audit.record(session, user=None, action="server.update", resource_type="server",
+                     resource_id="local", details={"via": "cli", "os_user": "root"})
+        audit.record(session, user=None, action="server.update", resource_type="server",
+                     resource_id="local", details={})
+
+    text = slack.command(ids.CMD_AUDIT, "server local", user=ADMIN).reply_text
+
+    assert "CLI (root)" in text and "Playbot (automatic)" in text and "unknown" not in text
 
 
 @pytest.mark.parametrize("user", [VIEWER, OPERATOR])
