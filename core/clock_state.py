@@ -66,9 +66,10 @@ def release_lease(session: Session, name: str, holder: str) -> None:
 
 
 def note_queue_epoch(session: Session, epoch: str) -> datetime | None:
-    """Record the broker's current `epoch`; return when the broker last lost its data (the
-    first time the current epoch was seen after another), or None when it is not known to
-    have (the first epoch ever recorded is adopted as is: nothing is known before it)."""
+    """Record the broker's current `epoch`; return when the broker last lost its data: the
+    time the current epoch was first seen. The first epoch ever recorded counts as a loss
+    too (nothing is known of the queue before it): what was queued then is sent once more,
+    a duplicate the claim makes harmless, rather than risk a job waiting forever."""
     _ensure(session, QUEUE_EPOCH)
     row = session.execute(
         select(ClockState.value, ClockState.updated_at).where(ClockState.name == QUEUE_EPOCH)
@@ -79,8 +80,7 @@ def note_queue_epoch(session: Session, epoch: str) -> datetime | None:
                 else ClockState.value == row.value)
     session.execute(
         update(ClockState).where(ClockState.name == QUEUE_EPOCH, previous)
-        .values(value=epoch[:255],
-                updated_at=None if row.value is None else db_time(session))
+        .values(value=epoch[:255], updated_at=db_time(session))
         .execution_options(synchronize_session=False)
     )
     return session.execute(

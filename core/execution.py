@@ -66,12 +66,15 @@ class Claim:
     busy_with: jobs of other runs running on this run's servers, when that refused the claim.
     awaiting_approval: some job of the run still waits for an admin's approval.
     status: the named job's status as found (None when the job does not exist).
+    contended: a server was taken by a concurrent claim not yet visible here (`busy_with`
+        is then empty): wait and try again like for a busy server.
     """
 
     jobs: tuple[Job, ...] = ()
     busy_with: tuple[Job, ...] = ()
     awaiting_approval: bool = False
     status: JobStatus | None = None
+    contended: bool = False
 
     @property
     def job(self) -> Job | None:
@@ -81,7 +84,7 @@ class Claim:
     @property
     def waiting(self) -> bool:
         """The run is still pending because some of its servers are busy: try again later."""
-        return not self.jobs and bool(self.busy_with)
+        return not self.jobs and (bool(self.busy_with) or self.contended)
 
 
 def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> Claim:
@@ -139,7 +142,7 @@ def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> 
             select(Job.id).where(Job.running_server_id.in_(server_ids)).order_by(Job.id)
         ).scalars().all()
         return Claim(busy_with=tuple(_load(session, pk) for pk in busy),
-                     status=JobStatus.pending)
+                     status=JobStatus.pending, contended=not busy)
     claimed = session.execute(
         select(Job.id).where(Job.id.in_(pending_ids), Job.status == JobStatus.running,
                              Job.started_at == now)

@@ -127,7 +127,8 @@ def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = 
             _defer(defer, session, job_id, config.server_wait_delay)
             return None
         if claim.waiting:
-            _wait_for_server(config, claim, job_id, session)
+            if claim.busy_with:  # else a concurrent claim took a server: just try again
+                _wait_for_server(config, claim, job_id, session)
             _defer(defer, session, job_id, config.server_wait_delay)
             return None
         if claim.awaiting_approval:
