@@ -36,7 +36,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, permissions
+from core import audit, freezes, permissions
 from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, NotAllowed
 from core.jobs import LaunchPolicy, startable_job
@@ -76,7 +76,8 @@ def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
     permissions.require(actor, permissions.APPROVAL_DECIDE)
     ticket = _open_request(session, ticket_ref)
     job = _job_of(ticket)
-    if job.user_id == actor.id and not policy.admins_self_approve:
+    if job.user_id == actor.id and (not policy.admins_self_approve
+                                    or freezes.is_break_glass(ticket)):
         raise NotAllowed("You requested this run, so another admin must approve it "
                          "(four-eyes rule).")
     now = utcnow()
@@ -88,7 +89,11 @@ def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
                            f"{_when(ticket.expires_at)}; the job was cancelled. Run it again "
                            "to ask for a new approval.")
     decided = RunDecision(run_id=job.run_id)
+    seen: set[int | None] = set()  # a break-glass job has two tickets: one decision each
     for each in tickets:
+        if each.job_id in seen:
+            continue
+        seen.add(each.job_id)
         decided.tickets.append(each)
         decided.jobs.append(_approve(session, actor, each, now, request, run=job.run_id))
     decided.startable = startable_job(session, job.run_id)
@@ -165,7 +170,8 @@ def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: Lau
     permissions.require(actor, permissions.APPROVAL_DECIDE)
     ticket = _open_request(session, ticket_ref)
     job = _job_of(ticket)
-    if job.user_id == actor.id and not policy.admins_self_approve:
+    if job.user_id == actor.id and (not policy.admins_self_approve
+                                    or freezes.is_break_glass(ticket)):
         raise NotAllowed("You requested this run, so another admin must approve it "
                          "(four-eyes rule).")
     now = utcnow()
@@ -200,10 +206,20 @@ def _reason(reason: str | None) -> str | None:
 
 def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
              request: RequestInfo | None, *, run: str | None = None) -> Job:
-    """Decide one open request as approved and release its job (audited)."""
+    """Decide one open request as approved and release its job (audited). A break-glass
+    job (`core.freezes`) is released by its second approval, from another admin."""
     job = _job_of(ticket)
+    waits = freezes.is_break_glass(ticket) and freezes.second_approval_needed(
+        session, actor, ticket)
     _decide(session, ticket, status=TicketStatus.resolved, assignee_id=actor.id,
             resolved_at=now, resolution_note=f"Approved by @{actor.username}")
+    if waits:
+        audit.record(session, user=actor, action="approval.approve", resource_type="ticket",
+                     resource_id=ticket.ticket_id, request=request,
+                     details={"job": job.job_id, "requester": job.user.username,
+                              "break_glass": True, "waiting_for": "a second admin",
+                              **({"run": run} if run is not None else {})})
+        return job
     moved = session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.awaiting_approval)
         .values(job_values(status=JobStatus.pending, heartbeat_at=now))
@@ -280,6 +296,9 @@ def _open_request(session: Session, ticket_ref: str | int) -> Ticket:
     if ticket.kind != TicketKind.approval:
         raise InvalidState(f"Ticket {short(ticket)} is not an approval request.")
     if ticket.status != TicketStatus.open:
+        sibling = freezes.open_sibling(session, ticket)  # a break-glass job's second ticket
+        if sibling is not None:
+            return sibling
         raise InvalidState(_decided_message(ticket))
     return ticket
 

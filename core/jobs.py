@@ -46,7 +46,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from core import audit, extra_vars, permissions, playbook_files
+from core import audit, extra_vars, freezes, permissions, playbook_files
 from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, UnknownJob, UnknownPlaybook, UnknownServer
 from core.refs import find
@@ -136,11 +136,18 @@ def launch(
     channel_id: str | None,
     policy: LaunchPolicy,
     request: RequestInfo | None = None,
+    break_glass: str | None = None,
+    now: datetime | None = None,
 ) -> LaunchResult:
     """Create the jobs of one run request (see the module docstring for the rules).
 
-    Raises NotAllowed, UnknownPlaybook, PlaybookChanged, InvalidVars, UnknownServer,
-    InvalidInput. The caller commits, then posts and enqueues the `pending` jobs.
+    A change freeze in force (`core.freezes`, at `now`: the clock passes the fire time of a
+    scheduled run) refuses the launch with `Frozen`, unless `break_glass` gives a reason:
+    then each job on a frozen server waits for two admins other than the requester.
+
+    Raises NotAllowed, Frozen, UnknownPlaybook, PlaybookChanged, InvalidVars,
+    UnknownServer, InvalidInput. The caller commits, then posts and enqueues the `pending`
+    jobs.
     """
     permissions.require(actor, permissions.JOB_LAUNCH)
     key = _normal_key(request_key)
@@ -151,8 +158,13 @@ def launch(
     book = _runnable_playbook(session, playbook, policy)
     variables = extra_vars.validate(book, raw_vars, source="chat")
     servers = resolve_target(session, target, limit=policy.max_targets)
-    return _create(session, actor, book, servers, variables, check_mode=check_mode, key=key,
-                   channel_id=channel_id, policy=policy, request=request, target=target)
+    frozen = freezes.check_servers(session, servers, break_glass=break_glass, now=now)
+    result = _create(session, actor, book, servers, variables, check_mode=check_mode, key=key,
+                     channel_id=channel_id, policy=policy, request=request, target=target)
+    if frozen:
+        freezes.require_two_admins(session, actor, result, frozen, str(break_glass),
+                                   policy=policy, request=request)
+    return result
 
 
 def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str | None,
@@ -188,6 +200,7 @@ def retry(session: Session, actor: User, job_ref: str | int, *, request_key: str
     if not server.is_active:
         raise UnknownServer(f"Server `{server.hostname}` is deactivated; the job cannot be "
                             "retried.")
+    freezes.check_servers(session, [server], break_glass=None)
     return _create(session, actor, book, [server], variables, check_mode=original.check_mode,
                    key=key, channel_id=original.slack_channel_id, policy=policy,
                    request=request, target=server.hostname, retry_of={server.id: original})
@@ -354,6 +367,7 @@ def retry_failed(session: Session, actor: User, run_ref: str, *, request_key: st
     book = _runnable_playbook(session, first.playbook.name, policy)
     variables = extra_vars.validate(book, first.extra_vars or {}, source="retry")
     hosts = [j.server.hostname for j in failed]
+    freezes.check_servers(session, [j.server for j in failed], break_glass=None)
     result = _create(session, actor, book, [j.server for j in failed], variables,
                      check_mode=first.check_mode, key=key, channel_id=first.slack_channel_id,
                      policy=policy, request=request,

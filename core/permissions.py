@@ -43,6 +43,8 @@ PLAYBOOK_MANAGE = "playbook.manage"
 JOB_ARCHIVE = "job.archive"
 # Job templates (core.templates): operators keep their own, admins manage all.
 TEMPLATE_MANAGE = "template.manage"
+# Change freezes (core.freezes).
+FREEZE_MANAGE = "freeze.manage"
 
 RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
 
@@ -80,6 +82,7 @@ RULES: dict[str, Rule] = {
     JOB_ARCHIVE: Rule(Role.admin, "archive jobs"),
     TEMPLATE_MANAGE: Rule(Role.admin, "change someone else's job template", own=Role.operator,
                           own_what="save job templates"),
+    FREEZE_MANAGE: Rule(Role.admin, "add or end change freezes"),
 }
 
 _ARTICLE = {Role.viewer: "a viewer", Role.operator: "an operator", Role.admin: "an admin"}

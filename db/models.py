@@ -578,3 +578,36 @@ class ClockState(Base):
     holder: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FreezeWindow(Base):
+    """A change freeze (revision 0010): launches against `environment` (NULL: every
+    environment) are refused while it is in force (`core.freezes`).
+
+    kind "weekly": from `start_day`/`start_minute` to `end_day`/`end_minute` (Monday = 0,
+    minutes after local midnight) every week in `timezone`; kind "once": from `starts_at`
+    to `ends_at` (UTC). `ended_at` set: ended by an admin, never in force again.
+    """
+
+    __tablename__ = "freeze_windows"
+    __table_args__ = (Index("idx_freeze_windows_ended_at", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment: Mapped[Environment | None] = mapped_column(
+        _enum(Environment, "freeze_environment"))
+    kind: Mapped[str] = mapped_column(String(8))
+    timezone: Mapped[str] = mapped_column(String(64))
+    start_day: Mapped[int | None] = mapped_column(Integer)
+    start_minute: Mapped[int | None] = mapped_column(Integer)
+    end_day: Mapped[int | None] = mapped_column(Integer)
+    end_minute: Mapped[int | None] = mapped_column(Integer)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    def __repr__(self) -> str:
+        return f"<FreezeWindow {self.id} {self.kind}>"

@@ -66,8 +66,9 @@ class Announced:
 
 def launch_from_chat(ctx: Ctx, *, playbook: str, target: str, raw_vars: dict[str, str],
                      check_mode: bool, request_key: str, channel_id: str | None,
-                     source: str) -> None:
-    """Create, announce and enqueue the run of one request from Slack."""
+                     source: str, break_glass: str | None = None) -> None:
+    """Create, announce and enqueue the run of one request from Slack (`break_glass`: the
+    reason given to launch during a change freeze, see `core.freezes`)."""
     action = Action("job.launch", "playbook", playbook, audited_by_core=True,
                     details={"target": target, "check_mode": check_mode, "source": source})
 
@@ -75,7 +76,8 @@ def launch_from_chat(ctx: Ctx, *, playbook: str, target: str, raw_vars: dict[str
         return loaded(core_jobs.launch(session, user, playbook=playbook, target=target,
                                        raw_vars=raw_vars, check_mode=check_mode,
                                        request_key=request_key, channel_id=channel_id,
-                                       policy=ctx.deps.policy, request=ctx.caller.request))
+                                       policy=ctx.deps.policy, request=ctx.caller.request,
+                                       break_glass=break_glass))
 
     result = perform(ctx.deps, ctx.caller, action, work)
     finish_launch(ctx, result, channel_id)

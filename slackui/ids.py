@@ -14,6 +14,7 @@ CMD_AUDIT = "/audit"
 CMD_PLAYBOT = "/playbot"  # help, stats, history and a catch-all for mistyped subcommands
 CMD_RUN_TEMPLATE = "/run-template"  # issue 16: job templates
 CMD_TEMPLATES = "/templates"
+CMD_FREEZE = "/freeze"  # issue 16: change freezes
 
 # Buttons on job messages.
 ACTION_JOB_CANCEL = "job_cancel"
@@ -89,6 +90,7 @@ ALL_COMMANDS = frozenset(
         CMD_PLAYBOT,
         CMD_RUN_TEMPLATE,
         CMD_TEMPLATES,
+        CMD_FREEZE,
     }
 )
 ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})

@@ -8,7 +8,16 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    from handlers.commands import audit, catalog, jobs, playbot, run_playbook, templates, tickets
+    from handlers.commands import (
+        audit,
+        catalog,
+        freeze,
+        jobs,
+        playbot,
+        run_playbook,
+        templates,
+        tickets,
+    )
 
-    for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates):
+    for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates, freeze):
         module.register(app, deps)

@@ -30,6 +30,7 @@ from slackui.blocks import escape
 USAGE = "/run-playbook <playbook> <target> [key=value ...] [--check]"
 CHECK_FLAGS = ("--check", "--check-mode")
 RETRY_FAILED_FLAG = "--retry-failed"
+BREAK_GLASS_FLAG = "--break-glass"
 
 
 def retry_failed_ref(text: str) -> str | None:
@@ -50,11 +51,13 @@ class RunArgs:
     target: str
     raw_vars: dict[str, str] = field(default_factory=dict)
     check_mode: bool = False
+    break_glass: str | None = None
 
 
 def parse_run(text: str) -> RunArgs:
     """Parse the command text; raises InvalidInput / InvalidVars with a usage hint."""
-    words, flags = split_flags(split_words(text), CHECK_FLAGS)
+    words, break_glass = _break_glass(split_words(text))
+    words, flags = split_flags(words, CHECK_FLAGS)
     if len(words) < 2 or "=" in words[0] or "=" in words[1]:
         missing = "a playbook and a target" if not words or "=" in words[0] else "a target"
         raise InvalidInput(f"Please give {missing}. Usage: `{USAGE}` — e.g. "
@@ -63,7 +66,22 @@ def parse_run(text: str) -> RunArgs:
     playbook, target, *assignments = words
     return RunArgs(playbook=playbook, target=target,
                    raw_vars=extra_vars.parse_assignments(assignments),
-                   check_mode=bool(flags & set(CHECK_FLAGS)))
+                   check_mode=bool(flags & set(CHECK_FLAGS)), break_glass=break_glass)
+
+
+def _break_glass(words: list[str]) -> tuple[list[str], str | None]:
+    """`--break-glass="why"` (a launch during a change freeze) apart from the other words."""
+    rest, reason = [], None
+    for word in words:
+        flag, sep, value = word.partition("=")
+        if flag == BREAK_GLASS_FLAG:
+            if not sep or not value.strip():
+                raise InvalidInput(f"`{BREAK_GLASS_FLAG}` needs a reason: "
+                                   f"`{BREAK_GLASS_FLAG}=\"why it cannot wait\"`.")
+            reason = value.strip()
+        else:
+            rest.append(word)
+    return rest, reason
 
 
 def ack_text(text: str) -> str | None:
@@ -95,6 +113,7 @@ def run_playbook(ctx: Ctx) -> None:
     launch_from_chat(
         ctx, playbook=args.playbook, target=args.target, raw_vars=args.raw_vars,
         check_mode=args.check_mode, channel_id=caller.channel_id, source="command",
+        break_glass=args.break_glass,
         request_key=f"cmd:{caller.team_id}:{caller.trigger_id}")
 
 

@@ -24,6 +24,8 @@ HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_
 HEAD_TABLES |= {"clock_state"}
 # 0009: job templates (seed v1.2)
 HEAD_TABLES |= {"job_templates"}
+# 0010: change freezes
+HEAD_TABLES |= {"freeze_windows"}
 
 
 def schema_diff(url: str) -> list:

@@ -107,6 +107,13 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_job_templates_playbook_id": (("playbook_id",), False),
         "idx_job_templates_owner_id": (("owner_id",), False),
     },
+    # 0010: change freezes
+    "freeze_windows": {
+        "PRIMARY": (("id",), True),
+        "idx_freeze_windows_ended_at": (("ended_at",), False),
+        "fk_freeze_windows_created_by_users": (("created_by",), False),
+        "fk_freeze_windows_ended_by_users": (("ended_by",), False),
+    },
 }
 
 # table -> {(column, referenced table): ON DELETE rule}
@@ -136,6 +143,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
                              ("group_id", "server_groups"): "CASCADE"},
     "job_templates": {("playbook_id", "playbooks"): "RESTRICT",
                       ("owner_id", "users"): "RESTRICT"},
+    "freeze_windows": {("created_by", "users"): "SET NULL", ("ended_by", "users"): "SET NULL"},
 }
 
 # Columns whose type matters to the ERD: BIGINT keys of the hot tables, UUID strings,
@@ -191,6 +199,8 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
     "job_templates": {"id": "int(11)", "name": "varchar(64)", "playbook_hash": "char(64)",
                       "created_at": "datetime(6)"},
+    "freeze_windows": {"environment": "enum('production','staging','development')",
+                       "ends_at": "datetime(6)"},
 }
 
 # MariaDB stores JSON as LONGTEXT with a json_valid() CHECK (alembic counts JSON and
@@ -209,6 +219,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "server_group_children": set(),
     "server_group_members": set(),
     "job_templates": {"variables", "overridable"},
+    "freeze_windows": set(),
 }
 
 TABLES = list(INDEXES)
