@@ -39,6 +39,7 @@ from slackui.blocks import (
     when,
 )
 from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks, more_note, take, truncate
+from slackui.values import shown_value
 
 PRIORITY_EMOJI = {
     TicketPriority.critical: ":red_circle:",
@@ -196,9 +197,18 @@ def approval_outcome(ticket: Ticket, *, now: datetime | None = None) -> str:
     return "expired: nobody approved it in time"
 
 
+def _approval_header(decided: str | None) -> Block:
+    """"Approval needed" while waiting; once decided, withdrawn or expired, what happened."""
+    if decided is None:
+        return header("Approval needed: production run")
+    return header(f"Production run: {decided.split(':')[0].split(' by ')[0]}")
+
+
 def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Block]:
     job: Job | None = ticket.job
-    blocks: list[Block] = [header("Approval needed: production run")]
+    pending = is_pending_approval(ticket, now=now)
+    blocks: list[Block] = [_approval_header(None if pending else
+                                            approval_outcome(ticket, now=now))]
     if job is not None:
         blocks.append(section(
             f"{user_mention(job.user.slack_user_id, job.user.username)} wants to run "
@@ -207,7 +217,7 @@ def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Bloc
         pairs = [("Job", f"`{short_id(job.job_id)}`"),
                  ("Check mode", "yes" if job.check_mode else "no")]
         if job.extra_vars:
-            shown = ", ".join(f"`{escape(k)}={escape(v)}`"
+            shown = ", ".join(f"`{escape(k)}={escape(shown_value(v))}`"
                               for k, v in sorted(job.extra_vars.items()))
             pairs.append(("Variables", shown))
         blocks.append(fields(pairs))
@@ -254,10 +264,11 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
     pairs = [("Run", f"`{short_id(first.run_id)}`"),
              ("Check mode", "yes" if first.check_mode else "no")]
     if first.extra_vars:
-        pairs.append(("Variables", ", ".join(f"`{escape(k)}={escape(v)}`"
+        pairs.append(("Variables", ", ".join(f"`{escape(k)}={escape(shown_value(v))}`"
                                              for k, v in sorted(first.extra_vars.items()))))
-    blocks: list[Block] = [header("Approval needed: production run"), section(text),
-                           fields(pairs)]
+    decided = None if pending else (approval_outcome(tickets[0], now=now) if tickets
+                                    else "decided")
+    blocks: list[Block] = [_approval_header(decided), section(text), fields(pairs)]
     if pending:
         expiry = min((t.expires_at for t in pending if t.expires_at), default=None)
         expires = f"Expires {when(expiry)}. " if expiry else ""

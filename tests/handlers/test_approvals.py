@@ -98,6 +98,7 @@ def test_an_expired_request_cannot_be_approved_and_shows_it(slack):
     [redraw] = result.updated
     assert "expired" in str(redraw.params["blocks"])
     assert ids.ACTION_APPROVAL_APPROVE not in str(redraw.params["blocks"])
+    assert "Approval needed" not in str(redraw.params["blocks"])  # it is no longer
 
 
 def test_rejecting_cancels_the_job_and_updates_the_request(slack):
