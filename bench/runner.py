@@ -24,6 +24,7 @@ FIGURES: dict[str, str] = {
     "memory": "bench.memory",
     "fanout": "bench.fanout",
     "fanout_ssh": "bench.fanout_ssh",
+    "api_logs": "bench.api_logs",
 }
 ALIASES = {str(number): name for number, name in enumerate(FIGURES, start=1)}
 
