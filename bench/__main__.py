@@ -1,7 +1,7 @@
 """`python -m bench all [--quick]` or `python -m bench <figure> [--quick]`.
 
 Figures (see bench/README.md): ack, ingest, e2e, slack_calls, log_reads, memory, fanout,
-fanout_ssh, api_logs (or 1-9).
+fanout_ssh, api_logs, soak (or 1-10).
 Each prints its value beside the baseline measured in the same run, with the ratio, and is
 written to bench/results.json. The exit code is 1 when a figure could not run.
 """

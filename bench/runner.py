@@ -25,6 +25,7 @@ FIGURES: dict[str, str] = {
     "fanout": "bench.fanout",
     "fanout_ssh": "bench.fanout_ssh",
     "api_logs": "bench.api_logs",
+    "soak": "bench.soak",
 }
 ALIASES = {str(number): name for number, name in enumerate(FIGURES, start=1)}
 

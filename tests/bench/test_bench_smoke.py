@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import ack, e2e, fanout, fanout_ssh, ingest, log_reads, memory, slack_calls
+from bench import ack, e2e, fanout, fanout_ssh, ingest, log_reads, memory, slack_calls, soak
 from bench.__main__ import main as bench_main
 from bench.context import BenchContext, ProductPieceMissing
 from bench.results import Figure, write_results
@@ -119,6 +119,18 @@ def test_fanout_over_ssh_runs_against_real_ssh_test_hosts(bench_context):
     extra = figures[0].extra
     assert extra["statuses"] == {"success": 2}
     assert extra["job_logs_complete"] is True, extra["job_logs_incomplete_hosts"]
+
+
+def test_soak_survives_a_killed_worker_and_a_redis_restart_losing_nothing(bench_context):
+    figures = run_figure(soak, bench_context)
+
+    assert_reported(figures, "soak")
+    extra = figures[0].extra
+    assert extra["acked"] == extra["launches"]
+    assert (extra["lost"], extra["run_twice"], extra["stuck"], extra["deadlock_errors"]) == (
+        0, 0, 0, 0), extra
+    assert "worker_killed_s" in extra and "redis_restarted_s" in extra
+    assert figures[0].met is True
 
 
 def test_results_file_holds_value_unit_baseline_and_ratio_per_figure(tmp_path):
