@@ -39,6 +39,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.mariadb, pytest.mark.redis, pytest.m
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOT = str(Path(sys.executable).parent / "playbot")
 HEARTBEAT, LEASE, GRACE = 1, 3, 5  # seconds; the clock passes every 5 s (its default)
+TIMINGS = ("PLAYBOT_HEARTBEAT_SECONDS", "PLAYBOT_RUN_LEASE_SECONDS",
+           "PLAYBOT_REAPER_GRACE_SECONDS")
 
 TICKS = """\
 - name: Tick on the host
@@ -109,8 +111,10 @@ def stack(maria_world: World, redis_server, ssh_hosts, tmp_path: Path):  # noqa:
     })
     started: list[Playbot] = []
 
-    def start(name: str, *args: str) -> Playbot:
-        process = Playbot(list(args), env, tmp_path / f"{name}.log")
+    def start(name: str, *args: str, defaults: bool = False) -> Playbot:
+        """defaults: with the shipped heartbeat, lease and grace instead of short ones."""
+        own = {k: v for k, v in env.items() if not (defaults and k in TIMINGS)}
+        process = Playbot(list(args), own, tmp_path / f"{name}.log")
         started.append(process)
         return process
 
@@ -254,3 +258,29 @@ def test_a_sigstopped_workers_playbook_is_stopped_by_its_lease_before_the_reaper
     assert nothing_pending_or_running(world)
     stalled.signal(signal.SIGTERM)
     assert stalled.process.wait(40) == 0
+
+
+def test_with_the_shipped_timings_a_stalled_workers_job_ends_within_20_s_of_its_heartbeat(
+        maria_world, stack):  # noqa: F811
+    # given the default heartbeat (5 s), lease (10 s), grace (15 s) and clock pass (5 s)
+    world = maria_world
+    start, host, queue = stack
+    start("clock", "clock", defaults=True)
+    stalled = start("worker-a", "worker", "--threads", "1", defaults=True)
+    with two_jobs_on_one_server(world, host, queue) as (long_job, short_job):
+        other = start("worker-b", "worker", "--threads", "1", defaults=True)
+        assert wait_for(other.started, 30), other.tail()
+
+        # when the worker running the long job stops
+        stalled.signal(signal.SIGSTOP)
+        time.sleep(1)
+        last_heartbeat = epoch(world.get(long_job).heartbeat_at)
+
+        # then its playbook stops 10 s after its last heartbeat, its job ends failed within
+        # 20 s of it, and the next job runs after
+        assert wait_for(lambda: world.get(short_job).status == JobStatus.success, 90), (
+            stalled.tail())
+    assert len([t for t in ticks(host, "first") if t > last_heartbeat + 10 + 0.5]) <= 1
+    assert epoch(world.get(long_job).completed_at) - last_heartbeat <= 20 + 1
+    assert_one_playbook_at_a_time(world, host, long_job, short_job)
+    assert nothing_pending_or_running(world)
