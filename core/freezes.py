@@ -113,7 +113,7 @@ def add_window(session: Session, actor: User | None, *, environment: str | None,
         if weekly_start == weekly_end:
             raise InvalidInput("A weekly window must end at another time than it starts.")
     else:
-        starts, ends = _instant(start, tz), _instant(end, tz)
+        starts, ends = local_instant(start, tz), local_instant(end, tz)
         if ends <= starts:
             raise InvalidInput("The window must end after it starts.")
         if ends <= utcnow():
@@ -347,7 +347,7 @@ def _minutes(text: str) -> int:
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
-def _instant(text: str, tz: ZoneInfo) -> datetime:
+def local_instant(text: str, tz: ZoneInfo) -> datetime:
     words = (text or "").split()
     if len(words) != 2:
         raise InvalidInput(f"`{str(text)[:32]}` is neither a weekday and a time (`fri 16:00`) "

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,11 +30,17 @@ from sqlalchemy.orm import Session
 from core import audit, extra_vars, permissions
 from core import jobs as core_jobs
 from core.audit import RequestInfo
-from core.errors import InvalidInput, InvalidVars, UnknownPlaybook, UnknownTemplate
+from core.errors import (
+    InvalidInput,
+    InvalidState,
+    InvalidVars,
+    UnknownPlaybook,
+    UnknownTemplate,
+)
 from core.playbook_registry import get_playbook
 from core.suggestions import closest
 from core.targets import resolve_target
-from db.models import JobTemplate, Playbook, User
+from db.models import JobTemplate, Playbook, Schedule, User
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 NAME_HELP = "lower-case letters, digits, `.`, `_` and `-`, at most 64 characters"
@@ -128,6 +135,12 @@ def remove_template(session: Session, actor: User | None, name: str, *,
     template = get_template(session, name)
     if actor is not None:
         permissions.require(actor, permissions.TEMPLATE_MANAGE, owner_id=template.owner_id)
+    scheduled = list(session.scalars(select(Schedule.name)
+                                     .where(Schedule.template_id == template.id)))
+    if scheduled:
+        raise InvalidState(f"Template `{template.name}` is used by schedule "
+                           f"{', '.join(f'`{n}`' for n in scheduled)}; remove "
+                           f"{'it' if len(scheduled) == 1 else 'them'} first.")
     details = {**(origin or {}), **describe(template)}
     session.delete(template)
     session.flush()
@@ -163,14 +176,14 @@ def playbook_state(template: JobTemplate) -> str | None:
 def launch_template(session: Session, actor: User, name: str, overrides: Mapping[str, Any], *,
                     request_key: str | None, channel_id: str | None,
                     policy: core_jobs.LaunchPolicy, request: RequestInfo | None = None,
-                    source: str = "chat") -> TemplateLaunch:
+                    source: str = "chat", now: datetime | None = None) -> TemplateLaunch:
     """Run a template as `actor`, with `overrides` of its overridable variables.
 
     Launches through `core.jobs.launch` (the same rules as `/run-playbook`) and audits
     `template.run`. Raises NotAllowed, UnknownTemplate, UnknownPlaybook (its playbook is gone),
     InvalidVars (a variable it may not override, or its variables no longer fit the
     playbook), PlaybookChanged (the file changed on disk since the last sync), and what
-    `core.jobs.launch` raises.
+    `core.jobs.launch` raises. now: the moment freezes are checked at (a schedule's clock).
     """
     permissions.require(actor, permissions.JOB_LAUNCH)
     template = get_template(session, name)
@@ -198,7 +211,7 @@ def launch_template(session: Session, actor: User, name: str, overrides: Mapping
         result = core_jobs.launch(
             session, actor, playbook=book.name, target=template.target, raw_vars=merged,
             check_mode=template.check_mode, request_key=request_key, channel_id=channel_id,
-            policy=policy, request=request)
+            policy=policy, request=request, now=now)
     except InvalidVars as exc:
         changed = " (it changed since the template was saved)" if state == "changed" else ""
         raise InvalidVars(f"Template `{template.name}` no longer fits playbook "

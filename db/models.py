@@ -611,3 +611,47 @@ class FreezeWindow(Base):
 
     def __repr__(self) -> str:
         return f"<FreezeWindow {self.id} {self.kind}>"
+
+
+class Schedule(Base):
+    """A job template run on a cron expression in a time zone, or once at `run_at`
+    (revision 0009; `core.schedules`).
+
+    `next_run_at` is the next fire time (UTC; NULL once a one-off schedule has fired); the
+    clock claims a fire by moving it with a conditional UPDATE. `missed`: what a fire time
+    the clock missed does ("skip" or "once"). `approved_hash`: the template content an admin
+    other than the owner approved (production schedules); a different content suspends it.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        Index("idx_schedules_due", "paused", "next_run_at"),
+        Index("idx_schedules_template_id", "template_id"),
+        Index("idx_schedules_owner_id", "owner_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    template_id: Mapped[int] = mapped_column(
+        ForeignKey("job_templates.id", ondelete="RESTRICT"))
+    cron: Mapped[str | None] = mapped_column(String(128))
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    missed: Mapped[str] = mapped_column(String(8), default="skip")
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    approved_hash: Mapped[str | None] = mapped_column(CHAR(64))
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    template: Mapped[JobTemplate] = relationship(lazy="joined", innerjoin=True)
+    owner: Mapped[User] = relationship(lazy="joined", innerjoin=True, foreign_keys=[owner_id])
+    approver: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[approved_by])
+
+    def __repr__(self) -> str:
+        return f"<Schedule {self.name}>"

@@ -57,6 +57,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "List job templates; show, add or remove one",
                 "`add` takes `--check`, `--override=a,b`, `--description=\"...\"`, "
                 "`--replace`. Operators manage their own, admins all.", "viewer"),
+    CommandHelp(ids.CMD_SCHEDULES,
+                "[add <name> <template> cron \"<expr>\"|at <date> <time> [Time/Zone]|pause|"
+                "resume|remove|approve <name>]",
+                "List schedules and their next runs; add, pause, resume or approve one",
+                "Production schedules need an admin other than the owner to approve them; "
+                "`--missed=skip|once` says what runs missed while the clock was down do.",
+                "viewer"),
     CommandHelp(ids.CMD_FREEZE, "[add <env|all> <from> <to> [Time/Zone] <reason>|end <id>]",
                 "List change freezes; admins add and end them",
                 "`from`/`to`: `fri 16:00` `mon 08:00` (weekly) or `2026-12-24 18:00` (once). "

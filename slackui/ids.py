@@ -15,6 +15,7 @@ CMD_PLAYBOT = "/playbot"  # help, stats, history and a catch-all for mistyped su
 CMD_RUN_TEMPLATE = "/run-template"  # issue 16: job templates
 CMD_TEMPLATES = "/templates"
 CMD_FREEZE = "/freeze"  # issue 16: change freezes
+CMD_SCHEDULES = "/schedules"  # issue 16: schedules
 
 # Buttons on job messages.
 ACTION_JOB_CANCEL = "job_cancel"
@@ -91,6 +92,7 @@ ALL_COMMANDS = frozenset(
         CMD_RUN_TEMPLATE,
         CMD_TEMPLATES,
         CMD_FREEZE,
+        CMD_SCHEDULES,
     }
 )
 ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})

@@ -15,9 +15,11 @@ def register(app: App, deps: Deps) -> None:
         jobs,
         playbot,
         run_playbook,
+        schedules,
         templates,
         tickets,
     )
 
-    for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates, freeze):
+    for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates, freeze,
+                   schedules):
         module.register(app, deps)

@@ -23,7 +23,7 @@ HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_
 # 0006: leases and the queue epoch the clocks share
 HEAD_TABLES |= {"clock_state"}
 # 0009: job templates (seed v1.2)
-HEAD_TABLES |= {"job_templates"}
+HEAD_TABLES |= {"job_templates", "schedules"}
 # 0010: change freezes
 HEAD_TABLES |= {"freeze_windows"}
 

@@ -107,6 +107,14 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_job_templates_playbook_id": (("playbook_id",), False),
         "idx_job_templates_owner_id": (("owner_id",), False),
     },
+    "schedules": {
+        "PRIMARY": (("id",), True),
+        "uq_schedules_name": (("name",), True),
+        "idx_schedules_due": (("paused", "next_run_at"), False),
+        "idx_schedules_template_id": (("template_id",), False),
+        "idx_schedules_owner_id": (("owner_id",), False),
+        "fk_schedules_approved_by_users": (("approved_by",), False),
+    },
     # 0010: change freezes
     "freeze_windows": {
         "PRIMARY": (("id",), True),
@@ -144,6 +152,8 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
     "job_templates": {("playbook_id", "playbooks"): "RESTRICT",
                       ("owner_id", "users"): "RESTRICT"},
     "freeze_windows": {("created_by", "users"): "SET NULL", ("ended_by", "users"): "SET NULL"},
+    "schedules": {("template_id", "job_templates"): "RESTRICT", ("owner_id", "users"): "RESTRICT",
+                  ("approved_by", "users"): "SET NULL"},
 }
 
 # Columns whose type matters to the ERD: BIGINT keys of the hot tables, UUID strings,
@@ -199,6 +209,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
     "job_templates": {"id": "int(11)", "name": "varchar(64)", "playbook_hash": "char(64)",
                       "created_at": "datetime(6)"},
+    "schedules": {"next_run_at": "datetime(6)", "approved_hash": "char(64)"},
     "freeze_windows": {"environment": "enum('production','staging','development')",
                        "ends_at": "datetime(6)"},
 }
@@ -220,6 +231,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "server_group_members": set(),
     "job_templates": {"variables", "overridable"},
     "freeze_windows": set(),
+    "schedules": set(),
 }
 
 TABLES = list(INDEXES)
