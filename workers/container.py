@@ -91,9 +91,10 @@ class RunContainer:
     def watch(self) -> None:
         """Take hold of the run's init once the guard has written its pid.
 
-        The pid cannot name another process here: the guard writes it before the init may
-        start anything and reaps the init only after it died, and until then nobody else
-        can be given that pid.
+        Once the init has died and been reaped its pid may name another process, so the
+        pidfd is kept only if the process carries this run's mark: otherwise (a stranger, or
+        our init as a zombie, whose environment reads empty) the init has ended, and with
+        it everything of the run.
         """
         if self._pidfd is not None or self._gone or self.kind == "none":
             return
@@ -102,8 +103,18 @@ class RunContainer:
         except (OSError, ValueError):
             return
         try:
-            self._pidfd = os.pidfd_open(pid)
+            pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
+            self._gone = True
+            return
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            environ = []
+        if "=".join(self.mark).encode() in environ:
+            self._pidfd = pidfd
+        else:
+            os.close(pidfd)
             self._gone = True
 
     def end(self, *, stopped: bool) -> bool:

@@ -58,6 +58,11 @@ class Lease:
             self._deadline = 0.0
             self._write()
 
+    def detach(self) -> None:
+        """Stop keeping the lease in its file (the run is over, its directory going)."""
+        with self._lock:
+            self._path = None
+
     def _write(self) -> None:
         if self._path is not None:
             try:

@@ -470,6 +470,7 @@ def run_playbook(spec: RunSpec, *, on_event: Callable[[dict[str, Any]], None],
         container.end(stopped=status in ("canceled", "timeout"))
         fenced = container.fenced()
     finally:
+        lease.detach()
         run_dir.remove()
     if fenced is not None and status not in ("canceled", "timeout"):
         return _result("fenced", runner.rc, tracker, spec)
