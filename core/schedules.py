@@ -1,9 +1,9 @@
 """Schedules: a job template run on a cron expression in a time zone, or once at a time.
 
-Cron expressions are read by `cronsim` (5 fields, as cron; `@daily` style aliases too) in
+Cron expressions are read by `cronsim` (5 fields, as cron) in
 the schedule's IANA time zone (`zoneinfo`). DST is handled as cronsim documents it: a time
 the spring change skips fires at the first valid time after it, and a time the autumn change
-repeats fires once.
+repeats fires once (its first occurrence).
 
 Guarantees:
 - A fire is claimed by ONE conditional UPDATE that moves `next_run_at` from the value the
