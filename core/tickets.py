@@ -156,7 +156,8 @@ def close(session: Session, actor: User, ticket_ref: str | int, *, note: str | N
     if ticket.status == TicketStatus.closed:
         raise InvalidState(_state_message(ticket))
     previous = ticket.status
-    values: dict[str, Any] = {"status": TicketStatus.closed}
+    values: dict[str, Any] = {"status": TicketStatus.closed, "closed_at": utcnow(),
+                              "closed_by": actor.id}
     if text and not ticket.resolution_note:
         values["resolution_note"] = text
     elif text:

@@ -94,7 +94,11 @@ def _ticket_fields(ticket: Ticket) -> list[tuple[str, str]]:
         pairs.append(("Job", f"`{short_id(job.job_id)}` {escape(job.playbook.name)} on "
                              f"{escape(job.server.hostname)}"))
     if ticket.resolved_at:
-        pairs.append(("Resolved", when(ticket.resolved_at)))
+        by = f" by {_person(ticket.assignee)}" if ticket.assignee else ""
+        pairs.append(("Resolved", f"{when(ticket.resolved_at)}{by}"))
+    if ticket.closed_at:
+        by = f" by {_person(ticket.closer)}" if ticket.closer else ""
+        pairs.append(("Closed", f"{when(ticket.closed_at)}{by}"))
     return pairs
 
 

@@ -71,6 +71,7 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_tickets_status": (("status",), False),
         "idx_tickets_status_priority": (("status", "priority"), False),
         "fk_tickets_assignee_id_users": (("assignee_id",), False),  # 0002
+        "fk_tickets_closed_by_users": (("closed_by",), False),  # 0012
     },
     "audit_logs": {
         "PRIMARY": (("id",), True),
@@ -147,6 +148,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
     "server_groups": {},
     "server_group_children": {("parent_id", "server_groups"): "CASCADE",
                               ("child_id", "server_groups"): "CASCADE"},
+        ("closed_by", "users"): "SET NULL",  # 0012: who closed it
     "server_group_members": {("server_id", "servers"): "CASCADE",
                              ("group_id", "server_groups"): "CASCADE"},
     "job_templates": {("playbook_id", "playbooks"): "RESTRICT",

@@ -131,6 +131,9 @@ def test_admin_closes_any_ticket_operator_only_their_own(slack):
     assert "closed" in closed.reply_text
     assert slack.tickets()[0].status == TicketStatus.closed
     assert [r.details["outcome"] for r in slack.audit("ticket.close")] == ["denied", "allowed"]
+    # the ticket says who closed it, and when
+    shown = slack.command(ids.CMD_TICKETS, f"show {ticket_id[:8]}", user=OPERATOR).reply_text
+    assert "*Closed*" in shown and "by <@U_BOB>" in shown
 
 
 def test_mistyped_ticket_subcommand_gets_the_closest(slack):
