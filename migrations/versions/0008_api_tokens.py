@@ -45,5 +45,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("idx_api_tokens_user_id", table_name="api_tokens")
+    # Dropping the table drops its indexes (MariaDB refuses to drop the foreign key's index
+    # on its own first).
     op.drop_table("api_tokens")

@@ -22,6 +22,8 @@ HEAD_TABLES = SEVEN_TABLES | {"server_groups", "server_group_children", "server_
                               "audit_chain_head"}
 # 0006: leases and the queue epoch the clocks share
 HEAD_TABLES |= {"clock_state"}
+# 0008: personal API tokens
+HEAD_TABLES |= {"api_tokens"}
 # 0009: job templates (seed v1.2)
 HEAD_TABLES |= {"job_templates", "schedules"}
 # 0010: change freezes

@@ -108,6 +108,13 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_job_templates_playbook_id": (("playbook_id",), False),
         "idx_job_templates_owner_id": (("owner_id",), False),
     },
+    # 0008: personal API tokens (only their SHA-256 is stored)
+    "api_tokens": {
+        "PRIMARY": (("id",), True),
+        "uq_api_tokens_token_id": (("token_id",), True),
+        "uq_api_tokens_token_hash": (("token_hash",), True),
+        "idx_api_tokens_user_id": (("user_id",), False),
+    },
     "schedules": {
         "PRIMARY": (("id",), True),
         "uq_schedules_name": (("name",), True),
@@ -153,6 +160,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
                              ("group_id", "server_groups"): "CASCADE"},
     "job_templates": {("playbook_id", "playbooks"): "RESTRICT",
                       ("owner_id", "users"): "RESTRICT"},
+    "api_tokens": {("user_id", "users"): "CASCADE"},  # 0008: a user's tokens go with them
     "freeze_windows": {("created_by", "users"): "SET NULL", ("ended_by", "users"): "SET NULL"},
     "schedules": {("template_id", "job_templates"): "RESTRICT", ("owner_id", "users"): "RESTRICT",
                   ("approved_by", "users"): "SET NULL"},
@@ -211,6 +219,8 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "server_group_members": {"group_id": "int(11)", "server_id": "int(11)"},
     "job_templates": {"id": "int(11)", "name": "varchar(64)", "playbook_hash": "char(64)",
                       "created_at": "datetime(6)"},
+    "api_tokens": {"id": "int(11)", "token_hash": "char(64)", "token_id": "char(36)",
+                   "expires_at": "datetime(6)"},
     "schedules": {"next_run_at": "datetime(6)", "approved_hash": "char(64)"},
     "freeze_windows": {"environment": "enum('production','staging','development')",
                        "ends_at": "datetime(6)"},
@@ -232,6 +242,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "server_group_children": set(),
     "server_group_members": set(),
     "job_templates": {"variables", "overridable"},
+    "api_tokens": set(),
     "freeze_windows": set(),
     "schedules": set(),
 }
