@@ -9,9 +9,16 @@ answered with a clear error and leaves nothing half-written.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -26,7 +33,7 @@ from tests.handlers.fixtures import OPERATOR, app_settings, seed
 from tests.handlers.harness import start_harness
 from tests.support.servers import MariaDBServer
 from tests.workers.conftest import World, config_for, fake_slack, playbook_dir  # noqa: F401
-from tests.workers.test_worker_redis import starts, wait_for, worker_process
+from tests.workers.test_worker_redis import starts, wait_for
 from workers.broker import reset_broker
 from workers.main import run_clock
 from workers.middleware import dispose_engines
@@ -35,6 +42,7 @@ from workers.queue import DramatiqJobQueue
 pytestmark = [pytest.mark.slow, pytest.mark.mariadb]
 
 OUTAGE_SECONDS = 4
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -65,6 +73,25 @@ def _clock(config) -> Iterator[None]:  # type: ignore[no-untyped-def]
         thread.join(30)
 
 
+@contextmanager
+def worker_process(config, tmp_path: Path, *, threads: int) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+    """A real worker process (`tests.workers.worker_process`, as `playbot worker`)."""
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in config.__dict__.items()}
+    values["threads"] = threads
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.workers.worker_process", json.dumps(values)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # the worker and its playbooks' processes
+            process.wait(10)
+        log.close()
+
+
 def _status(world: World, job_id: str) -> JobStatus | None:
     try:
         return world.get(job_id).status
@@ -79,16 +106,21 @@ def test_a_job_running_while_mariadb_restarts_ends_clearly_and_the_next_one_runs
                         reaper_grace=20.0, housekeeping_interval=1.0)
     marker = tmp_path / "marker"
     job_id = world.job("slow", extra_vars={"marker": str(marker), "seconds": "6"})
+    queued = tmp_path / "queued"
+    queued_id = world.job("slow", server="other",
+                          extra_vars={"marker": str(queued), "seconds": "0"})
     queue = DramatiqJobQueue(redis_server.url)
 
-    with worker_process(config, tmp_path) as process:
+    with worker_process(config, tmp_path, threads=2) as process:
         # given a job whose playbook is running
         queue.enqueue(job_id)
         assert wait_for(lambda: starts(marker) == 1, timeout=60), (
             (tmp_path / "worker.log").read_text())
 
-        # when MariaDB stops mid-run and comes back a few seconds later
+        # when MariaDB stops mid-run, a launched job's message reaches the worker while it
+        # is down, and MariaDB comes back a few seconds later
         private_mariadb.halt()
+        queue.enqueue(queued_id)
         time.sleep(OUTAGE_SECONDS)
         private_mariadb.start()
 
@@ -109,6 +141,10 @@ def test_a_job_running_while_mariadb_restarts_ends_clearly_and_the_next_one_runs
             assert [line.line_number for line in lines] == list(range(1, len(lines) + 1))
             assert any("PLAY RECAP" in line.content for line in lines)
             assert starts(marker) == 1  # never run twice
+            # and the job whose message came during the outage runs once it is back, once
+            assert wait_for(lambda: _status(world, queued_id) == JobStatus.success, 60, 0.5), (
+                f"{_status(world, queued_id)}\n{(tmp_path / 'worker.log').read_text()[-4000:]}")
+            assert starts(queued) == 1
 
             # and the next job runs normally on the restarted database
             after = tmp_path / "after"
