@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from core import extra_vars, permissions, playbook_registry, targets
+from core import templates as core_templates
 from core.errors import InvalidVars, NotFound, PlaybotError
 from handlers.chat import Action, perform, record_refusal
 from handlers.launching import launch_from_chat
@@ -27,6 +28,7 @@ from handlers.listeners import Ctx
 from handlers.replies import slack_error
 from slackui import ids
 from slackui.modals import decode_metadata, read_run_form, run_playbook_modal, var_block_id
+from slackui.templates import with_template_picker
 
 log = logging.getLogger(__name__)
 MAX_FIELD_ERROR = 300
@@ -41,7 +43,9 @@ def open_run_modal(ctx: Ctx, *, source: str) -> None:
         return playbook_registry.list_playbooks(session)
 
     playbooks = perform(ctx.deps, ctx.caller, action, work)
-    view = run_playbook_modal(playbooks, metadata={"channel": ctx.caller.channel_id})
+    view = with_template_picker(
+        run_playbook_modal(playbooks, metadata={"channel": ctx.caller.channel_id}),
+        _templates(ctx))
     try:
         ctx.client.views_open(trigger_id=ctx.caller.trigger_id, view=view)
     except SlackApiError as exc:
@@ -59,15 +63,26 @@ def playbook_selected(ctx: Ctx) -> None:
     with ctx.deps.session_factory() as session:
         playbooks = playbook_registry.list_playbooks(session)
         selected = next((p for p in playbooks if p.name == name), None)
-    updated = run_playbook_modal(playbooks, selected=selected, target=form.target or None,
-                                 check_mode=form.check_mode,
-                                 metadata=decode_metadata(view.get("private_metadata")))
+    updated = with_template_picker(
+        run_playbook_modal(playbooks, selected=selected, target=form.target or None,
+                           check_mode=form.check_mode,
+                           metadata=decode_metadata(view.get("private_metadata"))),
+        _templates(ctx))
     try:
         ctx.client.views_update(view_id=view.get("id"), hash=view.get("hash"), view=updated)
     except SlackApiError as exc:
         if slack_error(exc) != "hash_conflict":
             raise
         log.info("modal %s changed meanwhile; skipped an outdated update", view.get("id"))
+
+
+def _templates(ctx: Ctx) -> list[Any]:
+    """The job templates the form offers to start from (its "Run a template" picker)."""
+    with ctx.deps.session_factory() as session:
+        found = core_templates.list_templates(session)
+        for template in found:
+            _ = (template.playbook.name, template.target)
+        return found
 
 
 def check_submission(ctx: Ctx) -> dict[str, str] | None:

@@ -42,6 +42,7 @@ VIEW_JOB_DETAILS = "job_details_modal"  # read-only; opened by "Show" where no r
 ACTION_MODAL_PLAYBOOK_SELECT = "run_modal_playbook"
 ACTION_HOME_RUN = "home_run_playbook"  # App Home button that opens the run-playbook modal
 ACTION_TEMPLATE_RUN = "template_run"  # Run button of a job template (value: its name)
+ACTION_MODAL_TEMPLATE_SELECT = "run_modal_template"  # the run form's template picker
 
 # Blocks of the run-playbook modal: the playbook select, the target, check mode, and one input
 # block per declared variable (`BLOCK_VAR_PREFIX + name`); every input element uses
@@ -76,6 +77,7 @@ ALL_ACTION_IDS = frozenset(
         ACTION_HOME_RUN,
         ACTION_LIVE_LOG,
         ACTION_TEMPLATE_RUN,
+        ACTION_MODAL_TEMPLATE_SELECT,
     }
 )
 ALL_COMMANDS = frozenset(

@@ -12,7 +12,7 @@ from typing import Any
 from db.models import JobTemplate
 from slackui import ids
 from slackui.blocks import Block, button, context, escape, fields, header, option, section
-from slackui.limits import MAX_MESSAGE_BLOCKS, cap_blocks, more_note, take
+from slackui.limits import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, cap_blocks, more_note, take
 
 LIST_LIMIT = 30
 USAGE = ("`/run-template <name> [key=value ...]` · `/templates show <name>` · "
@@ -95,3 +95,20 @@ def template_picker_blocks(templates: Sequence[JobTemplate]) -> list[Block]:
     return [section("*Job templates*: choose one to run it as saved "
                     "(`/run-template <name> key=value` to set its variables).",
                     accessory=select, block_id="home_templates")]
+
+
+def with_template_picker(view: dict[str, Any], templates: Sequence[JobTemplate]
+                         ) -> dict[str, Any]:
+    """The run-playbook modal with a "Run a template" picker on top (choosing one runs that
+    template as saved and closes the form); unchanged when there are no templates."""
+    if not templates:
+        return view
+    options = [option(t.name[:75], t.name, f"{t.playbook.name} on {t.target}"[:75])
+               for t in templates[:100]]
+    select: Block = {"type": "static_select", "action_id": ids.ACTION_MODAL_TEMPLATE_SELECT,
+                     "placeholder": {"type": "plain_text", "text": "Run a template…"},
+                     "options": options}
+    picker = section("Or run a saved *job template* as it is:", accessory=select,
+                     block_id="rp_template")
+    blocks = [picker, *view.get("blocks", [])][:MAX_VIEW_BLOCKS]
+    return {**view, "blocks": blocks}

@@ -14,9 +14,11 @@ says when the template's playbook changed since it was saved.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt import App
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
 from core import extra_vars, permissions
@@ -28,9 +30,11 @@ from handlers.launching import finish_launch, loaded
 from handlers.listeners import Ctx, on_action, on_command
 from handlers.parsing import split_words, unknown
 from slackui import ids
-from slackui.blocks import escape
+from slackui.blocks import escape, plain, section
+from slackui.modals import decode_metadata
 from slackui.templates import template_details_blocks, template_list_blocks
 
+log = logging.getLogger(__name__)
 RUN_USAGE = "/run-template <name> [key=value ...]"
 ADD_USAGE = ("/templates add <name> <playbook> <target> [key=value ...] [--check] "
              "[--override=a,b] [--description=\"...\"] [--replace]")
@@ -170,6 +174,23 @@ def template_run_clicked(ctx: Ctx) -> None:
                  source="button")
 
 
+def template_picked_in_form(ctx: Ctx) -> None:
+    """The run form's template picker: run the chosen template as saved where the form was
+    opened, and close the form (its view becomes a short confirmation)."""
+    name = str((ctx.action.get("selected_option") or {}).get("value") or "")
+    view = ctx.view
+    metadata = decode_metadata(view.get("private_metadata"))
+    here = ctx.in_channel(metadata.get("channel"))
+    run_template(here, name, {}, request_key=f"tmplform:{ctx.caller.team_id}:{view.get('id')}",
+                 source="form")
+    done = {"type": "modal", "title": plain("Run a playbook", 24), "close": plain("Close", 24),
+            "blocks": [section(f":rocket: Started template *{escape(name)}* as saved.")]}
+    try:
+        ctx.client.views_update(view_id=view.get("id"), view=done)
+    except SlackApiError as exc:
+        log.info("could not close the run form %s: %s", view.get("id"), exc)
+
+
 def _options(words: list[str]) -> tuple[dict[str, str], list[str]]:
     """`--check`, `--replace`, `--override=a,b`, `--description=text` and the other words."""
     flags = {"--check": "check", "--check-mode": "check", "--replace": "replace"}
@@ -196,4 +217,5 @@ def register(app: App, deps: Deps) -> None:
     on_command(app, deps, ids.CMD_RUN_TEMPLATE, run_template_command, ack_text=run_ack_text)
     on_command(app, deps, ids.CMD_TEMPLATES, templates_command)
     on_action(app, deps, ids.ACTION_TEMPLATE_RUN, template_run_clicked)
+    on_action(app, deps, ids.ACTION_MODAL_TEMPLATE_SELECT, template_picked_in_form)
 

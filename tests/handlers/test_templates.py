@@ -127,3 +127,24 @@ def test_a_template_whose_playbook_changed_or_disappeared_says_so(slack):
     gone = slack.command(RUN, "deploy-web", user=OPERATOR)
     assert "no longer registered" in gone.reply_text
     assert len(slack.jobs()) == 1
+
+
+def test_the_run_form_offers_the_templates_and_choosing_one_runs_it_where_it_was_opened(slack):
+    # given a template and the run form opened in #deploys
+    add(slack)
+    [view] = slack.command(ids.CMD_RUN_PLAYBOOK, "", user=OPERATOR, channel="C_DEPLOYS").views
+    view = {**view, "id": "V_RUN_T", "hash": "h0"}
+    assert "deploy-web" in str(view["blocks"][0])
+    # when a template is chosen in it (twice: a double click)
+    for _ in range(2):
+        picked = slack.click(ids.ACTION_MODAL_TEMPLATE_SELECT, "", user=OPERATOR, view=view,
+                             action={"type": "static_select",
+                                     "selected_option": {"value": "deploy-web"}})
+    # then its run starts once, posted where the form was opened, and the form says so
+    [job] = slack.jobs()
+    assert job.slack_channel_id == "C_DEPLOYS" and job.extra_vars["version"] == "1.2"
+    assert "Started template *deploy-web*" in str(picked.views[-1])
+    # and choosing a playbook in the form keeps the picker
+    rebuilt = slack.click(ids.ACTION_MODAL_PLAYBOOK_SELECT, "", user=OPERATOR, view=view,
+                          action={"type": "static_select", "selected_option": {"value": "ping"}})
+    assert "deploy-web" in str(rebuilt.views[-1]["blocks"][0])
