@@ -46,6 +46,10 @@ from db.locking import latest
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User, job_values
 
 Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn"]
+# How a cancelled job's error_message begins when its approval was refused or ran out: lists
+# say "rejected" / "expired" for these rather than "cancelled".
+REJECTED_PREFIX = "Rejected by "
+EXPIRED_PREFIX = "Approval request expired"
 MAX_REASON = 1000
 
 
@@ -243,7 +247,7 @@ def _reject(session: Session, actor: User, ticket: Ticket, text: str | None, now
             request: RequestInfo | None, *, run: str | None = None) -> Job:
     """Decide one open request as rejected and cancel its job (audited)."""
     job = _job_of(ticket)
-    why = f"Rejected by @{actor.username}" + (f": {text}" if text else "")
+    why = f"{REJECTED_PREFIX}@{actor.username}" + (f": {text}" if text else "")
     _decide(session, ticket, status=TicketStatus.closed, assignee_id=actor.id,
             resolution_note=text)
     session.execute(
@@ -344,7 +348,8 @@ def _expire(session: Session, ticket: Ticket, now: datetime) -> bool:
     minutes = ""
     if ticket.expires_at is not None and ticket.created_at is not None:
         ttl = ticket.expires_at - ticket.created_at
-        minutes = f" within {round(ttl.total_seconds() / 60)} minutes"
+        count = round(ttl.total_seconds() / 60)
+        minutes = f" within {count} minute{'s' if count != 1 else ''}"
     won = session.execute(
         update(Ticket).where(Ticket.id == ticket.id, Ticket.status == TicketStatus.open)
         .values(status=TicketStatus.closed, updated_at=now,
@@ -359,7 +364,7 @@ def _expire(session: Session, ticket: Ticket, now: datetime) -> bool:
                               Job.status == JobStatus.awaiting_approval)
             .values(job_values(
                 status=JobStatus.cancelled, completed_at=now,
-                error_message=f"Approval request expired at {_when(ticket.expires_at)} "
+                error_message=f"{EXPIRED_PREFIX} at {_when(ticket.expires_at)} "
                               f"(nobody approved it{minutes})."))
             .execution_options(synchronize_session=False)
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.approvals import EXPIRED_PREFIX, REJECTED_PREFIX
 from db.base import utcnow
 from db.models import Job, JobStatus
 from slackui import ids
@@ -64,9 +65,21 @@ HOST_STATE_EMOJI = {
 }
 
 
+def status_label(job: Job) -> str:
+    """The word for a job's status; a cancelled job whose approval was refused or ran out
+    says "rejected" or "expired", which is what happened to it."""
+    if job.status == JobStatus.cancelled:
+        error = job.error_message or ""
+        if error.startswith(REJECTED_PREFIX):
+            return "rejected"
+        if error.startswith(EXPIRED_PREFIX):
+            return "expired (not approved)"
+    return STATUS_LABEL.get(job.status, job.status.value)
+
+
 def status_text(job: Job) -> str:
     """":x: failed" — the emoji and the word for a job's status."""
-    label = STATUS_LABEL.get(job.status, job.status.value)
+    label = status_label(job)
     if job.status == JobStatus.running and job.cancel_requested:
         label = "cancelling"
     outcome = getattr(job, "outcome", None)
@@ -117,7 +130,7 @@ def job_line(job: Job, run_size: int = 1) -> str:
     run = f" · run `{short_id(job.run_id)}` of {run_size}" if run_size > 1 else ""
     return (f"{STATUS_EMOJI.get(job.status, '')} `{short_id(job.job_id)}` "
             f"*{escape(job.playbook.name)}* on {escape(job.server.hostname)}"
-            f"{' (check)' if job.check_mode else ''} · {STATUS_LABEL.get(job.status, '')} · "
+            f"{' (check)' if job.check_mode else ''} · {status_label(job)} · "
             f"{user_mention(job.user.slack_user_id, job.user.username)} · {when(job.created_at)}"
             f"{run}")
 

@@ -111,7 +111,7 @@ def test_rejecting_cancels_the_job_and_updates_the_request(slack):
     # the request was the run's message: it is now the cancelled job's card, naming who
     # rejected it, with no Approve button left
     shown = str(result.updated[-1].params["blocks"])
-    assert "Rejected by @bob" in shown and "cancelled" in shown
+    assert "Rejected by @bob" in shown and "rejected ·" in shown
     assert ids.ACTION_APPROVAL_APPROVE not in shown
     [row] = slack.audit("approval.reject")
     assert row.details["outcome"] == "allowed"
@@ -123,3 +123,13 @@ def test_approve_from_the_ticket_command_works_too(slack):
     slack.command(ids.CMD_TICKETS, f"approve {ticket.ticket_id[:8]}", user=ADMIN)
 
     assert slack.queue.enqueued == [job.job_id]
+
+
+def test_a_rejected_run_is_listed_as_rejected_not_cancelled(slack):
+    _, job, ticket = request_production_run(slack)
+    click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, ADMIN)
+
+    listing = slack.command(ids.CMD_JOBS, "", user=ADMIN).reply_text
+
+    assert f"`{job.job_id[:8]}`" in listing and "rejected" in listing
+    assert "cancelled" not in listing
