@@ -7,6 +7,9 @@ becomes `pending` and the caller enqueues it) or rejects it (the job is cancelle
 
 Only one decision wins: each is a conditional UPDATE on the still-open ticket, so a double
 click or two admins at once get one success and one InvalidState naming the decision made.
+A decision racing a worker's claim never deadlocks: the ticket and job are re-read with a
+lock on their own rows only (`db.locking.latest`), never on the job's server row, which the
+claim holds while it updates jobs (docs/database.md, "Locking reads and lock order").
 Requests expire after the policy's TTL: `expire_overdue` (run by the clock) closes them and
 cancels their jobs; approving an expired request is refused.
 

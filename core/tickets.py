@@ -7,7 +7,8 @@ too (kind `approval`), but they are decided in `core.approvals`, not taken or re
 
 Each change writes its own audit row (`ticket.open` by the system, `ticket.take`,
 `ticket.resolve`, `ticket.close` by the actor). State changes are conditional UPDATEs, so
-two people acting at once get one winner and one clear InvalidState.
+two people acting at once get one winner and one clear InvalidState; the loser's re-read
+locks the ticket row only, not its job's server (`db.locking.latest`).
 """
 
 from __future__ import annotations
