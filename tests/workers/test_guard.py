@@ -159,3 +159,12 @@ def test_the_run_gets_the_playbooks_exit_code_and_ends_with_it(tmp_path, state):
 
     assert done.returncode == 3
     assert not marked(mark)
+
+
+def test_the_guard_runs_on_the_standard_library_alone(state):
+    # it is started as a script for every run: no site-packages, no Playbot imports
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(GUARD), "--container", "pidns", "--state", str(state),
+         "--", "true"], capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
