@@ -1,4 +1,10 @@
-"""Declarative base with an explicit naming convention, and the UTC timestamp type."""
+"""Declarative base with an explicit naming convention, and the UTC timestamp type.
+
+On MySQL/MariaDB every table is InnoDB in utf8mb4 with the utf8mb4_bin collation (revision
+0007, which also makes it the database's default for tables of later revisions), so text
+compares and is unique byte for byte as on SQLite; a column that needs another collation
+names it (`String(n, collation=...)`) in its model and its migration (docs/database.md).
+"""
 
 from __future__ import annotations
 
