@@ -445,16 +445,17 @@ class Ticket(Base):
     slack_channel_id: Mapped[str | None] = mapped_column(String(32))
     slack_message_ts: Mapped[str | None] = mapped_column(String(32))
 
-    job: Mapped[Job | None] = relationship(lazy="joined")
-    creator: Mapped[User] = relationship(foreign_keys=[created_by], lazy="joined")
     # 0012
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    job: Mapped[Job | None] = relationship(lazy="joined")
+    creator: Mapped[User] = relationship(foreign_keys=[created_by], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    closer: Mapped[User | None] = relationship(foreign_keys=[closed_by], lazy="joined")
 
 
 class AuditLog(Base):
-    closer: Mapped[User | None] = relationship(foreign_keys=[closed_by], lazy="joined")
     """Append-only: the database refuses UPDATE and DELETE (triggers made by migration 0001).
 
     Tamper-evident (revision 0005): `row_hash` is sha256 over `prev_hash` (the previous

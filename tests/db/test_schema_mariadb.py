@@ -148,6 +148,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
         ("created_by", "users"): "RESTRICT",
         ("job_id", "jobs"): "RESTRICT",
         ("assignee_id", "users"): "SET NULL",  # 0002
+        ("closed_by", "users"): "SET NULL",  # 0012: who closed it
     },
     "audit_logs": {("user_id", "users"): "SET NULL"},
     "audit_chain_head": {},
@@ -155,7 +156,6 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
     "server_groups": {},
     "server_group_children": {("parent_id", "server_groups"): "CASCADE",
                               ("child_id", "server_groups"): "CASCADE"},
-        ("closed_by", "users"): "SET NULL",  # 0012: who closed it
     "server_group_members": {("server_id", "servers"): "CASCADE",
                              ("group_id", "server_groups"): "CASCADE"},
     "job_templates": {("playbook_id", "playbooks"): "RESTRICT",
