@@ -23,6 +23,7 @@ def create_api(cfg: ApiConfig) -> Flask:
     app = Flask("playbot.api")
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
     gate = Gate(cfg)
     jobs_routes.register(app, cfg, gate)
     catalog_routes.register(app, cfg, gate)

@@ -223,7 +223,7 @@ def _launched(result: Any, headers: dict[str, str]) -> Response:
         message = (f"{len(waiting)} production job{'s' if len(waiting) != 1 else ''} "
                    f"{'needs' if len(waiting) == 1 else 'need'} the approval of an admin other "
                    "than you; the request is posted in Slack with Approve/Reject buttons. "
-                   "Check runs need no approval.")
+                   "Check runs need approval too, unless the playbook is declared check-safe.")
     else:
         state = "accepted"
         message = f"Run {result.run_id[:8]} accepted: {len(result.jobs)} job(s)."

@@ -54,9 +54,10 @@ SCRIPT = r"""
     text("error", job.error_message || "");
     var recap = document.getElementById("recap");
     recap.textContent = "";
-    if (job.recap) {
-      Object.keys(job.recap).forEach(function (host) {
-        var row = job.recap[host], parts = [];
+    var hosts = job.recap && (job.recap.hosts || job.recap);
+    if (hosts) {
+      Object.keys(hosts).forEach(function (host) {
+        var row = hosts[host], parts = [];
         if (typeof row === "object" && row) {
           Object.keys(row).forEach(function (k) { parts.push(k + " " + row[k]); });
         } else { parts.push(String(row)); }

@@ -73,7 +73,8 @@ def problem(status: int, detail: str, *, code: str | None = None,
     if code:
         body["code"] = code
     body.update(extra)
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    response = Response(json.dumps(body, ensure_ascii=False), status=status,
+                        mimetype=PROBLEM_JSON)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -197,7 +197,8 @@ def test_the_page_follows_a_running_job_without_a_reload_and_shows_how_it_ended(
     worker_writes(api, job_id, ["ok: [local]", "PLAY RECAP ***"], 3)
     wait_for(lambda: len(lines(browser)) == 4)
     worker_writes(api, job_id, [], 5, status=JobStatus.success, completed_at=utcnow(),
-                  recap={"local": {"ok": 1, "changed": 0, "failed": 0}})
+                  recap={"hosts": {"local": {"ok": 1, "changed": 0, "failed": 0}},
+                         "tasks": 1})
 
     wait_for(lambda: text_of(browser, "status") == "success")
     wait_for(lambda: "ended" in text_of(browser, "notice"))
