@@ -1,6 +1,6 @@
 """Real `playbot worker` / `playbot clock` processes for the clock and Redis fault tests,
-optionally with a skewed clock (libfaketime through LD_PRELOAD: the process and everything
-it starts, ansible-playbook included, read a wrong time; the database server does not)."""
+optionally with a skewed wall clock (`skewed_clock/sitecustomize.py` on PYTHONPATH: the
+playbot process reads a wrong time; the database server does not)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
-FAKETIME_LIBS = (Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"),
-                 Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1"),
-                 Path("/usr/lib/faketime/libfaketimeMT.so.1"))
-
-
-def faketime_lib() -> Path:
-    """libfaketime (Debian package `faketime`, installed by scripts/test); skip without it."""
-    for lib in FAKETIME_LIBS:
-        if lib.exists():
-            return lib
-    pytest.skip("libfaketime is not installed (apt-get install faketime)")
+SKEW_HOOK = Path(__file__).resolve().parent / "skewed_clock"
 
 
 def playbot_env(world: Any, redis_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -59,13 +47,13 @@ def playbot_env(world: Any, redis_url: str, tmp_path: Path, **extra: str) -> dic
 
 @contextmanager
 def playbot(args: list[str], env: dict[str, str], log: Path, *,
-            skew: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+            skew: float | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """Run `playbot ARGS...` until the block ends (then SIGTERM, SIGKILL if it lingers).
-    skew: a libfaketime offset such as "-10m" or "+10m" for this process's clock."""
+    skew: seconds this process's wall clock is off, e.g. -600."""
     env = dict(env)
     if skew is not None:
-        env.update({"LD_PRELOAD": str(faketime_lib()), "FAKETIME": skew,
-                    "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"})
+        env["TEST_CLOCK_SKEW_SECONDS"] = str(skew)
+        env["PYTHONPATH"] = os.pathsep.join([str(SKEW_HOOK), env.get("PYTHONPATH", "")])
     out = open(log, "ab")  # noqa: SIM115 - closed below
     process = subprocess.Popen([str(Path(sys.executable).parent / "playbot"), *args], cwd=ROOT,
                                env=env,
