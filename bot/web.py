@@ -1,4 +1,8 @@
-"""HTTP mode: the WSGI app (`POST /slack/events`, `GET /healthz`, `GET /metrics`) and waitress.
+"""HTTP mode: the WSGI app (`POST /slack/events`, `GET /healthz`, `GET /metrics`, the HTTP API
+under `/api/` and the live log page `/jobs/{id}`) and waitress.
+
+`/api/…` and `/jobs/…` go to the Flask app of `handlers.api` (its own auth, rate limit,
+audit and problem details; see that package), built from this runtime's dependencies.
 
 `/slack/events` is Bolt's WSGI adapter behind an edge (`PlaybotRequestHandler`) that refuses what Slack
 never sends before Bolt or a listener sees it:
