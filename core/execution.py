@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -246,6 +246,10 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
         raise ValueError(f"{status.value} is not a final status")
     values = job_values(status=status, completed_at=now or db_now(),
                         error_message=error_message)
+    if status == JobStatus.cancelled:
+        # a cancel request stored who asked and why ("Cancelled by @alice: …"): that stays
+        values["error_message"] = case((Job.error_message.is_(None), error_message),
+                                       else_=Job.error_message)
     if recap is not None:
         values["recap"] = dict(recap)
     if started_at is not None:

@@ -690,7 +690,8 @@ def _stop(session: Session, actor: User, job: Job, why: str, now: Any,
     asked = session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.running,
                           Job.cancel_requested.is_(False))
-        .values(job_values(cancel_requested=True))
+        # who asked, in their words: kept as the ending when the worker stops the run
+        .values(job_values(cancel_requested=True, error_message=why[:2000]))
         .execution_options(synchronize_session=False)
     ).rowcount == 1
     if not asked:

@@ -272,7 +272,8 @@ def job_message(job: Job, progress: RunProgress | None = None, *,
         if recap is not None and recap.hosts:
             blocks.append(section("*Recap*\n" + host_lines(recap)))
     if job.error_message and job.status in (JobStatus.failed, JobStatus.cancelled):
-        blocks.append(section(f"*Error*\n{escape(truncate(job.error_message, 2500))}"))
+        heading = "Error" if job.status == JobStatus.failed else "Cancelled"
+        blocks.append(section(f"*{heading}*\n{escape(truncate(job.error_message, 2500))}"))
     buttons = job_buttons(job)
     if buttons:
         blocks.append(actions(*buttons, block_id=f"job:{job.job_id}"))

@@ -127,8 +127,10 @@ def test_cancelling_a_running_job_stops_it_within_seconds(maria_world, config_fo
     assert time.monotonic() - asked < 8
     assert job.completed_at is not None
     assert world.tickets(job_id) == []
+    assert job.error_message == "Cancelled by @root"  # who stopped it, not "on request"
     message = world.slack.find_message("C_OPS", job.slack_message_ts)
     assert ids.ACTION_JOB_RETRY in str(message.blocks)
+    assert "*Cancelled*\\nCancelled by @root" in str(message.blocks)
 
 
 def test_secret_values_never_reach_the_logs_or_slack(maria_world, config_for, monkeypatch):
