@@ -14,7 +14,8 @@ run: use the embedded runner instead). Shutdown on SIGTERM/SIGINT is graceful:
 `run_clock(config)` is the one clock process: every `housekeeping_interval` seconds it reaps
 jobs whose worker died, requeues pending jobs whose message was lost, expires approval
 requests; every `retention_interval` it archives old logs. Running two clocks is safe (every
-step is a conditional UPDATE) but pointless.
+step is a conditional UPDATE only one clock wins, and retention runs under a lease in the
+database) but pointless. All the times they compare are the database's (`db.clock`).
 
 At start a worker says how its runs are contained (`workers.container`: a warning when the
 kernel refuses PID namespaces) and removes the run directories that workers killed mid-run
