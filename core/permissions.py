@@ -45,6 +45,8 @@ JOB_ARCHIVE = "job.archive"
 TEMPLATE_MANAGE = "template.manage"
 # Change freezes (core.freezes).
 FREEZE_MANAGE = "freeze.manage"
+# Notification routes of channels (core.notifications); one's own settings need JOB_VIEW.
+NOTIFICATION_ROUTE = "notification.route"
 
 RANK = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
 
@@ -83,6 +85,7 @@ RULES: dict[str, Rule] = {
     TEMPLATE_MANAGE: Rule(Role.admin, "change someone else's job template", own=Role.operator,
                           own_what="save job templates"),
     FREEZE_MANAGE: Rule(Role.admin, "add or end change freezes"),
+    NOTIFICATION_ROUTE: Rule(Role.admin, "route notifications to a channel"),
 }
 
 _ARTICLE = {Role.viewer: "a viewer", Role.operator: "an operator", Role.admin: "an admin"}

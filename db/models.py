@@ -660,3 +660,32 @@ class Schedule(Base):
 
     def __repr__(self) -> str:
         return f"<Schedule {self.name}>"
+
+
+class NotificationSetting(Base):
+    """Who is told what, and where (seed v1.1 `notification_settings`, revision 0010;
+    `core.notifications`).
+
+    A user's row (`user_id`): the events they want, where (`deliver`: "dm" or a channel id)
+    and their quiet hours (`quiet_start`/`quiet_end`, minutes after local midnight in
+    `timezone`). A channel route (`channel_id`, set by admins): the events posted there.
+    `environments` / `playbooks` narrow failure events (empty: all).
+    """
+
+    __tablename__ = "notification_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    channel_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    events: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    environments: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    playbooks: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    deliver: Mapped[str] = mapped_column(String(32), default="dm")
+    quiet_start: Mapped[int | None] = mapped_column(Integer)
+    quiet_end: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<NotificationSetting user={self.user_id} channel={self.channel_id}>"

@@ -35,10 +35,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import approvals as core_approvals
+from core import freezes
 from core import jobs as core_jobs
 from core.errors import QueueUnavailable
 from db.models import Job, JobStatus, Ticket
 from db.session import transaction
+from handlers import notify
 from handlers.chat import Action, perform
 from handlers.listeners import Ctx
 from handlers.replies import Posted
@@ -120,6 +122,11 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
             f"{'needs' if len(tickets) == 1 else 'need'} the approval of an admin other than "
             f"you. The request is posted with Approve/Reject buttons.{rest} `--check` runs "
             "need no approval.")
+    if tickets:
+        if any(freezes.is_break_glass(t) for t in tickets.values()):
+            ctx.reply.ephemeral(":rotating_light: Break-glass: this run starts only once two "
+                                "admins other than you have approved it.")
+        notify.approval_requested(ctx, result.jobs, permalink(ctx, result.jobs[0]))
     if announced.enqueued:
         ctx.deps.observer.job_launched("queued", len(announced.enqueued))
     if announced.queue_unavailable:

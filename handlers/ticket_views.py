@@ -20,8 +20,9 @@ from core import approvals, permissions
 from core import tickets as core_tickets
 from core.approvals import RunDecision
 from core.errors import InvalidState, PlaybotError, UnknownTicket
-from db.models import Ticket, TicketKind
+from db.models import JobStatus, Ticket, TicketKind
 from db.session import transaction
+from handlers import notify
 from handlers.chat import Action, perform
 from handlers.launching import Announced, draw_run, load_run, refresh_job_message, start_run
 from handlers.listeners import Ctx
@@ -152,7 +153,12 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
         redraw_approval(ctx, ref)
         raise
     announced = start_run(ctx, decided.run_id)
+    if any(j.status == JobStatus.awaiting_approval for j in load_run(ctx, decided.run_id)):
+        ctx.reply.ephemeral(f":white_check_mark: Approved: {_what(decided)} still waits for a "
+                            "second admin (break-glass during a change freeze).")
+        return announced
     ctx.reply.ephemeral(f":white_check_mark: Approved: {_what(decided)} is starting.")
+    notify.decision_made(ctx, decided.jobs, "approved")
     return announced
 
 
@@ -173,6 +179,7 @@ def reject_request(ctx: Ctx, ref: str, reason: str | None = None) -> None:
         rest = ""
     ctx.reply.ephemeral(f":no_entry_sign: Rejected: {_what(decided)} "
                         f"{'is' if len(decided.jobs) == 1 else 'are'} cancelled.{rest}")
+    notify.decision_made(ctx, decided.jobs, "rejected")
 
 
 def _what(decided: RunDecision) -> str:

@@ -64,6 +64,10 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "Production schedules need an admin other than the owner to approve them; "
                 "`--missed=skip|once` says what runs missed while the clock was down do.",
                 "viewer"),
+    CommandHelp(ids.CMD_NOTIFY, "[events=a,b] [env=E] [playbook=P] [to=dm|#channel] "
+                "[quiet=HH:MM-HH:MM] [tz=Zone] | channel #channel events=...",
+                "View and change your notifications; admins route events to channels",
+                "Events: job_ended, job_failed, approval_waiting, ticket_assigned.", "viewer"),
     CommandHelp(ids.CMD_FREEZE, "[add <env|all> <from> <to> [Time/Zone] <reason>|end <id>]",
                 "List change freezes; admins add and end them",
                 "`from`/`to`: `fri 16:00` `mon 08:00` (weekly) or `2026-12-24 18:00` (once). "

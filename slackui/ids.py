@@ -16,6 +16,7 @@ CMD_RUN_TEMPLATE = "/run-template"  # issue 16: job templates
 CMD_TEMPLATES = "/templates"
 CMD_FREEZE = "/freeze"  # issue 16: change freezes
 CMD_SCHEDULES = "/schedules"  # issue 16: schedules
+CMD_NOTIFY = "/notify"  # issue 16: notification settings
 
 # Buttons on job messages.
 ACTION_JOB_CANCEL = "job_cancel"
@@ -95,6 +96,7 @@ ALL_COMMANDS = frozenset(
         CMD_TEMPLATES,
         CMD_FREEZE,
         CMD_SCHEDULES,
+        CMD_NOTIFY,
     }
 )
 ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})

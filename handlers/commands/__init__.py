@@ -13,6 +13,7 @@ def register(app: App, deps: Deps) -> None:
         catalog,
         freeze,
         jobs,
+        notify,
         playbot,
         run_playbook,
         schedules,
@@ -21,5 +22,5 @@ def register(app: App, deps: Deps) -> None:
     )
 
     for module in (run_playbook, jobs, tickets, catalog, audit, playbot, templates, freeze,
-                   schedules):
+                   schedules, notify):
         module.register(app, deps)

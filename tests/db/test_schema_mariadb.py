@@ -123,6 +123,11 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_schedules_owner_id": (("owner_id",), False),
         "fk_schedules_approved_by_users": (("approved_by",), False),
     },
+    "notification_settings": {
+        "PRIMARY": (("id",), True),
+        "uq_notification_settings_user_id": (("user_id",), True),
+        "uq_notification_settings_channel_id": (("channel_id",), True),
+    },
     # 0010: change freezes
     "freeze_windows": {
         "PRIMARY": (("id",), True),
@@ -162,6 +167,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
                       ("owner_id", "users"): "RESTRICT"},
     "api_tokens": {("user_id", "users"): "CASCADE"},  # 0008: a user's tokens go with them
     "freeze_windows": {("created_by", "users"): "SET NULL", ("ended_by", "users"): "SET NULL"},
+    "notification_settings": {("user_id", "users"): "CASCADE"},
     "schedules": {("template_id", "job_templates"): "RESTRICT", ("owner_id", "users"): "RESTRICT",
                   ("approved_by", "users"): "SET NULL"},
 }
@@ -222,6 +228,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
     "api_tokens": {"id": "int(11)", "token_hash": "char(64)", "token_id": "char(36)",
                    "expires_at": "datetime(6)"},
     "schedules": {"next_run_at": "datetime(6)", "approved_hash": "char(64)"},
+    "notification_settings": {"user_id": "int(11)", "channel_id": "varchar(32)"},
     "freeze_windows": {"environment": "enum('production','staging','development')",
                        "ends_at": "datetime(6)"},
 }
@@ -245,6 +252,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "api_tokens": set(),
     "freeze_windows": set(),
     "schedules": set(),
+    "notification_settings": {"events", "environments", "playbooks"},
 }
 
 TABLES = list(INDEXES)
