@@ -144,6 +144,16 @@ def contains_plain_secret(text: str) -> bool:
     return bool(_KNOWN_TOKENS.search(text) or _PRIVATE_KEY_BLOCK.search(text))
 
 
+def redact_unmistakable(text: str, marker: str = REDACTED) -> str:
+    """`text` with what is unmistakably a secret replaced by `marker`: private key blocks —
+    across lines, with diff markers before each line, or with the newlines escaped (`\\n`)
+    as JSON and YAML print them; one without its END line up to the end of the text — and
+    Slack, GitHub and AWS tokens and JWTs. Leaves everything else as it is (no guessing on
+    entropy), so it suits program output."""
+    text = _PRIVATE_KEY_BLOCK.sub(marker, text)
+    return _KNOWN_TOKENS.sub(marker, text)
+
+
 def redact_text(text: str) -> str:
     """`text` with every secret-looking fragment replaced by [REDACTED]."""
     text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)

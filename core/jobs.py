@@ -10,8 +10,10 @@ never deadlocks. The worker executes the run as one Ansible run over its servers
 3. extra vars are validated against its declarations (`core.extra_vars`);
 4. the target is resolved to active servers (`core.targets`), at most `policy.max_targets`;
 5. a job on a production server waits for approval (`awaiting_approval` plus an approval
-   ticket that expires after `policy.approval_ttl`) unless it runs in check mode, or the
-   actor is an admin and `policy.admins_self_approve` is on; every other job is `pending`.
+   ticket that expires after `policy.approval_ttl`) — a check-mode run too, since check
+   mode is not read-only (`check_mode: false` tasks really run), unless the playbook's
+   sidecar declares it `check_safe` — or the actor is an admin and
+   `policy.admins_self_approve` is on; every other job is `pending`.
 
 Repeats never create a second job:
 - the same `request_key` (a Slack retry, a double submit, the same trigger) returns the jobs
@@ -466,9 +468,15 @@ def launch_fingerprint(user_id: int, playbook_id: int, server_id: int, check_mod
 
 
 def needs_approval(server: Server, actor: User, *, check_mode: bool,
-                   policy: LaunchPolicy) -> bool:
-    """Whether a run on `server` by `actor` must wait for another admin's approval."""
-    if check_mode or server.environment != Environment.production:
+                   policy: LaunchPolicy, check_safe: bool = False) -> bool:
+    """Whether a run on `server` by `actor` must wait for another admin's approval.
+
+    Check mode alone exempts nothing: tasks marked `check_mode: false` run for real under
+    `--check`. Only a check run of a playbook whose sidecar declares `check_safe: true`
+    (its owner's promise that a check run changes nothing) needs no approval."""
+    if server.environment != Environment.production:
+        return False
+    if check_mode and check_safe:
         return False
     return not (policy.admins_self_approve and actor.role == Role.admin)
 
@@ -588,7 +596,8 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
         if twin is not None:
             running.append(twin)
             continue
-        waits = needs_approval(server, actor, check_mode=check_mode, policy=policy)
+        waits = needs_approval(server, actor, check_mode=check_mode, policy=policy,
+                               check_safe=bool(book.check_safe))
         original = retry_of.get(server.id) if retry_of else None
         job = Job(playbook_id=book.id, server_id=server.id, user_id=actor.id,
                   status=JobStatus.awaiting_approval if waits else JobStatus.pending,

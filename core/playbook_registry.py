@@ -4,7 +4,8 @@
 (not `*.playbot.yml`, not hidden files, not sub-directories) is a playbook named NAME,
 registered with the hash of its file and of the whole directory tree (roles, included files,
 vars files, templates, plugins: see core/playbook_files) and what its optional sidecar
-`NAME.playbot.yml` declares (description, tags, timeout_seconds, allow_free_vars, variables).
+`NAME.playbot.yml` declares (description, tags, timeout_seconds, allow_free_vars, check_safe,
+variables).
 New files are registered, changed ones updated, registered playbooks whose file is gone
 deactivated. A sync that accepts a changed tree writes one `playbook.sync` audit row keeping
 the accepted manifest and naming what changed since the previous one.
@@ -23,11 +24,18 @@ Sidecar format (docs/operators.md):
     tags: [web]
     timeout_seconds: 600
     allow_free_vars: false
+    check_safe: false      # true: a check-mode run changes nothing (see below)
     variables:
       version:  {type: string, required: true, pattern: '^[0-9][0-9.]*$'}
       color:    {type: choice, choices: [blue, green], default: blue}
       replicas: {type: integer, min: 1, max: 10, default: 2}
       db_password: {type: string, secret: true}
+
+`check_safe: true` is the playbook owner's promise that a `--check` run of it is read-only:
+no task sets `check_mode: false` (or runs a module that ignores check mode: `command`,
+`shell`, `raw`, `script` without `creates`/`removes` run as they are), and no handler or
+plugin acts outside check mode. Ansible cannot enforce this, so by default a check run is
+treated like any run: on production it needs approval (`core.jobs.needs_approval`).
 """
 
 from __future__ import annotations
@@ -68,7 +76,8 @@ from db.models import Playbook, User
 SIDECAR_SUFFIX = ".playbot.yml"
 PLAYBOOK_SUFFIXES = (".yml", ".yaml")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-TOP_KEYS = ("description", "tags", "timeout_seconds", "allow_free_vars", "variables")
+TOP_KEYS = ("description", "tags", "timeout_seconds", "allow_free_vars", "check_safe",
+            "variables")
 VARIABLE_KEYS = ("type", "description", "required", "default", "choices", "pattern",
                  "min", "max", "min_length", "max_length", "secret")
 MAX_TIMEOUT_SECONDS = 24 * 3600  # the workers cap every run at a day too
@@ -90,6 +99,7 @@ class PlaybookSpec:
     tags: list[str] = field(default_factory=list)
     timeout_seconds: int | None = None
     allow_free_vars: bool = False
+    check_safe: bool = False
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def columns(self) -> dict[str, Any]:
@@ -100,6 +110,7 @@ class PlaybookSpec:
             "tags": list(self.tags),
             "timeout_seconds": self.timeout_seconds,
             "allow_free_vars": self.allow_free_vars,
+            "check_safe": self.check_safe,
             "variables": dict(self.variables),
         }
 
@@ -506,6 +517,11 @@ def _sidecar(path: Path, problems: list[str]) -> dict[str, Any]:
             problems.append(f"{where}: `allow_free_vars` must be true or false.")
         else:
             fields["allow_free_vars"] = data["allow_free_vars"]
+    if data.get("check_safe") is not None:
+        if not isinstance(data["check_safe"], bool):
+            problems.append(f"{where}: `check_safe` must be true or false.")
+        else:
+            fields["check_safe"] = data["check_safe"]
     variables = data.get("variables")
     if variables is not None:
         if not isinstance(variables, dict):

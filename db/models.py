@@ -289,6 +289,9 @@ class Playbook(Base):
     # 0002
     allow_free_vars: Mapped[bool] = mapped_column(Boolean, default=False)
     timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    # 0011: the sidecar's `check_safe: true` — a check run of it changes nothing, so a check
+    # run on production needs no approval
+    check_safe: Mapped[bool] = mapped_column(Boolean, default=False)
 
     def __repr__(self) -> str:
         return f"<Playbook {self.name}>"

@@ -120,8 +120,9 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
         ctx.reply.ephemeral(
             f":raised_hand: {_count(len(tickets), 'production job')} "
             f"{'needs' if len(tickets) == 1 else 'need'} the approval of an admin other than "
-            f"you. The request is posted with Approve/Reject buttons.{rest} `--check` runs "
-            "need no approval.")
+            f"you. The request is posted with Approve/Reject buttons.{rest} Check mode is not "
+            "read-only, so a `--check` run needs approval too, unless its playbook is declared "
+            "check-safe.")
     if tickets:
         if any(freezes.is_break_glass(t) for t in tickets.values()):
             ctx.reply.ephemeral(":rotating_light: Break-glass: this run starts only once two "

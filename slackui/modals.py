@@ -62,7 +62,8 @@ def run_playbook_modal(playbooks: Sequence[Playbook], *, selected: Playbook | No
     if check_mode:
         check["initial_options"] = [check["options"][0]]
     blocks.append(_input(ids.BLOCK_RUN_CHECK, "Check mode", check, optional=True,
-                         hint="Check-mode runs need no approval, even in production."))
+                         hint="Check mode is not read-only: on production it needs approval "
+                              "too, unless the playbook is declared check-safe."))
     return {
         "type": "modal",
         "callback_id": ids.VIEW_RUN_PLAYBOOK,

@@ -52,7 +52,7 @@ from db.clock import now as db_time
 from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
 from workers.config import WorkerConfig
 from workers.lease import Lease
-from workers.logsink import LogSink, LogWriteError, Redactor, event_lines, event_time
+from workers.logsink import LogSink, LogWriteError, Redactor, event_time
 from workers.middleware import engine_for, session_factory
 from workers.notifier import Limits, RunNotifier, make_client, redraw_run
 from workers.pacing import pacer_for
@@ -289,7 +289,7 @@ class _Run:
 
     def _on_event(self, sink: LogSink) -> Callable[[dict[str, Any]], None]:
         def on_event(event: dict[str, Any]) -> None:
-            lines = event_lines(event)
+            lines = sink.event_lines(event)  # redacted whole, then split
             if not lines:
                 return
             at = event_time(event)

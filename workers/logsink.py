@@ -8,9 +8,20 @@ Level of a line: ERROR for the output of a failed task (not ignored) or an unrea
 host and for "[ERROR]" lines; WARNING for "[WARNING]"/"[DEPRECATION WARNING]" lines, warning
 events and ignored failures; INFO otherwise.
 
-Redaction happens before anything is stored or handed on (to Slack): every occurrence of a
-known secret value (variables declared `secret: true`) becomes `********`. Results of
-`no_log: true` tasks are already censored by Ansible itself in its output.
+Redaction happens before anything is stored or handed on (to Slack), on each event's whole
+output before it is split into lines, and again on each line (`Redactor`):
+
+- every occurrence of a known secret value (variables declared `secret: true`) becomes
+  `********` — as it is, and in the forms Ansible prints it: JSON/YAML-escaped (`\\n`,
+  `\\"`, `\\\\`), shell-quoted, and for a multi-line value (a private key) each of its lines
+  on its own, so a `--diff` of a file holding it (`+` before every line) shows none of it;
+- private key blocks and unmistakable tokens (Slack, GitHub, AWS, JWTs) are redacted
+  whatever their source (a vaulted inventory value, a file a task rendered), across lines
+  and escaped (`core.audit.redact_unmistakable`).
+
+Results of `no_log: true` tasks are already censored by Ansible itself in its output. Not
+covered: a secret Ansible transforms before printing (base64, hashed, split in the middle of
+a line of a multi-line value), and secrets that look like nothing and are not declared.
 
 `LogSink` batches rows in memory and a writer thread inserts them with one multi-row
 INSERT (Core `insert()` executemany, which PyMySQL sends as multi-row VALUES) whenever
@@ -22,8 +33,10 @@ dropped.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import shlex
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,6 +46,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, String, Table, Text, insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.audit import redact_unmistakable
 from db.models import LogLevel
 
 log = logging.getLogger(__name__)
@@ -43,6 +57,8 @@ INFO, WARNING, ERROR = LogLevel.INFO.value, LogLevel.WARNING.value, LogLevel.ERR
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NEWLINE = re.compile(r"\r?\n")
 _WARNING_PREFIXES = ("[WARNING]", "[DEPRECATION WARNING]")
+# a cheap test before the token patterns run (most lines hold none of these)
+_TOKEN_HINT = re.compile(r"xox|xapp-|gh[pousr]_|github_pat_|AKIA|sk-|eyJ")
 
 # job_logs for bulk inserts: the same table as `db.models.JobLog`, with plain column types,
 # so a row costs no per-value Python type processing (timestamps are passed naive UTC).
@@ -83,20 +99,44 @@ class LogWriteError(RuntimeError):
     """Lines could not be stored in job_logs (the database stayed unreachable)."""
 
 
+MIN_SECRET_LINE = 8  # a line of a multi-line secret shorter than this is not redacted alone
+
+
+def secret_forms(value: str) -> set[str]:
+    """The strings a secret value may appear as in Ansible's output: as it is, JSON/YAML
+    escaped, shell-quoted, and — for a multi-line value — each line of at least
+    MIN_SECRET_LINE characters (diffs print them one per line, behind `+`/`-`)."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1],
+             shlex.quote(value), value.replace("\n", "\\n")}
+    if "\n" in value or "\r" in value:
+        forms.update(line.strip() for line in re.split(r"\r?\n", value)
+                     if len(line.strip()) >= MIN_SECRET_LINE)
+    return {form for form in forms if form}
+
+
 class Redactor:
-    """Replaces every occurrence of the given secret values with `********`."""
+    """Replaces every known secret value, in each form it may be printed in
+    (`secret_forms`), and every unmistakable secret (`core.audit.redact_unmistakable`)
+    with `********`. Always active: output with no declared secret is still searched for
+    private keys and tokens."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = sorted({s for s in secrets if s}, key=len, reverse=True)
+        forms: set[str] = set()
+        for secret in secrets:
+            if secret:
+                forms |= secret_forms(secret)
+        values = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(v) for v in values)) if values else None
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return True
 
     def __call__(self, text: str) -> str:
-        if self._pattern is None:
-            return text
-        return self._pattern.sub(REDACTED, text)
+        if self._pattern is not None:
+            text = self._pattern.sub(REDACTED, text)
+        if "-----BEGIN" in text or _TOKEN_HINT.search(text):
+            text = redact_unmistakable(text, REDACTED)
+        return text
 
 
 def event_level(event: Mapping[str, Any]) -> str:
@@ -211,10 +251,18 @@ class LogSink:
 
     def write_event(self, event: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Store the lines of one Ansible event; return them redacted, with their levels."""
-        lines = event_lines(event)
+        lines = self.event_lines(event)
         if not lines:
             return []
         return self.write_lines(lines, at=event_time(event))
+
+    def event_lines(self, event: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """`event_lines(event)` of the event's output redacted as a whole first, so a secret
+        spanning lines (a private key in a diff) is caught before the split."""
+        stdout = event.get("stdout")
+        if stdout and self._redact is not None:
+            event = {**event, "stdout": self._redact(stdout)}
+        return event_lines(event)
 
     def redact(self, lines: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """The lines as they are stored: redacted, overlong ones cut."""

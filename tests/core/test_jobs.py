@@ -19,7 +19,16 @@ from core.errors import (
     UnknownPlaybook,
     UnknownServer,
 )
-from db.models import AuditLog, Job, JobStatus, Ticket, TicketKind, TicketPriority, TicketStatus
+from db.models import (
+    AuditLog,
+    Job,
+    JobStatus,
+    Playbook,
+    Ticket,
+    TicketKind,
+    TicketPriority,
+    TicketStatus,
+)
 
 
 def run(world, policy, who="oscar", playbook="ping", target="web-01", raw_vars=None,
@@ -58,7 +67,13 @@ def test_an_operator_launch_on_a_development_server_creates_one_pending_job(worl
     assert (row.ip_address, row.user_agent) == ("10.1.2.3", "Slackbot 1.0")
 
 
+def declare_check_safe(world, playbook="ping"):
+    """The playbook's sidecar says `check_safe: true`: its check runs need no approval."""
+    world.session.scalar(select(Playbook).where(Playbook.name == playbook)).check_safe = True
+
+
 def test_a_tag_target_creates_one_job_per_server(world, policy):
+    declare_check_safe(world)
     result = run(world, policy, target="tag:web", check_mode=True)
     assert sorted(j.server.hostname for j in result.jobs) == ["prod-01", "web-01", "web-02"]
     assert all(j.status == JobStatus.pending and j.check_mode for j in result.jobs)
@@ -117,9 +132,23 @@ def test_self_approval_does_not_exempt_operators(world, policy):
     assert result.jobs[0].status == JobStatus.awaiting_approval
 
 
-def test_a_check_mode_run_on_production_needs_no_approval(world, policy):
+def test_a_check_mode_run_on_production_needs_approval_like_any_run(world, policy):
+    # check mode is not read-only: `check_mode: false` tasks run for real
     result = run(world, policy, target="prod-01", check_mode=True)
-    assert result.jobs[0].status == JobStatus.pending and not result.approval_tickets
+    assert result.jobs[0].status == JobStatus.awaiting_approval
+    assert len(result.approval_tickets) == 1
+
+
+def test_a_check_run_of_a_check_safe_playbook_on_production_needs_no_approval(world, policy):
+    # given: the playbook's sidecar declares `check_safe: true`
+    book = world.session.scalar(select(Playbook).where(Playbook.name == "ping"))
+    book.check_safe = True
+
+    # when / then: its check runs start at once; its real runs still wait
+    checked = run(world, policy, target="prod-01", check_mode=True)
+    assert checked.jobs[0].status == JobStatus.pending and not checked.approval_tickets
+    real = run(world, policy, target="prod-01")
+    assert real.jobs[0].status == JobStatus.awaiting_approval
 
 
 def test_a_mixed_target_holds_only_the_production_jobs(world, policy):
@@ -518,6 +547,7 @@ def test_cancelling_a_running_job_of_a_run_stops_the_whole_run(world, policy):
 
 
 def test_cancelling_a_pending_job_of_a_run_leaves_the_rest_of_the_run(world, policy):
+    declare_check_safe(world)
     result = run(world, policy, target="tag:web", check_mode=True)
     world.session.commit()
 
@@ -582,7 +612,7 @@ def test_retry_failed_of_a_production_server_needs_approval_again(world, policy)
 
     [job] = retry.jobs
     assert job.server.hostname == "prod-01" and job.check_mode
-    assert job.status == JobStatus.pending  # check mode: as at launch, no approval
+    assert job.status == JobStatus.awaiting_approval  # check mode is no exemption
 
 
 def test_retry_failed_is_refused_while_the_run_is_in_progress_or_nothing_failed(world,

@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import select
 
-from db.models import JobStatus
+from db.models import JobStatus, Playbook
+from db.session import transaction
 from slackui import ids
 from tests.handlers.fixtures import ADMIN, INACTIVE, OPERATOR, VIEWER
 
@@ -106,11 +108,15 @@ def test_bad_extra_vars_are_refused_with_a_reason(slack, assignment, expected):
 
 
 def test_values_are_kept_as_data_and_typed(slack):
-    slack.command(RUN, "deploy local version=1.2 replicas=3 dry_run=yes", user=OPERATOR)
+    result = slack.command(RUN, "deploy local version=1.2 replicas=3 dry_run=yes", user=OPERATOR)
 
     [job] = slack.jobs()
     assert job.extra_vars == {"version": "1.2", "replicas": 3, "dry_run": True,
                               "env_name": "blue"}
+    # and the channel's job message shows what it runs with
+    posted = [c for c in result.calls if c.method == "chat.postMessage"]
+    shown = str(posted[-1].params["blocks"])
+    assert "Variables: `dry_run=true` `env_name=blue` `replicas=3` `version=1.2`" in shown
 
 
 def test_secret_never_reaches_the_audit_trail(slack):
@@ -139,9 +145,29 @@ def test_production_run_waits_for_approval_and_is_not_queued(slack):
     assert ticket.slack_message_ts == job.slack_message_ts
 
 
-def test_check_mode_on_production_needs_no_approval(slack):
+def test_check_mode_on_production_needs_approval_like_any_run(slack):
+    # when: check mode is not read-only (`check_mode: false` tasks run), so it is no exemption
+    result = slack.command(RUN, "ping prod-local --check", user=OPERATOR)
+
+    # then
+    [job] = slack.jobs()
+    assert job.status == JobStatus.awaiting_approval and job.check_mode
+    assert slack.queue.enqueued == []
+    assert "Approve" in result.posted_text
+    assert "unless its playbook is declared check-safe" in result.reply_text
+    [ticket] = slack.tickets()
+    assert ticket.job.job_id == job.job_id
+
+
+def test_check_mode_of_a_check_safe_playbook_on_production_starts_at_once(slack):
+    # given: ping's sidecar declares `check_safe: true` (registered as `playbooks sync` does)
+    with transaction(slack.session_factory) as session:
+        session.scalar(select(Playbook).where(Playbook.name == "ping")).check_safe = True
+
+    # when
     slack.command(RUN, "ping prod-local --check", user=OPERATOR)
 
+    # then
     [job] = slack.jobs()
     assert job.status == JobStatus.pending and job.check_mode
     assert slack.queue.enqueued == [job.job_id]

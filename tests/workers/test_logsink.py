@@ -3,6 +3,8 @@ batched inserts."""
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 
 from sqlalchemy import event
@@ -108,3 +110,28 @@ def test_the_line_definition_splits_on_newlines_only():
     lines = event_lines({"event": "runner_on_ok", "stdout": "a\r\n\r\nb\x0cc\nd"})
 
     assert [text for text, _ in lines] == ["a", "", "b\x0cc", "d"]
+
+
+def test_the_redactor_catches_a_secret_escaped_quoted_and_line_by_line():
+    # given: a multi-line secret with quotes and a backslash
+    secret = 'first-line-of-the-secret\nsecond "quoted" line \\ end\n'
+    redact = Redactor([secret])
+
+    # then: as JSON prints it, as a shell quotes it, and each line of it in a diff
+    assert redact('"msg": "key is first-line-of-the-secret\\nsecond \\"quoted\\" line '
+                  '\\\\ end\\n"') == '"msg": "key is ********"'
+    assert "secret" not in redact(f"echo {shlex.quote(secret)}")
+    diff = "+first-line-of-the-secret\n+second \"quoted\" line \\ end"
+    assert redact(diff) == "+********\n+********"
+
+
+def test_a_private_key_block_is_redacted_across_lines_and_escaped_whatever_its_source():
+    key = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n"
+           "-----END RSA PRIVATE KEY-----")
+    redact = Redactor()
+
+    in_diff = "\n+".join(key.splitlines())
+    escaped = json.dumps(key)  # newlines as \n, as Ansible's JSON output prints them
+    assert redact(f"before\n+{in_diff}\nafter") == "before\n+********\nafter"
+    assert "MIIE" not in redact(f'"content": {escaped}')
+    assert redact("a token xoxb-1234567890-abcdefghij here") == "a token ******** here"
