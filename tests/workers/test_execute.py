@@ -149,6 +149,36 @@ def test_secret_values_never_reach_the_logs_or_slack(maria_world, config_for, mo
     assert "Tr0ub4dor" not in str([c.params for c in fake.calls])
 
 
+DEPLOY_KEY_LINES = ("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg", "c2VjcmV0LXNlY3JldC1zZWNyZXQtMDAxMjM0",
+                    'with "quotes" & a \\backslash')
+VAULTED_KEY_LINE = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtz"
+
+
+def test_a_check_run_with_diff_shows_no_multi_line_or_escaped_secret(maria_world, config_for,
+                                                                      monkeypatch):
+    # given: a multi-line secret variable, printed by debug (JSON-escaped, on one line) and
+    # rendered into a file whose --diff prints it line by line; and a private key from the
+    # playbook's own vars (as a vault value would be), rendered the same way
+    world, fake = maria_world, maria_world.slack
+    monkeypatch.setenv("PLAYBOT_VAR_DEPLOY_KEY", "\n".join(DEPLOY_KEY_LINES) + "\n")
+    job_id = world.job("leaky", check_mode=True, variables={
+        "deploy_key": {"type": "string", "secret": True, "required": True}})
+
+    # when: it runs for real, in check mode with --diff
+    ended = execute_job(job_id, config_for(world))
+    assert drain(15)
+
+    # then: the diff is there, and no piece of either secret in the logs or in Slack
+    assert ended == JobStatus.success
+    text = "\n".join(r.content for r in world.logs(job_id))
+    assert "+++ after" in text and "key is ********" in text
+    slack = str([c.params for c in fake.calls])
+    for piece in (*DEPLOY_KEY_LINES, VAULTED_KEY_LINE, "BWQVVMVEVES0VZ"):
+        assert piece not in text, piece
+        assert piece not in slack, piece
+    assert "BEGIN OPENSSH PRIVATE KEY" not in text
+
+
 def test_a_missing_required_secret_refuses_the_job_with_advice(maria_world, config_for,
                                                               monkeypatch):
     world = maria_world
