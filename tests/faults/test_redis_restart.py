@@ -7,14 +7,22 @@ message per job."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.jobs import mark_enqueued
-from db.models import ClockState, JobStatus
+from db.clock import now as db_time
+from db.models import ClockState, Job, JobStatus
 from tests.faults.clock_support import playbot, playbot_env, starts, wait_for
-from tests.workers.conftest import fake_slack, maria_world, playbook_dir  # noqa: F401
+from tests.workers.conftest import (  # noqa: F401
+    config_for,
+    fake_slack,
+    maria_world,
+    playbook_dir,
+)
+from workers import housekeeping
 from workers.broker import reset_broker
 from workers.queue import DramatiqJobQueue
 
@@ -71,3 +79,39 @@ def test_jobs_queued_when_redis_restarts_without_aof_each_run_exactly_once(
     # one channel message per job (each edited in place), none posted twice
     assert len(world.slack.channel_messages("C_OPS")) == len(jobs)
     assert "requeued pending job" in (tmp_path / "clock.log").read_text()
+
+
+def test_a_long_backlog_is_never_multiplied_but_a_restart_resends_it_once(
+        maria_world, private_redis, config_for, tmp_path):  # noqa: F811 - fixtures above
+    # given three launches waiting in Redis for ten minutes behind a backlog (no worker)
+    world = maria_world
+    config = config_for(world, redis_url=private_redis.url)
+    queue = DramatiqJobQueue(private_redis.url)
+    sent: list[str] = []
+
+    def send(job_id: str) -> str:
+        sent.append(job_id)
+        return queue.enqueue(job_id)
+
+    housekeeping.requeue(config, send=send)  # the clock has seen this Redis for an hour
+    with world.factory.begin() as s:
+        s.execute(update(ClockState).where(ClockState.name == "queue_epoch")
+                  .values(updated_at=db_time(s) - timedelta(hours=1)))
+    jobs = [world.job("ok") for _ in range(3)]
+    for job_id in jobs:
+        with world.factory.begin() as s:
+            mark_enqueued(s, job_id, queue.enqueue(job_id))
+        with world.factory.begin() as s:
+            s.execute(update(Job).where(Job.job_id == job_id)
+                      .values(enqueued_at=db_time(s) - timedelta(minutes=10)))
+
+    # when the clock passes, again and again, nothing is sent twice
+    for _ in range(3):
+        assert housekeeping.requeue(config, send=send) == []
+    # and when Redis restarts without persistence, each is sent once more, and only once
+    private_redis.restart()
+    reset_broker()
+    queue = DramatiqJobQueue(private_redis.url)
+    assert sorted(housekeeping.requeue(config, send=send)) == sorted(jobs)
+    assert housekeeping.requeue(config, send=send) == []
+    assert sorted(sent) == sorted(jobs)
