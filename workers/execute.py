@@ -7,7 +7,9 @@
    the server row; extra vars; secret vars from `PLAYBOT_VAR_<NAME>`. A refusal ends the
    job `failed` with the reason (logged as its only output line).
 3. Run it with a heartbeat thread (marks the job alive, learns about cancel requests and
-   about the job having been reaped), a `LogSink` (job_logs) and a `JobNotifier` (Slack,
+   about the job having been reaped, and renews the run's lease after each heartbeat: a
+   worker that stops heart-beating has its playbook stopped by the run's guard before the
+   reaper frees its servers), a `LogSink` (job_logs) and a `JobNotifier` (Slack,
    paced through Redis across worker processes when Redis is configured).
 4. End it: `success`, `failed` (error_message names task, host and message; an incident
    ticket is opened and posted in the thread) or `cancelled`.

@@ -163,7 +163,11 @@ class Guard:
             self._program = subprocess.Popen(self.argv)  # kept: its __del__ would reap it
             self.child = self._program.pid
         else:
-            self._start_init()
+            try:
+                self._start_init()
+            except OSError as exc:  # probed at worker start: a kernel limit reached since
+                print(f"[ERROR]: Playbot's guard could not contain the run: {exc}", flush=True)
+                return 1
         return self._watch()
 
     def _arm(self, sig: int) -> None:
