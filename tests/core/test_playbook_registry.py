@@ -135,6 +135,7 @@ variables:
     ("descripton: typo\n", "deploy.playbot.yml: unknown key `descripton` (did you mean `description`?)"),
     ("timeout_seconds: -5\n", "deploy.playbot.yml: `timeout_seconds` must be a whole number"),
     ("allow_free_vars: sometimes\n", "deploy.playbot.yml: `allow_free_vars` must be true or false"),
+    ("check_safe: mostly\n", "deploy.playbot.yml: `check_safe` must be true or false"),
     ("tags: [web, 'bad tag']\n", "deploy.playbot.yml: `tags`: Invalid tag `bad tag`"),
     ("- just\n- a list\n", "deploy.playbot.yml: must be a mapping"),
     ("variables:\n  x: {type: string\n", "deploy.playbot.yml: is not valid YAML (line"),
@@ -238,6 +239,22 @@ def test_sync_registers_new_playbooks_with_hash_and_sidecar_and_audits_each(sess
     rows = list(session.scalars(select(AuditLog).where(AuditLog.action == "playbook.register")))
     assert sorted(r.resource_id for r in rows) == ["deploy", "ping"]
     assert all(r.details["via"] == "cli" and r.user_id is None for r in rows)
+
+
+def test_sync_registers_check_safe_from_the_sidecar_and_nothing_else_is_check_safe(
+        session, book_dir):
+    # given: one playbook declared check-safe, one with no sidecar
+    write(book_dir, "audit.yml")
+    write(book_dir, "audit.playbot.yml", "description: Read-only audit\ncheck_safe: true\n")
+    write(book_dir, "ping.yml")
+
+    # when
+    sync_playbooks(session, book_dir, origin=CLI)
+    session.commit()
+
+    # then
+    assert get_playbook(session, "audit").check_safe is True
+    assert get_playbook(session, "ping").check_safe is False
 
 
 def test_a_second_sync_with_nothing_changed_writes_nothing(session, book_dir):
