@@ -692,3 +692,14 @@ class NotificationSetting(Base):
 
     def __repr__(self) -> str:
         return f"<NotificationSetting user={self.user_id} channel={self.channel_id}>"
+
+
+class NotificationLog(Base):
+    """One row per notification sent by the clock (revision 0010): `event_key` (e.g.
+    `job_ended:<job uuid>:<target>`) is unique, so two clocks never send one twice."""
+
+    __tablename__ = "notification_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(191), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import dramatiq
 
-from workers import actors, housekeeping, notifier, run_dirs, schedules
+from workers import actors, housekeeping, notifications, notifier, run_dirs, schedules
 from workers.broker import setup_broker
 from workers.config import WorkerConfig, configure
 from workers.container import container_kind
@@ -159,12 +159,14 @@ def run_clock(config: WorkerConfig, *, stop: threading.Event | None = None,
 
 
 def housekeeping_pass(config: WorkerConfig, send: Callable[[str], str]) -> None:
-    """One round of reap, requeue, approval expiry and due schedules (`workers.schedules`); a
-    failing step does not stop the rest."""
+    """One round of reap, requeue, approval expiry, due schedules (`workers.schedules`) and
+    job-ending notifications (`workers.notifications`); a failing step does not stop the
+    rest."""
     _guarded("reap", lambda: housekeeping.reap(config))
     _guarded("requeue", lambda: housekeeping.requeue(config, send=send))
     _guarded("expire approvals", lambda: housekeeping.expire_approvals(config, send=send))
     _guarded("fire schedules", lambda: schedules.fire_schedules(config, send=send))
+    _guarded("notify endings", lambda: notifications.notify_endings(config))
 
 
 def _guarded(what: str, step: Callable[[], object]) -> None:

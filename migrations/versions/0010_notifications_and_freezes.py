@@ -7,6 +7,7 @@
 - `notification_settings`: one row per user (events, where: DM or a channel, quiet hours
   in a time zone) or per channel (a route admins set); failure events narrowed by
   environments and playbooks. A user's row goes with the user (CASCADE).
+- `notification_log`: the notifications the clock sent, by unique `event_key`.
 
 Revision ID: 0010
 Revises: 0009
@@ -75,8 +76,17 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",
                                 name="fk_notification_settings_user_id_users"),
     )
+    op.create_table(
+        "notification_log",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("event_key", sa.String(191), nullable=False),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_notification_log"),
+        sa.UniqueConstraint("event_key", name="uq_notification_log_event_key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("notification_log")
     op.drop_table("notification_settings")
     op.drop_table("freeze_windows")  # its indexes go with it

@@ -27,7 +27,7 @@ HEAD_TABLES |= {"api_tokens"}
 # 0009: job templates (seed v1.2)
 HEAD_TABLES |= {"job_templates", "schedules"}
 # 0010: change freezes
-HEAD_TABLES |= {"freeze_windows", "notification_settings"}
+HEAD_TABLES |= {"freeze_windows", "notification_settings", "notification_log"}
 
 
 def schema_diff(url: str) -> list:

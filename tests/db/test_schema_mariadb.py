@@ -128,6 +128,10 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "uq_notification_settings_user_id": (("user_id",), True),
         "uq_notification_settings_channel_id": (("channel_id",), True),
     },
+    "notification_log": {
+        "PRIMARY": (("id",), True),
+        "uq_notification_log_event_key": (("event_key",), True),
+    },
     # 0010: change freezes
     "freeze_windows": {
         "PRIMARY": (("id",), True),
@@ -168,6 +172,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
     "api_tokens": {("user_id", "users"): "CASCADE"},  # 0008: a user's tokens go with them
     "freeze_windows": {("created_by", "users"): "SET NULL", ("ended_by", "users"): "SET NULL"},
     "notification_settings": {("user_id", "users"): "CASCADE"},
+    "notification_log": {},
     "schedules": {("template_id", "job_templates"): "RESTRICT", ("owner_id", "users"): "RESTRICT",
                   ("approved_by", "users"): "SET NULL"},
 }
@@ -229,6 +234,7 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
                    "expires_at": "datetime(6)"},
     "schedules": {"next_run_at": "datetime(6)", "approved_hash": "char(64)"},
     "notification_settings": {"user_id": "int(11)", "channel_id": "varchar(32)"},
+    "notification_log": {"event_key": "varchar(191)"},
     "freeze_windows": {"environment": "enum('production','staging','development')",
                        "ends_at": "datetime(6)"},
 }
@@ -253,6 +259,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "freeze_windows": set(),
     "schedules": set(),
     "notification_settings": {"events", "environments", "playbooks"},
+    "notification_log": set(),
 }
 
 TABLES = list(INDEXES)

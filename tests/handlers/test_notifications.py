@@ -6,10 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from db.base import utcnow
+from db.models import Job, JobStatus
 from slackui import ids
-from tests.handlers.fixtures import ADMIN, OPERATOR, OTHER_ADMIN, VIEWER
+from tests.handlers.fixtures import ADMIN, BOT_TOKEN, OPERATOR, OTHER_ADMIN, VIEWER
+from workers.config import WorkerConfig
+from workers.notifications import notify_endings
 
 NOTIFY = ids.CMD_NOTIFY
 
@@ -78,3 +82,30 @@ def test_only_admins_route_events_to_a_channel_and_the_route_gets_approval_reque
     denied, row = slack.audit("notify.route")
     assert denied.details["outcome"] == "denied"
     assert (row.resource_id, row.details["outcome"]) == ("C_APPROVALS", "allowed")
+
+
+def test_the_clock_tells_the_requester_a_job_ended_and_failure_routes_once(slack):
+    # given alice wants her endings, bob wants production failures, #alerts gets failures
+    slack.command(NOTIFY, "events=job_ended", user=OPERATOR)
+    slack.command(NOTIFY, "events=job_failed env=production", user=ADMIN)
+    slack.command(NOTIFY, "channel C_ALERTS events=job_failed", user=ADMIN)
+    slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
+    [job] = slack.jobs()
+    now = utcnow()
+    with slack.session_factory() as session:
+        session.execute(update(Job).values(status=JobStatus.failed, completed_at=now,
+                                           active_fingerprint=None,
+                                           error_message="task ping failed on local"))
+        session.commit()
+    settings = slack.runtime.settings
+    config = WorkerConfig(database_url=settings.database_url, slack_token=BOT_TOKEN,
+                          slack_api_url=settings.slack_api_url)
+    # when the clock passes twice
+    before = len(slack.fake.calls)
+    first = notify_endings(config, now=now + timedelta(seconds=5))
+    second = notify_endings(config, now=now + timedelta(seconds=10))
+    # then alice's DM and #alerts, once; bob's filter (production) does not match
+    posts = [c.params for c in slack.fake.calls[before:] if c.method == "chat.postMessage"]
+    assert (first, second) == (2, 0)
+    assert sorted(p["channel"] for p in posts) == ["C_ALERTS", f"D_{OPERATOR}"]
+    assert all("failed: task ping failed on local" in p["text"] for p in posts)
