@@ -73,9 +73,10 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "`from`/`to`: `fri 16:00` `mon 08:00` (weekly) or `2026-12-24 18:00` (once). "
                 "During a freeze launches are refused; `--break-glass=\"why\"` needs two "
                 "admins.", "viewer"),
-    CommandHelp(ids.CMD_PLAYBOT, "help | stats | whoami | history [@user]",
+    CommandHelp(ids.CMD_PLAYBOT, "help | stats | whoami | history [@user] | tokens",
                 "Playbot help, your role, statistics and history",
-                "Any other command also works as `/playbot <command> …`.", "viewer"),
+                "`tokens` lists your API tokens, `tokens revoke NAME` revokes one. Any other "
+                "command also works as `/playbot <command> …`.", "viewer"),
 )
 BY_COMMAND = {c.command: c for c in COMMANDS}
 
