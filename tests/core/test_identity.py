@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from core.errors import InactiveUser, UnknownUser
-from core.identity import resolve_slack_user
+from core.errors import ForeignWorkspace, InactiveUser, UnknownUser
+from core.identity import Install, Origin, check_origin, resolve_slack_user
 from db.base import utcnow
 from db.models import Role, User
 
@@ -82,6 +82,38 @@ def test_with_auto_provisioning_off_an_unknown_user_is_told_to_ask_an_admin(sess
     with pytest.raises(UnknownUser) as caught:
         resolve_slack_user(session, "U_NEW", display_name="zoe", auto_provision=False)
     assert "playbot users add" in str(caught.value) and "U_NEW" in str(caught.value)
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+HOME = Install(team_id="T_HOME")
+GRID = Install(team_id=None, enterprise_id="E_ORG")
+
+
+@pytest.mark.parametrize(("install", "origin", "what"), [
+    (HOME, Origin(team_id="T_OTHER"), "another Slack workspace"),
+    (HOME, Origin(team_id=None), "another Slack workspace"),
+    (HOME, Origin(team_id="T_HOME", user_team_id="T_OTHER"), "Slack Connect"),
+    (GRID, Origin(team_id="T_ANY", enterprise_id="E_ELSEWHERE"), "another Slack organisation"),
+    (GRID, Origin(team_id="T_ANY"), "another Slack organisation"),
+])
+def test_a_request_from_outside_the_install_is_refused(install, origin, what):
+    with pytest.raises(ForeignWorkspace, match=what):
+        check_origin(install, origin)
+
+
+@pytest.mark.parametrize(("install", "origin"), [
+    (HOME, Origin(team_id="T_HOME", user_team_id="T_HOME")),
+    (GRID, Origin(team_id="T_ANY", enterprise_id="E_ORG", user_team_id="T_OTHER_OF_ORG")),
+    (Install(), Origin(team_id="T_WHATEVER")),
+])
+def test_a_request_from_the_install_passes(install, origin):
+    check_origin(install, origin)
+
+
+def test_a_foreign_request_is_refused_before_anyone_is_provisioned(session):
+    with pytest.raises(ForeignWorkspace):
+        resolve_slack_user(session, "U_STRANGER", display_name="stranger", install=HOME,
+                           origin=Origin(team_id="T_OTHER"))
     assert session.scalar(select(func.count()).select_from(User)) == 0
 
 
