@@ -229,7 +229,8 @@ def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
         return job
     moved = session.execute(
         update(Job).where(Job.id == job.id, Job.status == JobStatus.awaiting_approval)
-        .values(job_values(status=JobStatus.pending, heartbeat_at=now))
+        .values(job_values(status=JobStatus.pending, heartbeat_at=now, approved_by=actor.id,
+                           approved_at=now))
         .execution_options(synchronize_session=False)
     ).rowcount
     latest(session, job)  # the committed row; locks the job only, not its server

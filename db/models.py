@@ -370,10 +370,14 @@ class Job(Base):
     # 0011: on a run's first job (lowest id): the run state version last drawn on the run's
     # Slack message, set by compare-and-set (`core.run_messages.claim`).
     message_version: Mapped[int] = mapped_column(Integer, default=0)
+    # 0013: the admin whose approval released the job, and when (NULL: no approval needed)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     playbook: Mapped[Playbook] = relationship(lazy="joined", innerjoin=True)
     server: Mapped[Server] = relationship(lazy="joined", innerjoin=True)
-    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True, foreign_keys="Job.user_id")
+    approver: Mapped[User | None] = relationship(lazy="joined", foreign_keys="Job.approved_by")
 
     @validates("status", "cancel_requested")
     def _release_fingerprint(self, key: str, value: Any) -> Any:

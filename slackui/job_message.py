@@ -51,6 +51,8 @@ from slackui.jobs import (
     status_text,
 )
 from slackui.limits import MAX_MESSAGE_BLOCKS, MAX_SECTION_TEXT, cap_blocks, truncate
+from slackui.text import code
+from slackui.values import shown_value
 
 COUNTER_ORDER = ("ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored")
 MAX_HOST_LINES = 20
@@ -83,6 +85,9 @@ def run_message(jobs: Sequence[Job], progress: RunProgress | None = None, *,
         context(_count_text(counts)),
         context(*_run_facts(ordered, status)),
     ]
+    variables = variables_line(first)  # one launch: every job has the same variables
+    if variables is not None:
+        blocks.append(variables)
     waiting = [j for j in ordered if j.status == JobStatus.awaiting_approval]
     if waiting and counts["pending"]:
         names = _names([j.server.hostname for j in waiting])
@@ -171,6 +176,7 @@ def _run_facts(jobs: Sequence[Job], status: JobStatus) -> list[str]:
     environments = sorted({j.server.environment.value for j in jobs})
     facts = [f"Run `{short_id(first.run_id)}`",
              f"by {user_mention(first.user.slack_user_id, first.user.username)}",
+             *_who_else(next((j for j in jobs if j.approver is not None), first)),
              ", ".join(environments)]
     started = [j.started_at for j in jobs if j.started_at]
     if started:
@@ -262,6 +268,9 @@ def job_message(job: Job, progress: RunProgress | None = None, *,
                 accessory=live_log_button(job.run_id)),
         context(*_facts(job)),
     ]
+    variables = variables_line(job)
+    if variables is not None:
+        blocks.append(variables)
     if job.status == JobStatus.pending and waiting_for:
         blocks.append(section(f":hourglass: Waiting for *{escape(waiting_for)}*: another job "
                               "is running there; this one starts when it ends."))
@@ -312,7 +321,7 @@ def _progress_blocks(progress: RunProgress) -> list[Block]:
 def _facts(job: Job) -> list[str]:
     facts = [f"Job `{short_id(job.job_id)}`",
              f"by {user_mention(job.user.slack_user_id, job.user.username)}",
-             job.server.environment.value]
+             *_who_else(job), job.server.environment.value]
     if job.started_at:
         facts.append(f"started {when(job.started_at)}")
     else:
@@ -322,6 +331,24 @@ def _facts(job: Job) -> list[str]:
     elif job.started_at and job.status == JobStatus.running:
         facts.append(f"running for {duration((utcnow() - job.started_at).total_seconds())}")
     return [" · ".join(facts)]
+
+
+def _who_else(job: Job) -> list[str]:
+    """"approved by @bob" and "retry of #12" (the job it retried, by the id rule)."""
+    facts = []
+    if job.approver is not None:
+        facts.append(f"approved by {user_mention(job.approver.slack_user_id, job.approver.username)}")
+    if job.retry_of_id is not None:
+        facts.append(f"retry of `#{job.retry_of_id}`")
+    return facts
+
+
+def variables_line(job: Job) -> Block | None:
+    """The variables the job runs with, as typed: `version=2.4` `dry_run=true`."""
+    if not job.extra_vars:
+        return None
+    shown = " ".join(code(f"{k}={shown_value(v)}") for k, v in sorted(job.extra_vars.items()))
+    return context(truncate(f"Variables: {shown}", MAX_SECTION_TEXT))
 
 
 def _text(job: Job, waiting_for: str | None) -> str:

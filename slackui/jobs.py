@@ -174,6 +174,9 @@ def job_details_blocks(job: Job, log_lines: Sequence[str] = (), *, buttons: bool
             ("Finished", when(job.completed_at)),
             ("Duration", duration(_seconds(job))),
             ("Job id", f"`{job.job_id}`"),
+            *([("Approved by", f"{user_mention(job.approver.slack_user_id, job.approver.username)}"
+                               f" · {when(job.approved_at)}")] if job.approver is not None else []),
+            *([("Retry of", f"`#{job.retry_of_id}`")] if job.retry_of_id is not None else []),
         ]),
     ]
     if len(run) > 1:

@@ -50,6 +50,7 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         # 0002: one job per (Slack request, target); the index InnoDB adds for retry_of_id
         "uq_jobs_request_key": (("request_key",), True),
         "fk_jobs_retry_of_id_jobs": (("retry_of_id",), False),
+        "fk_jobs_approved_by_users": (("approved_by",), False),  # 0013
         # 0003: one job in progress per identical launch
         "idx_jobs_active_fingerprint": (("active_fingerprint",), True),
         # 0004: the jobs of one run; one running job per server
@@ -151,6 +152,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
         ("server_id", "servers"): "RESTRICT",
         ("playbook_id", "playbooks"): "RESTRICT",
         ("retry_of_id", "jobs"): "SET NULL",  # 0002: a retry outlives the job it retried
+        ("approved_by", "users"): "SET NULL",  # 0013: who approved it
     },
     "job_logs": {("job_id", "jobs"): "CASCADE"},
     "tickets": {

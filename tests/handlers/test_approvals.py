@@ -133,3 +133,14 @@ def test_a_rejected_run_is_listed_as_rejected_not_cancelled(slack):
 
     assert f"`{job.job_id[:8]}`" in listing and "rejected" in listing
     assert "cancelled" not in listing
+
+
+def test_an_approved_run_says_who_approved_it(slack):
+    _, job, ticket = request_production_run(slack)
+
+    result = click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+    details = slack.command(ids.CMD_JOB, job.job_id[:8], user=ADMIN).reply_text
+
+    assert "approved by <@U_BOB>" in str(result.updated[-1].params["blocks"])
+    assert "*Approved by*" in details and "<@U_BOB>" in details
+    assert slack.job(job.job_id).approved_at is not None

@@ -146,7 +146,10 @@ def test_retry_button_on_an_incident_ticket(slack):
     incident(slack)
     [ticket] = slack.tickets()
 
-    slack.click(ids.ACTION_JOB_RETRY, ticket.job.job_id, user=OPERATOR)
+    retried = slack.click(ids.ACTION_JOB_RETRY, ticket.job.job_id, user=OPERATOR)
 
     assert len(slack.jobs()) == 2
     assert len(slack.queue.enqueued) == 1
+    # the new job's message says which job it retries (by the id rule: #N)
+    posted = [c for c in retried.calls if c.method == "chat.postMessage"]
+    assert f"retry of `#{ticket.job.id}`" in str(posted[-1].params["blocks"])
