@@ -274,8 +274,16 @@ def job_message(job: Job, progress: RunProgress | None = None, *,
     if job.status == JobStatus.pending and waiting_for:
         blocks.append(section(f":hourglass: Waiting for *{escape(waiting_for)}*: another job "
                               "is running there; this one starts when it ends."))
-    if job.status == JobStatus.running:
-        blocks.extend(_progress_blocks(progress or RunProgress()))
+    if job.status == JobStatus.running and job.cancel_requested:
+        # whoever draws it now may not know the worker's counters: none shown, rather
+        # than a "Tasks done: 0" that the worker's next update would contradict
+        blocks.append(section(":octagonal_sign: *Cancelling:* the run stops at the next task."
+                              + ("" if progress is None else
+                                 f" Tasks done: {progress.tasks_done}.")))
+    elif job.status == JobStatus.running and progress is not None:
+        blocks.extend(_progress_blocks(progress))
+    elif job.status == JobStatus.running:
+        blocks.append(section("*Running…*"))
     elif job.status in (JobStatus.success, JobStatus.failed, JobStatus.cancelled):
         recap = RunProgress.from_recap(job.recap) if job.recap else progress
         if recap is not None and recap.hosts:

@@ -40,6 +40,18 @@ def test_a_running_job_shows_tasks_done_counters_per_host_and_cancel():
     assert _buttons(blocks) == [ids.ACTION_JOB_CANCEL]
 
 
+def test_a_cancel_drawn_without_the_workers_counters_shows_none_rather_than_zero():
+    # the Slack app redraws at once after a Cancel click: it has no live counters
+    job = _job(JobStatus.running, started_at=utcnow())
+    job.cancel_requested = True
+
+    _, blocks = job_message(job, None)
+
+    body = str(blocks)
+    assert "*Cancelling:*" in body and "stops at the next task" in body
+    assert "Tasks done" not in body  # no "0" that the worker's next update contradicts
+
+
 def test_a_failed_job_shows_the_error_the_recap_and_retry():
     job = _job(JobStatus.failed, started_at=utcnow() - timedelta(seconds=75),
                completed_at=utcnow(), error_message="Task 'Check' failed on web-01: full",
