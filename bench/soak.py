@@ -31,9 +31,11 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bench.context import BenchContext, require
 from bench.procs import Child
@@ -49,7 +51,10 @@ SENDERS = 4
 WORKERS = 2
 THREADS_PER_WORKER = 2
 CHANNELS = 5
-POLL_S = 0.25
+POLL_S = 0.5
+# Nothing active and nothing new for this long: what is missing will not come (longer than
+# the redelivery of a dead worker's messages, 60 s, and the reaper's grace)
+QUIET_S = 90.0
 DEADLOCK = re.compile(r"\b1213\b|Deadlock found")
 
 SOAK_SIDECAR = """\
@@ -76,6 +81,12 @@ def soak_playbook(runs_file: str) -> str:
       debug:
         msg: done
 """
+
+
+@dataclass(frozen=True)
+class JobRow:
+    status: JobStatus
+    error_message: str
 
 
 class SoakStack(ProductStack):
@@ -129,6 +140,22 @@ class SoakStack(ProductStack):
             count += sum(1 for line in text.splitlines() if DEADLOCK.search(line))
         return count
 
+    def errors(self, limit: int = 12) -> list[str]:
+        """The first distinct ERROR / CRITICAL lines of every process's log (Redis being
+        down while it restarts aside), for the report."""
+        seen: list[str] = []
+        for child in self.children():
+            try:
+                lines = child.log_path.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                if (" ERROR " in line or " CRITICAL " in line) and "Error 111" not in line:
+                    text = f"{child.log_path.name}: {line[24:300]}"
+                    if text not in seen:
+                        seen.append(text)
+        return seen[:limit]
+
     def logs(self) -> str:
         return "\n".join(f"--- {c.log_path.name}:\n{c.tail()}" for c in self.children())
 
@@ -152,6 +179,7 @@ class Soak:
         self.refused: dict[int, str] = {}
         self._lock = threading.Lock()
         self.events: dict[str, float] = {}
+        self._last: dict[int, JobRow] = {}
 
     def _send(self, numbers: list[int]) -> None:
         from bot.fake_slack import SlackSender
@@ -161,8 +189,11 @@ class Soak:
         for n in numbers:
             server = self.servers[n % len(self.servers)]
             try:
+                # a trigger id of its own: Slack's are unique, and a launch's request key
+                # is built from it (a repeated one is answered as a repeat)
                 response = sender.command("/run-playbook", f"{PLAYBOOK} {server} n={n}",
-                                          user=OPERATOR, channel=f"C_SOAK{n % CHANNELS}")
+                                          user=OPERATOR, channel=f"C_SOAK{n % CHANNELS}",
+                                          trigger_id=f"trigger-soak-{n}")
                 ok, why = response.status == 200, f"HTTP {response.status}"
             except OSError as error:
                 ok, why = False, f"{type(error).__name__}: {error}"
@@ -172,12 +203,20 @@ class Soak:
                 else:
                     self.refused[n] = why
 
-    def ended(self) -> dict[int, Job]:
-        """Every job of the soak by its launch number (the newest if several)."""
-        with self.stack.session_factory() as session:
-            jobs = session.scalars(select(Job).order_by(Job.id)).unique().all()
-        return {int(job.extra_vars["n"]): job for job in jobs
-                if isinstance(job.extra_vars, dict) and "n" in job.extra_vars}
+    def ended(self) -> dict[int, JobRow]:
+        """Every job of the soak by its launch number (the newest if several); the last
+        answer again when the database fails this once."""
+        try:
+            with self.stack.session_factory() as session:
+                rows = session.execute(
+                    select(Job.extra_vars, Job.status, Job.error_message).order_by(Job.id)).all()
+        except SQLAlchemyError as error:
+            self.stack.ctx.log(f"soak: polling the jobs failed ({error.__class__.__name__}); "
+                               "trying again")
+            return self._last
+        self._last = {int(extra["n"]): JobRow(status, error or "") for extra, status, error
+                      in rows if isinstance(extra, dict) and "n" in extra}
+        return self._last
 
     def run(self, timeout: float) -> dict[str, Any]:
         ctx = self.stack.ctx
@@ -190,20 +229,24 @@ class Soak:
         ctx.log(f"soak: {len(self.acked)} launches acked in {self.events['all_sent_s']:.1f}s")
         killed = restarted = False
         before_faults = 0
-        last_end = started
+        last_end = last_change = started
+        seen = (0, 0)
         deadline = started + timeout
         while time.monotonic() < deadline:
             jobs = self.ended()
             done = sum(1 for job in jobs.values() if job.status.is_final)
-            if done and done != getattr(self, "_done", 0):
-                last_end = time.monotonic()
-            self._done = done
+            if (len(jobs), done) != seen:
+                last_change = time.monotonic()
+                if done != seen[1]:
+                    last_end = last_change
+                seen = (len(jobs), done)
             if not killed and done >= self.launches / 3:
                 victim = self.stack.workers[0]
                 self.stack.kill_worker(victim)
                 killed = True
                 before_faults = done
                 self.events["worker_killed_s"] = time.monotonic() - started
+                self.events["jobs_created_at_kill"] = len(jobs)
                 ctx.log(f"soak: SIGKILLed worker pid {victim.pid} after {done} launches ended")
                 time.sleep(2)  # a process manager brings a new one up
                 self.stack.start_worker()
@@ -211,14 +254,19 @@ class Soak:
                 self.stack.redis.restart()
                 restarted = True
                 self.events["redis_restarted_s"] = time.monotonic() - started
+                self.events["jobs_created_at_redis_restart"] = len(jobs)
                 ctx.log(f"soak: Redis restarted after {done} launches ended")
             if restarted and done >= len(self.acked) and len(jobs) >= len(self.acked):
+                break
+            if restarted and done == len(jobs) and time.monotonic() - last_change > QUIET_S:
+                ctx.log(f"soak: {len(self.acked) - len(jobs)} acked launches have no job and "
+                        f"nothing moved for {QUIET_S:.0f}s; giving up on them")
                 break
             time.sleep(POLL_S)
         jobs = self.ended()
         return self._outcome(jobs, started, last_end, before_faults)
 
-    def _outcome(self, jobs: dict[int, Job], started: float, last_end: float,
+    def _outcome(self, jobs: dict[int, JobRow], started: float, last_end: float,
                  before_faults: int) -> dict[str, Any]:
         counts: dict[int, int] = {}
         for line in self.stack.runs_file.read_text().splitlines():
@@ -231,7 +279,7 @@ class Soak:
         lost = sorted(n for n in self.acked if n not in jobs or not jobs[n].status.is_final)
         stuck = sorted(n for n, job in jobs.items() if job.status in ACTIVE_JOB_STATUSES)
         reaped = sum(1 for job in jobs.values() if job.status == JobStatus.failed
-                     and (job.error_message or "").startswith("worker lost"))
+                     and job.error_message.startswith("worker lost"))
         elapsed = max(last_end - started, 1e-9)
         killed_at = self.events.get("worker_killed_s") or elapsed
         return {
@@ -241,6 +289,7 @@ class Soak:
             "run_twice": sum(1 for c in counts.values() if c > 1),
             "stuck": len(stuck), "stuck_launches": stuck[:20],
             "deadlock_errors": self.stack.deadlock_errors(),
+            "log_errors": self.stack.errors(),
             "statuses": statuses, "reaped": reaped, "ran": len(counts),
             "elapsed_s": elapsed, "launches_per_s": len(self.acked) / elapsed,
             "before_faults_per_s": before_faults / killed_at if before_faults else 0.0,
