@@ -127,8 +127,8 @@ class Ending:
 class Limits:
     post_interval: float = 1.0
     update_interval: float = 2.0
-    max_thread_posts: int = 50
-    max_thread_bytes: int = 200_000
+    max_thread_posts: int = 20
+    max_thread_bytes: int = 30_000  # about 300 lines: what a person reads in a thread
     max_buffer_bytes: int = 256_000
     give_up_after_failures: int = 5
     updates_pace: float = 0.5  # progress updates of all runs together: ≤ 2 a second
@@ -454,8 +454,8 @@ class RunNotifier:
         omitted = self._omitted
         if omitted:
             shown = ending.total_lines - omitted if ending.total_lines else self._accepted
-            note = (f"_{omitted:,} more output lines are not shown here "
-                    f"({max(shown, 0):,} shown)._")
+            note = (f"{omitted:,} more output lines are not in this thread "
+                    f"({max(shown, 0):,} are).")
             log_text = _read_log(ending.full_log)
             if log_text is not None:
                 self._upload(log_text, note, ending.total_lines)
@@ -477,7 +477,8 @@ class RunNotifier:
         self._call(self._client.files_upload_v2, channel=self.channel, thread_ts=self.ts,
                    content=text, filename=name, title=f"Full log of {self._what} "
                    f"({total_lines:,} lines)",
-                   initial_comment=note + " Full log attached.")
+                   initial_comment=f"{note} The full log ({total_lines:,} lines) is attached "
+                                   f"as {name}.")
 
     def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
         """One Slack call; failures are logged and counted, never raised."""

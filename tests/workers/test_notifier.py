@@ -34,7 +34,8 @@ def test_output_goes_to_the_thread_in_few_coalesced_posts_within_size_limits(
         sqlite_world, client, fake_slack):
     job_id = sqlite_world.job()
     job = sqlite_world.get(job_id)
-    notifier = _notifier(sqlite_world, client, job, limits=Limits(post_interval=0.3, update_interval=0.3))
+    notifier = _notifier(sqlite_world, client, job, limits=Limits(
+        post_interval=0.3, update_interval=0.3, max_thread_bytes=200_000))
 
     for i in range(3_000):
         notifier.lines([(f"line {i} " + "x" * 20, "INFO")])
@@ -59,7 +60,8 @@ def test_output_goes_to_the_thread_in_few_coalesced_posts_within_size_limits(
 def test_thread_posts_are_spaced_about_a_second_apart_per_channel(sqlite_world, client,
                                                                    fake_slack):
     job_id = sqlite_world.job()
-    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id))
+    notifier = _notifier(sqlite_world, client, sqlite_world.get(job_id),
+                         limits=Limits(max_thread_bytes=200_000))
 
     for burst in range(2):
         notifier.lines([(f"burst {burst} line {i}", "INFO") for i in range(1_000)])
@@ -90,7 +92,9 @@ def test_output_beyond_the_thread_budget_is_summarised_and_uploaded_as_a_file(
     [upload] = fake_slack.files
     assert upload["content"].decode().splitlines() == lines
     assert upload["thread_ts"] == job.slack_message_ts
-    assert "more output lines are not shown here" in upload["comment"]
+    assert "more output lines are not in this thread" in upload["comment"]
+    assert f"attached as {upload['filename']}" in upload["comment"]
+    assert "_" not in upload["comment"].split(" attached as ")[0]  # plain words, no markup
     posted = sum(len(b["text"]["text"]) for m in fake_slack.thread("C_OPS", job.slack_message_ts)
                  for b in m.blocks)
     assert posted <= 20_000 + 200  # the budget, plus the code fences
