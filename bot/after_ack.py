@@ -4,18 +4,20 @@ What a command, click, submission or event does after its ack (Bolt's *lazy list
 the launch's rows, the run message, the enqueue, a `/jobs` answer) is a message on a queue
 of its own (`AFTER_ACK_QUEUE`), never work held in the memory of the process that acked.
 
-Sending (the ack half): with `process_before_response=True` Bolt hands every lazy listener
-to the app's lazy listener runner *before* it returns the ack. Ours (`BrokerLazyRunner`,
-installed on `app.listener_runner` as Bolt's AWS Lambda adapter installs its own) stores
-the request — its body, its headers and the `playbot_*` context entries the ack half left
-for the lazy half — under a new request id (`RequestStore`) and sends `after_ack(request_id)`.
-Only then does the ack go out, so a request Slack was told about is in the broker: killing
-the web process right after an ack loses nothing. The message carries the id only; the
+Sending (the ack half): in the app that acks, every listener's ack function ends by calling
+`Sender.send` (`handlers.listeners`, through `Deps.after_ack`), which stores the request —
+its body, its headers and the `playbot_*` context entries the ack half left for the lazy
+half — under a new request id (`RequestStore`) and sends `after_ack(request_id)`. With
+`process_before_response=True` Bolt sends the ack only when the ack function returns, so a
+request Slack was told about is in the broker: killing the web process right after an ack
+loses nothing. (Nothing of Bolt is replaced: no lazy listener runner, and no deep copy of
+the request per ack.) The message carries the id only; the
 request itself never appears in a Dramatiq log line, nor in ours.
 
-Consuming (`AfterAckConsumer`): the stored request is dispatched to a Bolt app as a
-*lazy-only* request (the two headers Bolt's Lambda adapter sets), so Bolt routes it to the
-same listener and runs only the named lazy function. That app does not verify signatures:
+Consuming (`AfterAckConsumer`): the stored request is dispatched to a Bolt app whose
+listeners register that work as lazy listeners, as a *lazy-only* request (the two headers
+Bolt's AWS Lambda adapter sets for the same purpose), so Bolt routes it to the same
+listener and runs only the named lazy function. That app does not verify signatures:
 its only input is the store, written by a process that verified the request (the Slack
 request body, with its response_url, is what sits in Redis; Redis must be private).
 
@@ -26,6 +28,8 @@ Where it runs (`AfterAckMode`):
 - `IN_PROCESS` — the embedded default, the console and tests: the same actor on an
   in-process broker private to the runtime, served by a few threads of this process.
 - `CONSUMER` — the runtime of `playbot worker`: its app is the one requests are dispatched to.
+Every mode but CONSUMER builds two apps from the same listeners: the one that acks (and
+sends), and the one work is dispatched to (in BROKER mode only for the fallback below).
 
 Delivery guarantees (Redis): a message whose consumer dies (SIGKILL, OOM) goes back to the
 queue once that worker's heartbeat is older than PLAYBOT_REDELIVERY_SECONDS (Dramatiq's
@@ -34,8 +38,8 @@ a repeated delivery runs the lazy function again with `playbot_redelivery` set i
 context, so the handlers finish what the first one left undone without answering twice (a
 launch finds its jobs by request key, posts the run message only if none is recorded and
 enqueues only what is not enqueued); a delivery of work that already finished is skipped.
-When the broker cannot be reached at ack time the work runs on this process's threads
-instead (not durable, logged), so the user is still answered.
+When the broker cannot be reached at ack time the work is dispatched on this process's
+threads instead (not durable, logged), so the user is still answered.
 """
 
 from __future__ import annotations
@@ -46,15 +50,12 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any, Protocol
 
 import dramatiq
 import redis
 from slack_bolt import App
-from slack_bolt.lazy_listener import LazyListenerRunner
 from slack_bolt.request import BoltRequest
-from slack_bolt.util.utils import get_name_for_callable
 
 from bot.background import InFlight
 
@@ -219,30 +220,32 @@ def declare_sender(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
     return declare_actor(broker, _no_consumer_here)
 
 
-class BrokerLazyRunner(LazyListenerRunner):
-    """Bolt's lazy listener runner for the ack half: each lazy function becomes a stored
-    request plus an `after_ack` message, sent before Bolt returns the ack.
+class Sender:
+    """The ack half: `send(name, request)` stores the request and sends `after_ack` for lazy
+    function `name`; the listeners call it inside the ack function (`handlers.listeners`),
+    so it happens before Bolt sends the ack.
 
-    fallback: runs the lazy function in this process when the broker cannot take it.
+    fallback(payload): does the work in this process when the broker cannot take it.
+    in_flight: counts what was sent until its consumer is done (the in-process path).
     """
 
     def __init__(self, store: RequestStore, actor: dramatiq.Actor[Any, Any],
-                 fallback: Executor, *, on_fallback: Callable[[], None] | None = None,
+                 fallback: Callable[[str], None], *,
+                 on_fallback: Callable[[], None] | None = None,
                  in_flight: InFlight | None = None) -> None:
         self.store = store
         self.actor = actor
         self.fallback = fallback
         self.on_fallback = on_fallback
         self.in_flight = in_flight
-        self.logger = log
 
-    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        name = request.lazy_function_name or get_name_for_callable(function)
+    def send(self, name: str, request: BoltRequest) -> None:
+        payload = encode_request(name, request)
         request_id = uuid.uuid4().hex
         if self.in_flight is not None:
             self.in_flight.started()
         try:
-            self.store.put(request_id, encode_request(name, request))
+            self.store.put(request_id, payload)
             self.actor.send_with_options(kwargs={"request_id": request_id})
         except (redis.RedisError, dramatiq.errors.BrokerError, OSError) as exc:
             if self.in_flight is not None:
@@ -251,12 +254,7 @@ class BrokerLazyRunner(LazyListenerRunner):
                         "process instead", name, type(exc).__name__, exc)
             if self.on_fallback is not None:
                 self.on_fallback()
-            self.fallback.submit(self.run, function, request)
-
-
-def install(app: App, runner: LazyListenerRunner) -> None:
-    """Make `app` hand its lazy listeners to `runner` (the seam Bolt's Lambda adapter uses)."""
-    app.listener_runner.lazy_listener_runner = runner
+            self.fallback(payload)
 
 
 # --- the consumer ----------------------------------------------------------------------------
@@ -298,19 +296,24 @@ class AfterAckConsumer:
             log.warning("after-ack work %s has no stored request (expired); nothing to do",
                         request_id)
             return
-        name, request = decode_request(payload, redelivered=delivery > 1)
         if delivery > 1:
-            log.warning("after-ack work %s (%s): delivery %d, finishing what an earlier one "
-                        "left", request_id, name, delivery)
+            log.warning("after-ack work %s: delivery %d, finishing what an earlier one left",
+                        request_id, delivery)
+        self.dispatch(payload, redelivered=delivery > 1, label=request_id)
+        self.store.finish(request_id)
+
+    def dispatch(self, payload: str, *, redelivered: bool = False, label: str = "-") -> None:
+        """Run the stored request's lazy function on the app (never raises an Exception)."""
+        name = "?"
         try:
+            name, request = decode_request(payload, redelivered=redelivered)
             response = self.app.dispatch(request)
             if response.status != 200:
-                log.error("after-ack work %s (%s) was refused by the app: HTTP %s", request_id,
+                log.error("after-ack work %s (%s) was refused by the app: HTTP %s", label,
                           name, response.status)
         except Exception as exc:  # noqa: BLE001 - the listeners' own boundary failed: log, go on
-            log.error("after-ack work %s (%s) failed: %s", request_id, name,
-                      type(exc).__name__, exc_info=True)
-        self.store.finish(request_id)
+            log.error("after-ack work %s (%s) failed: %s", label, name, type(exc).__name__,
+                      exc_info=True)
 
 
 class InProcessAfterAck:

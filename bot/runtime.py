@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -20,17 +21,18 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.after_ack import (
+    AfterAckConsumer,
     AfterAckMode,
-    BrokerLazyRunner,
     InProcessAfterAck,
+    MemoryRequestStore,
     RedisRequestStore,
+    Sender,
     declare_sender,
-    install,
 )
 from bot.app import create_app
 from bot.background import BackgroundExecutor
-from bot.metrics import PrometheusObserver
 from bot.links import log_links
+from bot.metrics import PrometheusObserver
 from bot.settings import Settings
 from core.queue import JobQueue
 from db.session import make_engine, make_session_factory
@@ -38,6 +40,7 @@ from handlers.deps import Deps, Observer
 
 if TYPE_CHECKING:
     from slack_bolt import App
+    from slack_bolt.request import BoltRequest
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +134,7 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
     `client`, `queue` and `session_factory` replace the defaults (tests, the console).
     after_ack: IN_PROCESS (the default: this process's threads run the after-ack actor),
         BROKER (send it to Redis for `playbot worker`; needs REDIS_URL), or CONSUMER (this
-        runtime's app is where `playbot worker` dispatches; no lazy runner of ours).
+        runtime's app is where `playbot worker` dispatches: no sending, no second app).
     verify_requests: False only for a CONSUMER, whose requests come from a process that
         verified them.
     """
@@ -150,30 +153,39 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
         observer=observer if observer is not None else PrometheusObserver(),
         after_ack_mode=after_ack,
     )
-    runtime.app = _app(runtime, verify_requests)
+    if after_ack is AfterAckMode.CONSUMER:
+        runtime.app = _app(runtime, verify_requests)
+        return runtime
+    # The app the work is dispatched to: the same listeners, no signature check (its
+    # requests were verified on the way in; a backlog may outlast their timestamps).
+    work_app = _app(runtime, verify_requests=False)
+    local = AfterAckConsumer(work_app, MemoryRequestStore())
+
+    def fallback(payload: str) -> None:
+        runtime.background.submit(local.dispatch, payload, label="fallback")
+
     if after_ack is AfterAckMode.BROKER:
         if not settings.redis_url:
             raise ValueError("after-ack work through the broker needs REDIS_URL")
         from workers.broker import redis_client, setup_broker
 
-        install(runtime.app, BrokerLazyRunner(
-            RedisRequestStore(redis_client(settings.redis_url)),
-            declare_sender(setup_broker(settings.redis_url)), runtime.background,
-            on_fallback=lambda: runtime.observer.error("after_ack_queue")))
-    elif after_ack is AfterAckMode.IN_PROCESS:
+        sender = Sender(RedisRequestStore(redis_client(settings.redis_url)),
+                        declare_sender(setup_broker(settings.redis_url)), fallback,
+                        on_fallback=lambda: runtime.observer.error("after_ack_queue"))
+    else:
         in_process = InProcessAfterAck(settings.playbot_background_threads)
-        install(runtime.app, BrokerLazyRunner(in_process.store, in_process.actor,
-                                              runtime.background,
-                                              in_flight=in_process.in_flight))
-        # The app the work is dispatched to: the same listeners, no signature check (its
-        # requests were verified on the way in; a backlog may outlast their timestamps).
-        in_process.serve(_app(runtime, verify_requests=False))
+        sender = Sender(in_process.store, in_process.actor, fallback,
+                        in_flight=in_process.in_flight)
+        in_process.serve(work_app)
         runtime.in_process = in_process
+    runtime.app = _app(runtime, verify_requests, after_ack=sender.send)
     return runtime
 
 
-def _app(runtime: Runtime, verify_requests: bool) -> App:
-    return create_app(runtime.settings, client=runtime.client, deps=runtime.deps(),
+def _app(runtime: Runtime, verify_requests: bool,
+         after_ack: Callable[[str, BoltRequest], None] | None = None) -> App:
+    deps = replace(runtime.deps(), after_ack=after_ack)
+    return create_app(runtime.settings, client=runtime.client, deps=deps,
                       listener_executor=runtime.background, verify_requests=verify_requests)
 
 

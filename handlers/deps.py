@@ -45,6 +45,9 @@ class Deps:
         refused before any user is looked up or provisioned. None checks nothing.
     log_links: a `core.log_links.LogLinks` making the live log links the Live log button
         hands out; None: no public URL is known, the button says how to set one.
+    after_ack: `send(name, request)`, handing the work after the ack (the listener's lazy
+        function `name`) to the broker before the ack goes out (`bot.after_ack`); None: the
+        listeners register that work as Bolt lazy listeners (the app it is dispatched to).
     """
 
     session_factory: sessionmaker[Session]
@@ -55,3 +58,4 @@ class Deps:
     observer: Observer = field(default_factory=NullObserver)
     install: Install | None = None
     log_links: Any = None
+    after_ack: Any = None

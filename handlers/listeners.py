@@ -16,12 +16,13 @@ in the request context, which Bolt copies to the lazy half as `ctx.precheck`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext
+from slack_bolt import Ack, App, Args, BoltContext
 from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -174,6 +175,28 @@ def _tell(ctx: Ctx, text: str) -> None:
         log.warning("could not tell %s about an error: %s", ctx.caller.slack_user_id, exc)
 
 
+def _register(deps: Deps, route: Callable[..., Any], ack_function: Callable[..., None],
+              work: Callable[..., None]) -> None:
+    """Register `ack_function` and the work after it on Bolt's `route` (e.g. app.command(x)).
+
+    With `deps.after_ack` (the app that acks, `bot.after_ack`), the work is handed to the
+    broker by name inside the ack function, after `ack()` and before Bolt sends the response,
+    so an acked request is already durable; the app the broker dispatches to has no
+    `after_ack` and registers the same work as a Bolt lazy listener, found by that name.
+    """
+    if deps.after_ack is None:
+        route(ack=ack_function, lazy=[work])
+        return
+    send, name = deps.after_ack, work.__name__
+    wanted = list(inspect.signature(ack_function).parameters)
+
+    def ack_and_hand_off(args: Args) -> None:  # Bolt's documented "every argument" object
+        ack_function(**{key: getattr(args, key) for key in wanted})
+        send(name, args.request)
+
+    route(ack=ack_and_hand_off, lazy=[])
+
+
 def on_command(app: App, deps: Deps, command: str, handler: Handler, *,
                ack_text: Callable[[str], str | None] | None = None) -> None:
     """`handler` answers `command` after the ack; `ack_text(text)` picks the instant reply."""
@@ -182,7 +205,7 @@ def on_command(app: App, deps: Deps, command: str, handler: Handler, *,
         text = ack_text(command_text(body)) if ack_text else None
         ack(text) if text else ack()
 
-    app.command(command)(ack=ack_command, lazy=[_background(deps, handler, "command")])
+    _register(deps, app.command(command), ack_command, _background(deps, handler, "command"))
 
 
 def on_action(app: App, deps: Deps, action_id: str, handler: Handler) -> None:
@@ -191,7 +214,7 @@ def on_action(app: App, deps: Deps, action_id: str, handler: Handler) -> None:
     def ack_action(ack: Ack) -> None:
         ack()
 
-    app.action(action_id)(ack=ack_action, lazy=[_background(deps, handler, "action")])
+    _register(deps, app.action(action_id), ack_action, _background(deps, handler, "action"))
 
 
 def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
@@ -215,7 +238,7 @@ def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
         else:
             ack()
 
-    app.view(callback_id)(ack=ack_view, lazy=[_background(deps, handler, "view")])
+    _register(deps, app.view(callback_id), ack_view, _background(deps, handler, "view"))
 
 
 def _from_install(deps: Deps, caller: Caller) -> bool:
@@ -232,4 +255,5 @@ def on_event(app: App, deps: Deps, event: str, handler: Handler) -> None:
     def ack_event(ack: Ack) -> None:
         ack()
 
-    app.event(event)(ack=ack_event, lazy=[_background(deps, handler, "event", notify=False)])
+    _register(deps, app.event(event), ack_event,
+              _background(deps, handler, "event", notify=False))
