@@ -179,6 +179,31 @@ def test_a_check_run_with_diff_shows_no_multi_line_or_escaped_secret(maria_world
     assert "BEGIN OPENSSH PRIVATE KEY" not in text
 
 
+HOSTILE = "<!channel> <@U123> <https://evil.example|click>"
+
+
+def test_a_failed_task_echoing_a_hostile_variable_reaches_slack_escaped(maria_world,
+                                                                        config_for):
+    # given: a job whose failing task's message echoes what the user typed
+    world, fake = maria_world, maria_world.slack
+    job_id = world.job("fail_echo", extra_vars={"note": HOSTILE})
+
+    # when: it runs for real and fails
+    ended = execute_job(job_id, config_for(world))
+    assert drain(15)
+
+    # then: the job keeps the message as Ansible said it, and Slack gets it escaped only:
+    # the job message's text fallback and blocks, the thread, the ticket
+    assert ended == JobStatus.failed
+    assert HOSTILE in world.get(job_id).error_message
+    sent = [str(c.params.get("text") or "") + str(c.params.get("blocks") or "")
+            for c in fake.calls if c.method.startswith("chat.")]
+    everything = "\n".join(sent)
+    assert "bad note: &lt;!channel&gt; &lt;@U123&gt;" in everything
+    for token in ("<!channel>", "<@U123>", "<https://evil"):
+        assert token not in everything, token
+
+
 def test_a_missing_required_secret_refuses_the_job_with_advice(maria_world, config_for,
                                                               monkeypatch):
     world = maria_world
