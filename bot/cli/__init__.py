@@ -17,7 +17,6 @@ from bot.cli import (
     process_commands,
     server_commands,
     template_commands,
-    template_commands,
     token_commands,
     user_commands,
 )
@@ -36,7 +35,6 @@ host_key_commands.register(server_commands.app)  # playbot servers trust
 app.add_typer(server_commands.app, name="servers")
 app.add_typer(playbook_commands.app, name="playbooks")
 app.add_typer(audit_commands.app, name="audit")
-app.add_typer(template_commands.app, name="templates")
 app.add_typer(template_commands.app, name="templates")
 app.add_typer(token_commands.app, name="tokens")
 process_commands.register(app)
