@@ -32,12 +32,23 @@ from handlers.errors import make_global_error_handler
 log = logging.getLogger(__name__)
 
 
+class TokenGivenTwiceFilter(logging.Filter):
+    """Drops Bolt's "As you gave `client` as well, `token` will be unused" warning: Bolt
+    reads SLACK_BOT_TOKEN from the environment itself, while our client carries that very
+    token, so the warning on every start would be noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def bolt_logger() -> logging.Logger:
     """Bolt's base logger with `EscapingLogFilter` on it (Bolt copies a base logger's filters
     to every logger it makes for the app)."""
     logger = logging.getLogger("slack_bolt.App")
     if not any(isinstance(existing, EscapingLogFilter) for existing in logger.filters):
         logger.addFilter(EscapingLogFilter())
+    if not any(isinstance(existing, TokenGivenTwiceFilter) for existing in logger.filters):
+        logger.addFilter(TokenGivenTwiceFilter())
     return logger
 
 

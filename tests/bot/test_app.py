@@ -105,6 +105,20 @@ def test_a_runtime_built_from_settings_alone_acks_first_and_talks_to_slack_api_u
         reset_broker()
 
 
+def test_starting_with_slack_bot_token_in_the_environment_logs_no_bolt_token_warning(
+        fake_slack, playbook_dir, app_sqlite_url, monkeypatch, caplog):
+    # `playbot web` runs with SLACK_BOT_TOKEN set; Bolt reads it as well as our client
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-the-environment")
+    settings = app_settings(app_sqlite_url, fake_slack, playbook_dir)
+    with caplog.at_level(logging.WARNING):
+        runtime = build_runtime(settings)
+    try:
+        assert "will be unused" not in caplog.text
+    finally:
+        runtime.close()
+        reset_broker()
+
+
 @pytest.mark.parametrize("token, message", [(None, "SLACK_APP_TOKEN is not set"),
                                             ("xoxb-123", "must be an app-level token")])
 def test_socket_mode_refuses_to_start_without_an_app_token(slack, token, message):
