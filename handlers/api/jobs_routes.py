@@ -1,9 +1,9 @@
 """`/api/jobs…`: launch, list, show, follow the log, cancel, and a link to the live log page.
 
 A launch calls `core.jobs.launch` exactly as `/run-playbook` does (validation, roles,
-four-eyes approvals, freezes, deduplication), then `handlers.launching.announce` posts the
-run's one Slack message — its approval card when a production job needs an admin — and
-enqueues the run. Where it is posted: PLAYBOT_API_CHANNEL, else PLAYBOT_JOBS_CHANNEL, else
+four-eyes approvals, change freezes and their `break_glass` reason, deduplication), then
+`handlers.launching.announce` posts the run's one Slack message — its approval card when a
+production job needs an admin — and enqueues the run. Where it is posted: PLAYBOT_API_CHANNEL, else PLAYBOT_JOBS_CHANNEL, else
 the caller's DM with the bot. The `Idempotency-Key` header is the launch's request key
 (scoped to the caller): a retried request creates nothing and answers with the same run and
 jobs as the first (`Idempotent-Replayed: true`).
@@ -36,7 +36,8 @@ from handlers.replies import Replier
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-LAUNCH_FIELDS = {"playbook", "playbook_id", "target", "server_id", "extra_vars", "check_mode"}
+LAUNCH_FIELDS = {"playbook", "playbook_id", "target", "server_id", "extra_vars", "check_mode",
+                 "break_glass"}
 MAX_LOG_PAGE = 1000
 
 
@@ -175,6 +176,10 @@ def _launch(cfg: ApiConfig, gate: Gate) -> Response:
     check_mode = data.get("check_mode", False)
     if not isinstance(check_mode, bool):
         raise InvalidInput("`check_mode` must be true or false.")
+    break_glass = data.get("break_glass")
+    if break_glass is not None and not isinstance(break_glass, str):
+        raise InvalidInput("`break_glass` must be a string: why this cannot wait for the end "
+                           "of the change freeze.")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise InvalidInput("`Idempotency-Key` must be 1 to 200 printable ASCII characters "
@@ -194,7 +199,8 @@ def _launch(cfg: ApiConfig, gate: Gate) -> Response:
         return loaded(core_jobs.launch(
             session, user, playbook=playbook, target=target, raw_vars=raw_vars,
             check_mode=check_mode, request_key=f"api:{user.id}:{key}" if key else None,
-            channel_id=channel, policy=cfg.deps.policy, request=info))
+            channel_id=channel, policy=cfg.deps.policy, request=info,
+            break_glass=break_glass or None))
 
     try:
         result = perform(cfg, gate, call, work)

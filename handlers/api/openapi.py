@@ -77,7 +77,10 @@ SCHEMAS: dict[str, Any] = {
             "target": {"type": "string",
                        "description": "A hostname, tag:T, env:E or group:G"},
             "server_id": {"type": "integer", "description": "The seed's field, instead of target"},
-            "extra_vars": {"type": "object"}, "check_mode": {"type": "boolean"}}},
+            "extra_vars": {"type": "object"}, "check_mode": {"type": "boolean"},
+            "break_glass": {"type": "string",
+                            "description": "During a change freeze: why it cannot wait (two "
+                                           "admins must then approve)"}}},
     "Launched": {
         "type": "object",
         "properties": {

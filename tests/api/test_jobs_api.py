@@ -243,3 +243,21 @@ def test_an_operator_cancels_their_job_and_not_someone_elses(api):
     assert own.status == 200 and own.body["status"] == "cancelled"
     assert "wrong build" in own.body["error_message"]
     assert again.status == 409 and "already cancelled" in again.detail
+
+
+def test_a_change_freeze_refuses_an_api_launch_with_chats_words(api):
+    from core import freezes
+
+    with transaction(api.harness.session_factory) as session:
+        freezes.add_window(session, None, environment="development", start="2026-01-01 00:00",
+                           end="2999-01-01 00:00", reason="year-end freeze")
+    token = api.token("alice")
+
+    refused = api.post("/api/jobs", {"playbook": "ping", "target": "local"}, token=token)
+    bad_reason = api.post("/api/jobs", {"playbook": "ping", "target": "local",
+                                        "break_glass": 42}, token=token)
+
+    assert refused.status == 403 and refused.body["code"] == "Frozen"
+    assert "frozen" in refused.detail and "year-end freeze" in refused.detail
+    assert bad_reason.status == 422
+    assert api.harness.jobs() == []
