@@ -154,22 +154,6 @@ def try_claim(session: Session, job_id: str, *, now: datetime | None = None) -> 
     return Claim(jobs=tuple(_load(session, pk) for pk in claimed), status=JobStatus.running)
 
 
-def claim(session: Session, job_id: str, *, now: datetime | None = None) -> Job | None:
-    """The job, now `running`, if this caller claimed its run; None if it was not pending (a
-    duplicate delivery, cancelled, finished) or its run could not start (see `try_claim`)."""
-    return try_claim(session, job_id, now=now).job
-
-
-def server_busy(session: Session, server_id: int, *,
-                exclude_job_id: str | None = None) -> Job | None:
-    """The job currently running on the server, if any (for messages like "waiting for")."""
-    query = select(Job.id).where(Job.server_id == server_id, Job.status == JobStatus.running)
-    if exclude_job_id is not None:
-        query = query.where(Job.job_id != exclude_job_id)
-    job_pk = session.execute(query.limit(1)).scalar_one_or_none()
-    return None if job_pk is None else _load(session, job_pk)
-
-
 def note_received(session: Session, job_id: str) -> None:
     """Record that a worker took a message for the run of `job_id` (before claiming it):
     from now on the requeue treats that message as delivered, not as queued."""

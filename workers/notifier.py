@@ -510,10 +510,6 @@ class JobNotifier(RunNotifier):
                          on_message_posted=on_message_posted,
                          on_tickets_posted=on_ticket_posted)
 
-    def update_job(self, job: Job) -> None:
-        """The job changed (e.g. cancel requested): re-render from a copy of it."""
-        self.update_jobs([job])
-
     def finish(self, job: Job, *, ticket: Payload | None = None,  # type: ignore[override]
                full_log: Callable[[], str] | None = None, total_lines: int = 0) -> None:
         """The job ended: as `RunNotifier.finish`, with its ticket already rendered."""

@@ -96,7 +96,7 @@ def _cancel(world, policy, job):
 
 
 def _claim(world, job, *, now=None):
-    assert execution.claim(world.session, job.job_id, now=now) is not None
+    assert execution.try_claim(world.session, job.job_id, now=now).job is not None
     world.session.commit()
 
 

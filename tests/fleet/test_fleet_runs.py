@@ -192,7 +192,7 @@ def test_a_run_waits_while_one_of_its_servers_runs_another_job_then_runs_whole(w
                  name="both")
     busy = world.job("ok", server="fleet-02", slack_message=False)
     with world.factory() as s:
-        execution.claim(s, busy)
+        execution.try_claim(s, busy)
         s.commit()
     deferred: list[str] = []
 

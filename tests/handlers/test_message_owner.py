@@ -74,7 +74,7 @@ def test_a_stale_worker_redraw_landing_after_a_cancel_redraw_is_drawn_over(slack
     slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
     [job] = slack.jobs()
     with transaction(slack.session_factory) as session:
-        assert execution.claim(session, job.job_id) is not None
+        assert execution.try_claim(session, job.job_id).job is not None
     progress = RunProgress(tasks_done=3, current_task="ping")
 
     # when the worker's progress update (rendered while the job still just ran) reaches
@@ -100,7 +100,7 @@ def test_a_worker_redraw_of_a_state_older_than_the_one_drawn_is_not_sent(slack):
     slack.command(ids.CMD_RUN_PLAYBOOK, "ping local", user=OPERATOR)
     [job] = slack.jobs()
     with transaction(slack.session_factory) as session:
-        execution.claim(session, job.job_id)
+        execution.try_claim(session, job.job_id)
     stale = message_owner.read_run(slack.session_factory, job.run_id)  # the worker's read
     slack.click(ids.ACTION_JOB_CANCEL, job.job_id, user=OPERATOR,
                 channel=job.slack_channel_id, message_ts=job.slack_message_ts)

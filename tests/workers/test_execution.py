@@ -14,10 +14,10 @@ from db.models import JobStatus, TicketKind, TicketPriority, TicketStatus
 def test_a_pending_job_is_claimed_once_and_a_duplicate_claim_does_nothing(world):
     job_id = world.job()
     with world.factory() as s:
-        first = execution.claim(s, job_id)
+        first = execution.try_claim(s, job_id).job
         s.commit()
     with world.factory() as s:
-        second = execution.claim(s, job_id)
+        second = execution.try_claim(s, job_id).job
         s.commit()
 
     assert first is not None and first.status == JobStatus.running
@@ -34,7 +34,7 @@ def test_concurrent_claims_of_one_job_have_exactly_one_winner(world):
     def claim() -> None:
         with world.factory() as s:
             barrier.wait()
-            results.append(execution.claim(s, job_id))
+            results.append(execution.try_claim(s, job_id).job)
             s.commit()
 
     threads = [threading.Thread(target=claim) for _ in range(4)]
@@ -50,7 +50,7 @@ def test_a_job_whose_server_is_busy_stays_pending_and_names_the_running_job(worl
     running = world.job()
     waiting = world.job()
     with world.factory() as s:
-        execution.claim(s, running)
+        execution.try_claim(s, running)
         s.commit()
 
     with world.factory() as s:
@@ -71,7 +71,7 @@ def test_concurrent_claims_on_one_server_start_only_one_job(world):
     def claim(job_id: str) -> None:
         with world.factory() as s:
             barrier.wait()
-            if execution.claim(s, job_id) is not None:
+            if execution.try_claim(s, job_id).job is not None:
                 won.append(job_id)
             s.commit()
 
@@ -89,8 +89,8 @@ def test_jobs_on_different_servers_run_side_by_side(world):
     world.server("web-01", connection="ssh")
     a, b = world.job(), world.job(server="web-01")
     with world.factory() as s:
-        assert execution.claim(s, a) is not None
-        assert execution.claim(s, b) is not None
+        assert execution.try_claim(s, a).job is not None
+        assert execution.try_claim(s, b).job is not None
         s.commit()
 
 
@@ -99,14 +99,14 @@ def test_a_cancelled_or_awaiting_job_is_not_claimed(world):
     awaiting = world.job(status=JobStatus.awaiting_approval)
     with world.factory() as s:
         assert execution.try_claim(s, cancelled).status == JobStatus.cancelled
-        assert execution.claim(s, awaiting) is None
+        assert execution.try_claim(s, awaiting).job is None
         assert execution.try_claim(s, "no-such-job").status is None
 
 
 def test_finishing_a_failed_job_sets_completed_at_and_opens_a_ticket(world):
     job_id = world.job()
     with world.factory() as s:
-        execution.claim(s, job_id)
+        execution.try_claim(s, job_id)
         job = execution.finish(s, job_id, JobStatus.failed,
                                error_message="Task 'x' failed on local: boom",
                                recap={"hosts": {"local": {"ok": 1, "failed": 1}}, "tasks": 2})
@@ -125,7 +125,7 @@ def test_finishing_a_failed_job_sets_completed_at_and_opens_a_ticket(world):
 def test_finish_does_nothing_to_a_job_the_reaper_already_ended(world):
     job_id = world.job()
     with world.factory() as s:
-        execution.claim(s, job_id, now=utcnow() - timedelta(minutes=5))
+        execution.try_claim(s, job_id, now=utcnow() - timedelta(minutes=5))
         s.commit()
     with world.factory() as s:
         reaped = execution.reap_stale(s, now=utcnow(), grace=60)
@@ -144,8 +144,8 @@ def test_the_reaper_fails_silent_jobs_with_a_clear_reason_and_a_ticket(world):
     stale, fresh = world.job(), world.job(server="web-02")
     world.server("web-02", connection="ssh")
     with world.factory() as s:
-        execution.claim(s, stale, now=utcnow() - timedelta(minutes=5))
-        execution.claim(s, fresh)
+        execution.try_claim(s, stale, now=utcnow() - timedelta(minutes=5))
+        execution.try_claim(s, fresh)
         s.commit()
 
     with world.factory() as s:
@@ -164,7 +164,7 @@ def test_the_reaper_fails_silent_jobs_with_a_clear_reason_and_a_ticket(world):
 def test_a_heartbeat_keeps_a_job_alive_and_reports_cancel_requests(world):
     job_id = world.job()
     with world.factory() as s:
-        execution.claim(s, job_id, now=utcnow() - timedelta(minutes=5))
+        execution.try_claim(s, job_id, now=utcnow() - timedelta(minutes=5))
         s.commit()
     world.set(job_id, cancel_requested=True)
 
@@ -182,7 +182,7 @@ def test_a_heartbeat_keeps_a_job_alive_and_reports_cancel_requests(world):
 def test_a_heartbeat_for_a_reaped_job_says_it_is_no_longer_running(world):
     job_id = world.job()
     with world.factory() as s:
-        execution.claim(s, job_id, now=utcnow() - timedelta(minutes=5))
+        execution.try_claim(s, job_id, now=utcnow() - timedelta(minutes=5))
         execution.reap_stale(s, grace=60)
         s.commit()
 
