@@ -44,6 +44,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from core import execution
 from core.errors import InvalidInput, InvalidVars, PlaybotError
+from core.extra_vars import forbidden_reason
 from core.jobs import attach_message
 from core.playbook_files import verify_unchanged
 from core.progress import RunProgress
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 CLAIM_ATTEMPTS = 5
 ENDING_ATTEMPTS = 12  # about a minute of backoff: a database restart, not a long outage
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FORBIDDEN_VARS = re.compile(r"^(ansible_|playbook_dir$|inventory_|hostvars$|groups$|"
-                             r"group_names$|omit$|environment$|vars$)")
 
 # Graceful shutdown: set by workers.main on SIGTERM; running playbooks get until the deadline.
 SHUTDOWN = threading.Event()
@@ -589,7 +588,7 @@ def _chat_vars(extra_vars: dict[str, Any], secrets: dict[str, str]) -> dict[str,
     never set (checked again here: the worker trusts no row)."""
     extra = {k: v for k, v in extra_vars.items() if k not in secrets}
     for name in extra:
-        if not _VAR_NAME.match(name) or _FORBIDDEN_VARS.match(name):
+        if not _VAR_NAME.match(name) or forbidden_reason(name):
             raise InvalidVars(f"variable '{name}' may not be set from chat")
     return extra
 
