@@ -11,7 +11,9 @@ each on a keep-alive connection:
 - `/jobs` — a read command answering through the response_url.
 
 Requests come from 20 operators and target 50 servers in turn (request n: operator n mod 20,
-server n mod 50), as a team would; no worker runs, so every job stays pending.
+server n mod 50), as a team would. The work after each ack is `playbot worker`'s after-ack
+consumer (`bot.after_ack_worker`, 4 threads, in a process of its own at nice +10: `bench.serve
+after-ack`); no job worker runs, so every job stays pending.
 
 Baseline: a bare Bolt app whose listeners only ack, same signing secret and ack mode,
 behind Bolt's WSGI adapter under waitress with the same thread count, in its own process.
@@ -20,10 +22,16 @@ until the app has done the work behind every ack (for /run-playbook: every job i
 database with its queue message id; for /jobs: every `jobs.list` audit row), so the work
 of one round never overlaps the next; how long that took after the last ack is reported.
 Target: p99 well under 100 ms and within 3x of the bare app.
+
+Ack to reply posted (`ack_to_reply.run_playbook`): for each measured /run-playbook, from its
+ack read by the client to FakeSlack receiving the run's channel message (FakeSlack logs the
+wall time of each post; the message names the job, whose request key names the request).
+Target: p99 <= 250 ms under this load.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -31,6 +39,7 @@ from dataclasses import dataclass
 from itertools import count as counter
 from pathlib import Path
 from tempfile import mkdtemp
+from urllib import parse as _parse
 
 from sqlalchemy import func, select
 
@@ -39,10 +48,8 @@ from bench.load import LoadResult, PreparedRequest, run_load, slash_command
 from bench.procs import (
     Child,
     bench_env,
-    child_pids,
     cpu_seconds,
     free_port,
-    status_kib,
     wait_port,
 )
 from bench.results import Figure
@@ -61,6 +68,8 @@ TITLE = "Ack latency of signed slash commands vs a bare Bolt app, 20 concurrent 
 CONCURRENCY = 20
 P99_LIMIT_MS = 100.0
 MAX_RATIO = 3.0
+REPLY_P99_LIMIT_MS = 250.0
+AFTER_ACK_THREADS = 4  # PLAYBOT_AFTER_ACK_THREADS' default
 OPERATORS = 20  # request n comes from operator n mod 20 ...
 SERVERS = 50  # ... and targets server n mod 50 (all local, development)
 EVENTS_PATH = "/slack/events"
@@ -72,9 +81,23 @@ class SlackProcess:
     def __init__(self, log_dir: Path) -> None:
         self.port = free_port()
         self.log_dir = log_dir
+        self.call_log = log_dir / "posts.jsonl"
         self.child = Child([sys.executable, "-m", "bench.serve", "slack", "--port",
-                            str(self.port)], env=bench_env(), log_path=log_dir / "slack.log")
+                            str(self.port), "--call-log", str(self.call_log)],
+                           env=bench_env(), log_path=log_dir / "slack.log")
         read_ready(self.child)
+
+    def posted_at(self) -> dict[str, float]:
+        """When the first channel message naming each job id prefix was posted (wall time)."""
+        seen: dict[str, float] = {}
+        if not self.call_log.exists():
+            return seen
+        for line in self.call_log.read_text().splitlines():
+            post = json.loads(line)
+            for word in (post["text"] + " " + post["blocks"]).replace("`", " ").split():
+                if len(word) == 8 and all(c in "0123456789abcdef" for c in word):
+                    seen.setdefault(word, post["t"])
+        return seen
 
     @property
     def base_url(self) -> str:
@@ -133,6 +156,24 @@ def _wait_done(stack: ProductStack, kind: str, expected: int, timeout: float = 1
         time.sleep(0.02)
 
 
+def _reply_latencies(stack: ProductStack, slack: SlackProcess, prepared: list[PreparedRequest],
+                     result: LoadResult) -> list[float]:
+    """Seconds from each acked /run-playbook of `result` to its run message reaching Slack."""
+    acked: dict[str, float] = {}
+    for index, at in result.answered_at.items():
+        trigger = dict(_parse.parse_qsl(prepared[index].body.decode()))["trigger_id"]
+        acked[f"cmd:T_PLAYBOT:{trigger}"] = at
+    posted = slack.posted_at()
+    with stack.session_factory() as session:
+        rows = session.execute(select(Job.request_key, Job.job_id)).all()
+    out = []
+    for request_key, job_id in rows:
+        key = (request_key or "").split("@", 1)[0]
+        if key in acked and job_id[:8] in posted:
+            out.append(posted[job_id[:8]] - acked[key])
+    return out
+
+
 def _check(result: LoadResult, what: str) -> None:
     bad = {status: n for status, n in result.statuses.items() if status != 200}
     if result.errors or bad:
@@ -152,7 +193,8 @@ class AckMeasurement:
     process_before_response: bool
     web_peak_rss_kib: int | None
     bare_peak_rss_kib: int | None
-    after_ack_peak_rss_kib: list[int]  # the web process's after-ack processes, each
+    after_ack_peak_rss_kib: list[int]  # the after-ack consumer process
+    reply_latencies: list[float]  # seconds, ack -> run message posted, measured launches
     served: int
     cpu_ms_per_ack: dict[str, float]  # per kind: the server process's own CPU per request
 
@@ -163,7 +205,9 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
     ids = counter(1)
     stack: ProductStack | None = None
     bare: Child | None = None
+    consumer: Child | None = None
     slack: SlackProcess | None = None
+    replies: list[float] = []
     results: dict[str, list[LoadResult]] = {"bare": [], "run": [], "jobs": []}
     drains: dict[str, list[float]] = {"run": [], "jobs": []}
     cpu_used: dict[str, float] = {"bare": 0.0, "run": 0.0, "jobs": 0.0}
@@ -174,6 +218,12 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
         stack.start_web(wait=False)
         process_before_response = stack.ack_mode()  # while the web process starts
         stack.wait_web()
+        # at nice +10, as a worker sharing the web's host should run (docs/workers.md): on
+        # these two cores its launches would otherwise take the acks' CPU
+        consumer = Child(["nice", "-n", "10", sys.executable, "-m", "bench.serve",
+                          "after-ack", "--threads", str(AFTER_ACK_THREADS)], env=stack.env(),
+                         log_path=stack.tmp / "after-ack.log")
+        read_ready(consumer)
         bare_port = free_port()
         args = [sys.executable, "-m", "bench.serve", "bare", "--port", str(bare_port),
                 "--threads", str(WEB_THREADS)]
@@ -213,6 +263,8 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
                 sent[kind] += per_round
                 if kind != "bare":  # the next round starts once this one's work is done
                     drains[kind].append(_wait_done(stack, kind, sent[kind]))
+                if kind == "run":
+                    replies.extend(_reply_latencies(stack, slack, prepared, result))
             ctx.log(f"round {round_number + 1}/{rounds}: " + ", ".join(
                 f"{k} p99 {summary_ms(v[-1].latencies)['p99_ms']:.1f} ms" for k, v in
                 results.items()))
@@ -223,14 +275,16 @@ def measure(ctx: BenchContext, *, total: int, rounds: int, warmup: int) -> AckMe
             results=results, drains=drains, per_round=per_round, jobs_created=jobs_created,
             threads=WEB_THREADS, process_before_response=process_before_response,
             web_peak_rss_kib=stack.web.peak_rss_kib(), bare_peak_rss_kib=bare.peak_rss_kib(),
-            after_ack_peak_rss_kib=[kib for pid in child_pids(stack.web.pid)
-                                    if (kib := status_kib(pid, "VmHWM")) is not None],
+            after_ack_peak_rss_kib=[kib for kib in [consumer.peak_rss_kib()] if kib],
+            reply_latencies=replies,
             served=warmup * 2 + per_round * rounds * 2,
             cpu_ms_per_ack={kind: round(used * 1000 / (per_round * rounds), 3)
                             for kind, used in cpu_used.items()})
     finally:
         if bare is not None:
             bare.stop()
+        if consumer is not None:
+            consumer.stop()
         if stack is not None:
             stack.stop()
         if slack is not None:
@@ -274,4 +328,18 @@ def run(ctx: BenchContext) -> list[Figure]:
             baseline=base["p99_ms"], baseline_label="bare Bolt app p99",
             target=f"p99 < {P99_LIMIT_MS:.0f} ms and <= {MAX_RATIO:.0f}x bare",
             met=stats["p99_ms"] < P99_LIMIT_MS and ratio <= MAX_RATIO, extra=extra))
+    if not m.reply_latencies:
+        raise RuntimeError("no /run-playbook run message could be timed (FakeSlack's post log "
+                           "named none of the measured jobs)")
+    replies = summary_ms(m.reply_latencies)
+    figures.append(Figure(
+        key="ack_to_reply.run_playbook",
+        title="Ack to reply posted: /run-playbook ack -> its run message in Slack",
+        value=replies["p99_ms"], unit="ms (p99)", baseline=REPLY_P99_LIMIT_MS,
+        baseline_label="the target p99 (no bare-app counterpart)",
+        target=f"p99 <= {REPLY_P99_LIMIT_MS:.0f} ms under the ack load",
+        met=replies["p99_ms"] <= REPLY_P99_LIMIT_MS,
+        extra={**replies, "replies_timed": len(m.reply_latencies),
+               "after_ack_threads": AFTER_ACK_THREADS,
+               "consumer": "playbot worker's after-ack consumer, separate process"}))
     return figures

@@ -28,6 +28,8 @@ class LoadResult:
     elapsed: float = 0.0
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # wall-clock time (time.time()) each request's answer was read, by its index
+    answered_at: dict[int, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -61,6 +63,7 @@ def run_load(host: str, port: int, requests: list[PreparedRequest], *, concurren
     def client() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         latencies: list[float] = []
+        answered: dict[int, float] = {}
         statuses: dict[int, int] = {}
         errors: list[str] = []
         start_gate.wait()
@@ -81,6 +84,7 @@ def run_load(host: str, port: int, requests: list[PreparedRequest], *, concurren
                 conn = http.client.HTTPConnection(host, port, timeout=timeout)
                 continue
             latencies.append(time.perf_counter() - started)
+            answered[index] = time.time()
             statuses[response.status] = statuses.get(response.status, 0) + 1
             if response.will_close:
                 conn.close()
@@ -89,6 +93,7 @@ def run_load(host: str, port: int, requests: list[PreparedRequest], *, concurren
         with lock:
             result.latencies.extend(latencies)
             result.errors.extend(errors)
+            result.answered_at.update(answered)
             for status, count in statuses.items():
                 result.statuses[status] = result.statuses.get(status, 0) + count
 

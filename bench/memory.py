@@ -2,8 +2,9 @@
 
 - Web: the product's web process right after serving the ack benchmark (figure 1's load,
   or a smaller one of its own when run alone); baseline: the bare Bolt app served the same
-  way under the same load. Its after-ack processes (`bot.after_ack`) are reported beside it
-  (`after_ack_processes_peak_mib`, and the sum with the web process).
+  way under the same load. The after-ack consumer (`playbot worker`'s, `bot.after_ack_worker`,
+  in a process of its own) is reported beside it (`after_ack_processes_peak_mib`, and the
+  sum with the web process).
 - Worker: the `playbot worker` process right after running the small and chatty jobs
   (figure 3, or one chatty job of its own when run alone); its ansible-playbook children
   are separate processes and not counted. Baseline: a bare Python process of the same
