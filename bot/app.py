@@ -4,8 +4,9 @@ Ack strategy (see docs/slack-app.md): `process_before_response=True`, so the HTT
 (the ack) is sent as soon as the listener's ack function returns — no 10 ms polling loop —
 and every listener's ack function does only in-memory work (parsing, choosing a message).
 Everything slow — database writes, Slack Web API calls, queue round trips — runs in Bolt
-lazy listeners after the ack, as a durable broker message (`bot.after_ack`, which the
-runtime installs as the app's lazy listener runner). The one
+lazy listeners after the ack, as a durable broker message: the ack function hands the work
+to `Deps.after_ack` (`bot.after_ack`), and the app the broker dispatches it to runs it as a
+lazy listener (`handlers.listeners`). The one
 exception is the run-playbook modal's submission, whose ack must carry field errors: it
 reads the playbook and checks the values (database reads only) before answering.
 

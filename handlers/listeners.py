@@ -1,9 +1,11 @@
 """How a Playbot listener is wired into Bolt: a fast ack, then the real work in the background.
 
-Every listener is registered as Bolt's `ack=` function plus one lazy function. The ack
-function runs before the HTTP response and does in-memory work only (for a slash command,
-choosing the first ephemeral line). The lazy function runs on the app's thread pool after
-the ack; it builds a `Ctx` (caller, replier, deps), refuses a request from outside the
+Every listener is registered as Bolt's `ack=` function plus one lazy function (the work
+after the ack). The ack function runs before the HTTP response and does in-memory work only
+(for a slash command, choosing the first ephemeral line). In the app that acks
+(`Deps.after_ack` set) the ack function then hands the work to the broker by the lazy
+function's name, before the response goes out; the app the broker dispatches it to
+(`bot.after_ack`) registers it as a Bolt lazy listener and runs it. The work builds a `Ctx` (caller, replier, deps), refuses a request from outside the
 Slack install (`core.identity.check_origin`: audited, never provisioned) and calls the
 handler. A handler's `PlaybotError` becomes an ephemeral reply with the error's message
 (user text in it escaped: see `error_text`); anything else goes to the error boundary
@@ -11,7 +13,8 @@ handler. A handler's `PlaybotError` becomes an ephemeral reply with the error's 
 
 View submissions may need a check before the ack (to return field errors in the ack):
 `on_view(..., check=...)` runs `check(ctx)` — database reads only — and stores its verdict
-in the request context, which Bolt copies to the lazy half as `ctx.precheck`.
+in the request context, which travels with the request to the lazy half as `ctx.precheck`.
+A repeated delivery of the work (its first consumer died) sees `ctx.redelivered`.
 """
 
 from __future__ import annotations
