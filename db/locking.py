@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from sqlalchemy import inspect, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import MANYTOONE, Session, lazyload
 
 T = TypeVar("T")
 
@@ -31,9 +31,10 @@ def latest(session: Session, instance: T, *, exclusive: bool = False) -> T:
     """Re-read `instance`'s row as last committed, locking that row only.
 
     A shared lock by default (`exclusive=True`: FOR UPDATE). Its columns are overwritten with
-    what the database holds; its relationships are reset and load again on first access,
-    without locks (many-to-one ones come from the session when already there). Returns the
-    same instance. Raises NoResultFound if the row is gone.
+    what the database holds; its relationships are reset and loaded again right after, without
+    locks (many-to-one ones come from the session when already there). Returns the
+    same instance, its many-to-one relationships loaded. Raises NoResultFound if the row is
+    gone.
     """
     state = inspect(instance)
     mapper = state.mapper
@@ -42,4 +43,10 @@ def latest(session: Session, instance: T, *, exclusive: bool = False) -> T:
     query = (select(mapper).where(*criteria).options(lazyload("*"))
              .with_for_update(read=not exclusive)
              .execution_options(populate_existing=True))
-    return session.execute(query).scalar_one()  # type: ignore[no-any-return]
+    row = session.execute(query).scalar_one()
+    for relationship in mapper.relationships:
+        if relationship.direction is MANYTOONE:
+            # loaded now, by plain reads after the lock, as the eager loads had them: callers
+            # read them after the transaction ends (a detached row cannot load them then)
+            getattr(row, relationship.key)
+    return row  # type: ignore[no-any-return]
