@@ -85,8 +85,13 @@ class MariaDBServer:
         return self
 
     def _launch(self, datadir: Path) -> None:
+        # Its own temporary directory: servers sharing /tmp name their temporary tables
+        # alike (#sql-temptable-<server id>-…) and delete each other's.
+        tmpdir = self.dir / "tmp"
+        tmpdir.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
             [find_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
+             f"--tmpdir={tmpdir}",
              f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.socket}",
              "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
              "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin",
