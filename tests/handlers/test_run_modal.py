@@ -126,8 +126,9 @@ def test_check_mode_box_runs_in_check_mode(slack):
                         ids.BLOCK_RUN_CHECK: checkbox_value(True, ids.CHECK_MODE_VALUE)},
                  user=OPERATOR)
 
+    # check mode is not read-only: on production it waits for approval like any run
     [job] = slack.jobs()
-    assert job.check_mode and job.status == JobStatus.pending
+    assert job.check_mode and job.status == JobStatus.awaiting_approval
 
 
 def test_home_button_opens_the_same_modal(slack):
