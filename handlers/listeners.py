@@ -141,7 +141,7 @@ def _background(deps: Deps, handler: Handler, where: str, *, notify: bool = True
             try:
                 # Nothing of a request from outside the install runs: refused, audited
                 # without an account, never provisioned (core.identity).
-                identity.check_origin(deps.install, ctx.caller.origin)
+                _check_origin(deps, ctx.caller, where)
                 handler(ctx)
             except PlaybotError as error:
                 record_refusal(deps, ctx.caller, fallback_action(body), error)
@@ -242,6 +242,18 @@ def on_view(app: App, deps: Deps, callback_id: str, handler: Handler, *,
             ack()
 
     _register(deps, app.view(callback_id), ack_view, _background(deps, handler, "view"))
+
+
+def _check_origin(deps: Deps, caller: Caller, where: str) -> None:
+    """Raise ForeignWorkspace for a request from outside the install, logging who sent it."""
+    try:
+        identity.check_origin(deps.install, caller.origin)
+    except PlaybotError:
+        log.warning("refused a %s from outside the install: user %s of team %s "
+                    "(request team %s, enterprise %s)", where, caller.slack_user_id,
+                    caller.user_team_id or "-", caller.team_id or "-",
+                    caller.enterprise_id or "-")
+        raise
 
 
 def _from_install(deps: Deps, caller: Caller) -> bool:

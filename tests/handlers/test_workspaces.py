@@ -22,7 +22,8 @@ def _sender_for(slack, team_id: str) -> SlackSender:
 
 
 @pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
-def test_a_slash_command_from_another_workspace_is_refused_and_nobody_is_provisioned(slack):
+def test_a_slash_command_from_another_workspace_is_refused_and_nobody_is_provisioned(slack,
+                                                                                    caplog):
     # given: the install is FakeSlack's workspace (learned from auth.test at start)
     elsewhere = _sender_for(slack, FOREIGN_TEAM)
 
@@ -40,6 +41,8 @@ def test_a_slash_command_from_another_workspace_is_refused_and_nobody_is_provisi
     assert row.details["reason"] == "ForeignWorkspace"
     assert row.details["slack_user_id"] == "U_STRANGER"
     assert row.team_id == FOREIGN_TEAM
+    assert any("refused a command from outside the install: user U_STRANGER" in r.message
+               and FOREIGN_TEAM in r.message for r in caplog.records)
 
 
 @pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
