@@ -3,7 +3,10 @@
 A production job waits in `awaiting_approval` with an open approval ticket (kind
 `approval`, see `core.jobs.launch`). An admin who is not the requester approves it (the job
 becomes `pending` and the caller enqueues it) or rejects it (the job is cancelled). The
-`admins_self_approve` policy lets an admin approve their own request (small teams).
+`admins_self_approve` policy lets an admin approve their own request (small teams). A
+rejection always carries a reason (InvalidInput without one, checked after the request is
+found open, so a late click still hears what was decided); the job's error message and the
+card say "Rejected by @x: reason".
 
 Only one decision wins: each is a conditional UPDATE on the still-open ticket, so a double
 click or two admins at once get one success and one InvalidState naming the decision made.
@@ -15,7 +18,7 @@ cancels their jobs; approving an expired request is refused.
 
 How a decided ticket reads (`decision`):
     approved   status resolved, assignee = the approver, note "Approved by @x"
-    rejected   status closed,   assignee = the admin who rejected, note = the reason (or none)
+    rejected   status closed,   assignee = the admin who rejected, note = the reason
     expired    status closed,   no assignee, note "Expired: ..."
     withdrawn  status closed,   no assignee, note "Withdrawn: ..." (requester cancelled the job)
 Each decision writes an audit row (`approval.approve`, `approval.reject`, `approval.expire`).
@@ -114,8 +117,8 @@ def reject_run(session: Session, actor: User, ticket_ref: str | int, *,
     servers that needed no approval) starts without them: the caller commits, then
     enqueues `startable`. Raises as `reject`."""
     permissions.require(actor, permissions.APPROVAL_DECIDE)
-    text = _reason(reason)
     ticket = _open_request(session, ticket_ref)
+    text = _reason(reason)
     job = _job_of(ticket)
     now = utcnow()
     decided = RunDecision(run_id=job.run_id)
@@ -199,14 +202,18 @@ def reject(session: Session, actor: User, ticket_ref: str | int, *, reason: str 
     approval request, already decided).
     """
     permissions.require(actor, permissions.APPROVAL_DECIDE)
-    text = _reason(reason)
     ticket = _open_request(session, ticket_ref)
+    text = _reason(reason)
     return _reject(session, actor, ticket, text, utcnow(), request)
 
 
-def _reason(reason: str | None) -> str | None:
-    text = (reason or "").strip() or None
-    if text and len(text) > MAX_REASON:
+def _reason(reason: str | None) -> str:
+    """A rejection's reason: required (the requester and the channel are told why)."""
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("A rejection needs a reason: say why, so the requester knows "
+                           "what to change.")
+    if len(text) > MAX_REASON:
         raise InvalidInput(f"The reason is too long (at most {MAX_REASON} characters).")
     return text
 

@@ -16,11 +16,11 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.orm import Session
 
-from core import approvals, permissions
+from core import approvals, freezes, permissions
 from core import tickets as core_tickets
 from core.approvals import RunDecision
 from core.errors import InvalidState, PlaybotError, UnknownTicket
-from db.models import JobStatus, Ticket, TicketKind
+from db.models import JobStatus, Ticket, TicketKind, TicketStatus
 from db.session import transaction
 from handlers import notify
 from handlers.chat import Action, perform
@@ -28,7 +28,7 @@ from handlers.launching import Announced, draw_run, load_run, refresh_job_messag
 from handlers.listeners import Ctx
 from slackui.blocks import escape, short_id
 from slackui.message_owner import is_run_message
-from slackui.modals import resolve_ticket_modal
+from slackui.modals import reject_approval_modal, resolve_ticket_modal
 from slackui.tickets import (
     approval_message,
     failure_message,
@@ -113,6 +113,35 @@ def open_resolve_modal(ctx: Ctx, ref: str) -> None:
                           view=resolve_ticket_modal(ticket, metadata=metadata))
 
 
+def open_reject_modal(ctx: Ctx, ref: str) -> None:
+    """The Reject button of an approval card: ask for the reason in a modal (required;
+    everything is checked again on submit). A request decided meanwhile is refused and
+    redrawn instead, without a modal."""
+    action = Action("approval.reject_form", "ticket", ref)
+
+    def work(session: Session, user: Any) -> Ticket:
+        permissions.require(user, permissions.APPROVAL_DECIDE)
+        ticket = core_tickets.get_ticket(session, ref)
+        action.resource_id = ticket.ticket_id
+        if ticket.kind != TicketKind.approval:
+            raise InvalidState(f"Ticket {core_tickets.short(ticket)} is not an approval "
+                               "request.")
+        if ticket.status != TicketStatus.open and \
+                freezes.open_sibling(session, ticket) is None:
+            raise InvalidState(f"Approval request {core_tickets.short(ticket)} is already "
+                               "decided.")
+        return _load(ticket)
+
+    try:
+        ticket = perform(ctx.deps, ctx.caller, action, work)
+    except InvalidState:
+        redraw_approval(ctx, ref)
+        raise
+    metadata = {"channel": ctx.caller.channel_id, "ts": ctx.message_ts}
+    ctx.client.views_open(trigger_id=ctx.caller.trigger_id,
+                          view=reject_approval_modal(ticket, metadata=metadata))
+
+
 def refresh_ticket_message(ctx: Ctx, ticket: Ticket) -> None:
     """Redraw the ticket's message: where it was posted, or the message clicked on; a
     message showing several tickets (a run's failure message) is drawn from all of them."""
@@ -163,7 +192,8 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
 
 
 def reject_request(ctx: Ctx, ref: str, reason: str | None = None) -> None:
-    """Reject a production run: its production jobs are cancelled; the rest of the run (its
+    """Reject a production run with a reason (required: the core refuses none): its
+    production jobs are cancelled ("Rejected by @x: reason"); the rest of the run (its
     servers that need no approval) starts without them."""
     try:
         decided = _decide(ctx, "approval.reject", ref, lambda s, u: approvals.reject_run(

@@ -39,6 +39,7 @@ ACTION_APPROVAL_REJECT = "approval_reject"
 # Modals.
 VIEW_RUN_PLAYBOOK = "run_playbook_modal"
 VIEW_RESOLVE_TICKET = "resolve_ticket_modal"
+VIEW_REJECT_APPROVAL = "reject_approval_modal"  # Reject on an approval card asks for a reason
 VIEW_JOB_DETAILS = "job_details_modal"  # read-only; opened by "Show" where no reply URL exists
 ACTION_MODAL_PLAYBOOK_SELECT = "run_modal_playbook"
 ACTION_HOME_RUN = "home_run_playbook"  # App Home button that opens the run-playbook modal
@@ -53,6 +54,7 @@ BLOCK_RUN_TARGET = "rp_target"
 BLOCK_RUN_CHECK = "rp_check"
 BLOCK_VAR_PREFIX = "rp_var:"
 BLOCK_RESOLVE_NOTE = "resolve_note"
+BLOCK_REJECT_REASON = "reject_reason"
 ACTION_INPUT_VALUE = "value"
 CHECK_MODE_VALUE = "check"
 BOOLEAN_TRUE_VALUE = "true"
@@ -99,5 +101,6 @@ ALL_COMMANDS = frozenset(
         CMD_NOTIFY,
     }
 )
-ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS})
+ALL_CALLBACK_IDS = frozenset({VIEW_RUN_PLAYBOOK, VIEW_RESOLVE_TICKET, VIEW_JOB_DETAILS,
+                              VIEW_REJECT_APPROVAL})
 ALL_EVENTS = frozenset({EVENT_APP_HOME_OPENED, SUBSCRIPTION_MESSAGE_IM})  # manifest bot_events

@@ -1,4 +1,5 @@
-"""Modals: run a playbook (typed fields for its declared variables), resolve a ticket.
+"""Modals: run a playbook (typed fields for its declared variables), resolve a ticket,
+reject an approval request (its reason).
 
 The run-playbook modal has one input block per declared variable, typed by the declaration:
 choice → static select, boolean → checkbox, integer/number → number input, anything else
@@ -259,4 +260,30 @@ def resolve_ticket_modal(ticket: Ticket, *, metadata: Mapping[str, Any] | None =
 
 def read_resolve_note(state_values: Mapping[str, Mapping[str, Any]]) -> str:
     element = state_values.get(ids.BLOCK_RESOLVE_NOTE, {}).get(ids.ACTION_INPUT_VALUE, {})
+    return (element.get("value") or "").strip()
+
+
+def reject_approval_modal(ticket: Ticket, *, metadata: Mapping[str, Any] | None = None
+                          ) -> dict[str, Any]:
+    """Ask for the reason of rejecting an approval request (required; shown on the card
+    and the job: "Rejected by @x: reason")."""
+    meta = {"ticket": ticket.ticket_id, **(metadata or {})}
+    return {
+        "type": "modal",
+        "callback_id": ids.VIEW_REJECT_APPROVAL,
+        "title": plain(f"Reject {short_id(ticket.ticket_id)}", 24),
+        "submit": plain("Reject", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": encode_metadata(meta),
+        "blocks": [
+            section(f"*{escape(ticket.title)}*"),
+            _input(ids.BLOCK_REJECT_REASON, "Why is it rejected?",
+                   {"type": "plain_text_input", "action_id": ids.ACTION_INPUT_VALUE,
+                    "multiline": True, "min_length": 3, "max_length": 1000}),
+        ],
+    }
+
+
+def read_reject_reason(state_values: Mapping[str, Mapping[str, Any]]) -> str:
+    element = state_values.get(ids.BLOCK_REJECT_REASON, {}).get(ids.ACTION_INPUT_VALUE, {})
     return (element.get("value") or "").strip()

@@ -1,4 +1,5 @@
-"""Buttons on approval requests: Approve (enqueues the job) and Reject (cancels it)."""
+"""Buttons on approval requests: Approve (enqueues the job) and Reject (opens a modal asking
+for the reason; its submission rejects, see `handlers.views.approvals`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from slack_bolt import App
 
 from handlers.deps import Deps
 from handlers.listeners import Ctx, on_action
-from handlers.ticket_views import approve_request, reject_request
+from handlers.ticket_views import approve_request, open_reject_modal
 from slackui import ids
 
 
@@ -15,7 +16,7 @@ def approve_clicked(ctx: Ctx) -> None:
 
 
 def reject_clicked(ctx: Ctx) -> None:
-    reject_request(ctx, str(ctx.action.get("value") or ""))
+    open_reject_modal(ctx, str(ctx.action.get("value") or ""))
 
 
 def register(app: App, deps: Deps) -> None:

@@ -1,4 +1,5 @@
-"""`/tickets [show <id>|take <id>|resolve <id> <note>|close <id>]` — the queue and its work."""
+"""`/tickets [show <id>|take <id>|resolve <id> <note>|close <id>|approve <id>|reject <id>
+<reason>]` — the queue and its work."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from handlers.ticket_views import (
 )
 from slackui import ids
 
-USAGE = "/tickets [show <id>|take <id>|resolve <id> <note>|close <id>]"
+USAGE = ("/tickets [show <id>|take <id>|resolve <id> <note>|close <id>|approve <id>|"
+         "reject <id> <reason>]")
 SUBCOMMANDS = ("show", "take", "resolve", "close", "approve", "reject")
 
 
@@ -51,7 +53,10 @@ def tickets_command(ctx: Ctx) -> None:
     elif sub == "approve":
         approve_request(ctx, ref)
     else:
-        reject_request(ctx, ref, note or None)
+        if not note:
+            raise InvalidInput("A rejection needs a reason: "
+                               f"`/tickets reject {ref} <why>`.")
+        reject_request(ctx, ref, note)
 
 
 def register(app: App, deps: Deps) -> None:

@@ -8,7 +8,7 @@ from handlers.deps import Deps
 
 
 def register(app: App, deps: Deps) -> None:
-    from handlers.views import run_playbook, tickets
+    from handlers.views import approvals, run_playbook, tickets
 
-    for module in (run_playbook, tickets):
+    for module in (approvals, run_playbook, tickets):
         module.register(app, deps)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from core import approvals, jobs
-from core.errors import InvalidState, NotAllowed
+from core.errors import InvalidInput, InvalidState, NotAllowed
 from db.base import utcnow
 from db.models import AuditLog, Job, JobStatus, Ticket, TicketStatus
 
@@ -72,6 +72,15 @@ def test_a_rejected_run_is_cancelled_with_the_reason(world, policy):
     assert rejected.error_message == "Rejected by @dave: not during business hours"
     world.session.refresh(ticket)
     assert approvals.decision(ticket) == "rejected" and ticket.assignee.username == "dave"
+
+
+def test_a_rejection_without_a_reason_is_refused_and_decides_nothing(world, policy):
+    job, ticket = production_request(world, policy)
+    with pytest.raises(InvalidInput, match="needs a reason"):
+        approvals.reject(world.session, world.user("dave"), ticket.ticket_id, reason="  ")
+    world.session.refresh(ticket)
+    assert approvals.decision(ticket) == "pending"
+    assert job.status == JobStatus.awaiting_approval
 
 
 def test_a_decided_request_cannot_be_decided_again(world, policy):

@@ -13,6 +13,7 @@ from db.models import JobStatus, Ticket
 from db.session import transaction
 from slackui import ids
 from tests.handlers.fixtures import ADMIN, OPERATOR, OTHER_ADMIN
+from tests.handlers.harness import text_value
 
 
 def request_production_run(slack, user=OPERATOR):
@@ -101,20 +102,80 @@ def test_an_expired_request_cannot_be_approved_and_shows_it(slack):
     assert "Approval needed" not in str(redraw.params["blocks"])  # it is no longer
 
 
-def test_rejecting_cancels_the_job_and_updates_the_request(slack):
+def reject(slack, ticket, job, user, reason="not during the release"):
+    """Click Reject, then submit the modal it opens with `reason`."""
+    opened = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, user)
+    [view] = opened.views
+    return slack.submit(view, {ids.BLOCK_REJECT_REASON: text_value(reason)}, user=user)
+
+
+@pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
+def test_rejecting_asks_for_a_reason_and_shows_it_on_the_card_and_the_job(slack):
     _, job, ticket = request_production_run(slack)
 
-    result = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, ADMIN)
+    # the Reject button opens a modal and decides nothing yet
+    opened = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, ADMIN)
+    [view] = opened.views
+    assert view["callback_id"] == ids.VIEW_REJECT_APPROVAL
+    assert slack.job(job.job_id).status == JobStatus.awaiting_approval
 
-    assert slack.job(job.job_id).status == JobStatus.cancelled
+    # an empty reason keeps the modal open with a field error, audited as refused
+    empty = slack.submit(view, {ids.BLOCK_REJECT_REASON: text_value("   ")}, user=ADMIN)
+    assert empty.ack["response_action"] == "errors"
+    assert ids.BLOCK_REJECT_REASON in empty.ack["errors"]
+    assert slack.job(job.job_id).status == JobStatus.awaiting_approval
+    [refused] = slack.audit("approval.reject")
+    assert refused.details["outcome"] == "denied"
+
+    result = slack.submit(view, {ids.BLOCK_REJECT_REASON: text_value("<!channel> wait for *QA*")},
+                          user=ADMIN)
+
+    rejected = slack.job(job.job_id)
+    assert rejected.status == JobStatus.cancelled
+    assert rejected.error_message == "Rejected by @bob: <!channel> wait for *QA*"
     assert slack.queue.enqueued == []
     # the request was the run's message: it is now the cancelled job's card, naming who
-    # rejected it, with no Approve button left
+    # rejected it and why (escaped: no ping), with no Approve button left
     shown = str(result.updated[-1].params["blocks"])
-    assert "Rejected by @bob" in shown and "rejected ·" in shown
+    assert result.updated[-1].params["ts"] == job.slack_message_ts
+    assert "Rejected by @bob: &lt;!channel&gt; wait for *QA*" in shown
+    assert "rejected ·" in shown and "<!channel>" not in shown
     assert ids.ACTION_APPROVAL_APPROVE not in shown
-    [row] = slack.audit("approval.reject")
-    assert row.details["outcome"] == "allowed"
+    assert [r.details["outcome"] for r in slack.audit("approval.reject")] == ["denied",
+                                                                              "allowed"]
+    assert slack.audit("approval.reject")[-1].details["reason"] == "<!channel> wait for *QA*"
+    details = slack.command(ids.CMD_JOB, job.job_id[:8], user=OPERATOR).reply_text
+    assert "Rejected by @bob: &lt;!channel&gt; wait for *QA*" in details
+
+
+def test_reject_from_the_ticket_command_needs_a_reason(slack):
+    _, job, ticket = request_production_run(slack)
+
+    bare = slack.command(ids.CMD_TICKETS, f"reject {ticket.ticket_id[:8]}", user=ADMIN)
+    assert "needs a reason" in bare.reply_text
+    assert slack.job(job.job_id).status == JobStatus.awaiting_approval
+
+    slack.command(ids.CMD_TICKETS, f"reject {ticket.ticket_id[:8]} wrong  version", user=ADMIN)
+    assert slack.job(job.job_id).error_message == "Rejected by @bob: wrong  version"
+
+
+def test_reject_on_a_decided_request_opens_no_modal_and_says_so(slack):
+    _, job, ticket = request_production_run(slack)
+    click(slack, ids.ACTION_APPROVAL_APPROVE, ticket, job, ADMIN)
+
+    late = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, OTHER_ADMIN)
+
+    assert late.views == []
+    assert "already decided" in late.reply_text
+    assert slack.job(job.job_id).status == JobStatus.pending
+
+
+def test_an_operator_gets_no_reject_modal(slack):
+    _, job, ticket = request_production_run(slack, user=ADMIN)
+
+    denied = click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, OPERATOR)
+
+    assert denied.views == [] and "admin" in denied.reply_text
 
 
 def test_approve_from_the_ticket_command_works_too(slack):
@@ -127,7 +188,7 @@ def test_approve_from_the_ticket_command_works_too(slack):
 
 def test_a_rejected_run_is_listed_as_rejected_not_cancelled(slack):
     _, job, ticket = request_production_run(slack)
-    click(slack, ids.ACTION_APPROVAL_REJECT, ticket, job, ADMIN)
+    reject(slack, ticket, job, ADMIN)
 
     listing = slack.command(ids.CMD_JOBS, "", user=ADMIN).reply_text
 

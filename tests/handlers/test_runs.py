@@ -191,7 +191,8 @@ def test_a_rejected_mixed_run_starts_without_its_production_server(slack):
     _mixed_run(slack)
     [ticket] = slack.tickets()
 
-    result = slack.click(ids.ACTION_APPROVAL_REJECT, ticket.ticket_id, user=ADMIN)
+    result = slack.command(ids.CMD_TICKETS, f"reject {ticket.ticket_id[:8]} not today",
+                           user=ADMIN)
 
     states = {j.server.hostname: j.status for j in slack.jobs()}
     assert states == {"local": JobStatus.pending, "stage-01": JobStatus.pending,
