@@ -40,8 +40,8 @@ def server_list_blocks(servers: Sequence[Server], *, filters: Mapping[str, str])
         blocks.append(section("\n".join(server_line(s) for s in shown)))
         if hidden:
             blocks.append(context(more_note(hidden, "more servers; narrow with env:, tag: or group:")))
-    blocks.append(context("`/servers env:<environment> tag:<tag> group:<group>` · "
-                          "`/servers show <host>`"))
+    blocks.append(context("`/servers env:&lt;environment&gt; tag:&lt;tag&gt; group:&lt;group&gt;` · "
+                          "`/servers show &lt;host&gt;`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 
@@ -85,8 +85,8 @@ def playbook_list_blocks(playbooks: Sequence[Playbook], *,
         blocks.append(section("\n".join(playbook_line(p) for p in shown)))
         if hidden:
             blocks.append(context(more_note(hidden, "more playbooks; narrow with tag:")))
-    blocks.append(context("`/playbooks tag:<tag>` · `/playbooks show <name>` · "
-                          "`/run-playbook <name> <target> key=value`"))
+    blocks.append(context("`/playbooks tag:&lt;tag&gt;` · `/playbooks show &lt;name&gt;` · "
+                          "`/run-playbook &lt;name&gt; &lt;target&gt; key=value`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 
@@ -130,6 +130,6 @@ def playbook_details_blocks(playbook: Playbook) -> list[Block]:
             variable_line(name, spec or {}) for name, spec in variables.items())))
     example = " ".join(f"{name}=…" for name, spec in variables.items()
                        if (spec or {}).get("required") and not (spec or {}).get("secret"))
-    blocks.append(context(f"`/run-playbook {escape(playbook.name)} <target>"
+    blocks.append(context(f"`/run-playbook {escape(playbook.name)} &lt;target&gt;"
                           f"{' ' + example if example else ''} [--check]`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)

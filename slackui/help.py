@@ -89,7 +89,7 @@ def help_blocks(*, role: str | None = None, intro: str | None = None) -> list[Bl
     lines = []
     for c in COMMANDS:
         who = "" if c.role == "viewer" else f" _({c.role}s)_"
-        extra = f"\n      {c.details}" if c.details else ""
+        extra = f"\n      {escape(c.details)}" if c.details else ""
         lines.append(f"`{c.command} {escape(c.usage_hint)}`{who}\n      {escape(c.description)}"
                      f"{extra}")
     blocks.append(section("\n".join(lines[:5])))

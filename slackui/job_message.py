@@ -141,7 +141,7 @@ def run_buttons(jobs: Sequence[Job]) -> list[Block]:
                     f"together and can only stop them all. Servers: {names}")
         else:
             what = (f"This cancels the run on {len(active)} servers; none of them has "
-                    "started (`/cancel-job <job id>` leaves out one server only). "
+                    "started (`/cancel-job &lt;job id&gt;` leaves out one server only). "
                     f"Servers: {names}")
         row.append(button("Cancel run", ids.ACTION_RUN_CANCEL, first.run_id, style="danger",
                           confirm=confirm_dialog(f"Cancel the run on {len(active)} servers?",

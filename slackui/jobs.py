@@ -154,7 +154,7 @@ def job_list_blocks(jobs: Sequence[Job], *, title: str, empty: str = "No jobs.",
                                         for job in shown)))
         if hidden:
             blocks.append(context(more_note(hidden, "more job" if hidden == 1 else "more jobs")))
-    blocks.append(context(hint or "`/job <id>` for details · `/jobs running|failed|mine|stats`"))
+    blocks.append(context(hint or "`/job &lt;id&gt;` for details · `/jobs running|failed|mine|stats`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 

@@ -47,7 +47,7 @@ def run_playbook_modal(playbooks: Sequence[Playbook], *, selected: Playbook | No
     blocks: list[Block] = [_playbook_select(playbooks, selected)]
     if len(playbooks) > MAX_SELECT_OPTIONS:
         blocks.append(context(f"Showing {MAX_SELECT_OPTIONS} of {len(playbooks)} playbooks; "
-                              "type `/run-playbook <name> <target>` for the others."))
+                              "type `/run-playbook &lt;name&gt; &lt;target&gt;` for the others."))
     if selected is not None and selected.description:
         blocks.append(context(escape(selected.description)))
     blocks.append(_input(ids.BLOCK_RUN_TARGET, "Target", _text_input(target, TARGET_PLACEHOLDER),
@@ -103,7 +103,7 @@ def _variable_blocks(variables: Mapping[str, Mapping[str, Any]]) -> list[Block]:
         blocks.append(_variable_block(name, variables[name] or {}))
     if len(public) > len(shown):
         blocks.append(context(f"{len(public) - len(shown)} more variables do not fit in a "
-                              "modal: use `/run-playbook <playbook> <target> key=value …`."))
+                              "modal: use `/run-playbook &lt;playbook&gt; &lt;target&gt; key=value …`."))
     if secrets:
         listed = ", ".join(f"`{escape(s)}` (from `{secret_env_name(s)}`)" for s in secrets)
         blocks.append(context(f":lock: Secret variables are never typed in Slack; the worker "

@@ -137,7 +137,7 @@ def failure_message(tickets: Sequence[Ticket]) -> tuple[str, list[Block]]:
         rest = ", ".join(f"`{short_id(t.ticket_id)}` ({escape(_host(t))})"
                          for t in ordered[MAX_FAILURE_TICKETS:])
         blocks.append(context(truncate(f"{more_note(len(hidden), 'more tickets')}: {rest}. "
-                                       "`/tickets show <id>` for each.", 2900)))
+                                       "`/tickets show &lt;id&gt;` for each.", 2900)))
     first = ordered[0]
     playbook = first.job.playbook.name if first.job is not None else "the run"
     text = f"{len(ordered)} tickets opened: {playbook} failed on {', '.join(hosts)}"
@@ -330,8 +330,8 @@ def ticket_list_blocks(tickets: Sequence[Ticket], *, title: str = "Ticket queue"
     blocks.append(section("\n".join(lines)))
     if hidden:
         blocks.append(context(more_note(hidden, "more tickets")))
-    blocks.append(context("`/tickets show <id>` · `/tickets take <id>` · "
-                          "`/tickets resolve <id> <note>` · `/tickets close <id>`"))
+    blocks.append(context("`/tickets show &lt;id&gt;` · `/tickets take &lt;id&gt;` · "
+                          "`/tickets resolve &lt;id&gt; &lt;note&gt;` · `/tickets close &lt;id&gt;`"))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 

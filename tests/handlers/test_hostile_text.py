@@ -9,6 +9,7 @@ escaped the way Slack escapes it (`bot.fake_slack.slack_escaped`)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -173,3 +174,21 @@ def test_a_command_whose_text_says_payload_is_answered(slack):
     assert "`note` is not a variable" in result.reply_text
     [row] = slack.audit("job.launch")
     assert row.details["outcome"] == "denied"
+
+
+@pytest.mark.parametrize(("command", "text"), [
+    (ids.CMD_PLAYBOT, "help"), (ids.CMD_SERVERS, ""), (ids.CMD_PLAYBOOKS, ""),
+    (ids.CMD_PLAYBOOKS, "show deploy"), (ids.CMD_TICKETS, ""), (ids.CMD_JOBS, ""),
+])
+def test_every_usage_hint_placeholder_renders(slack, command, text):
+    # given: a ticket and a job, so the lists have their hints
+    incident(slack)
+
+    # when
+    result = slack.command(command, text, user=ADMIN)
+
+    # then: no `<name>`-style placeholder reaches Slack raw (Slack would swallow it)
+    shown = assert_inert(result)
+    raw = re.findall(r"<[a-z][a-z _|-]*>", shown)
+    assert not raw, raw
+    assert "&lt;" in shown
