@@ -282,8 +282,6 @@ def job_message(job: Job, progress: RunProgress | None = None, *,
                                  f" Tasks done: {progress.tasks_done}.")))
     elif job.status == JobStatus.running and progress is not None:
         blocks.extend(_progress_blocks(progress))
-    elif job.status == JobStatus.running:
-        blocks.append(section("*Running…*"))
     elif job.status in (JobStatus.success, JobStatus.failed, JobStatus.cancelled):
         recap = RunProgress.from_recap(job.recap) if job.recap else progress
         if recap is not None and recap.hosts:
