@@ -33,5 +33,5 @@ def freeze_list_blocks(windows: Sequence[tuple[Mapping[str, Any], str | None]], 
         blocks.append(section("No change freeze is planned."))
     for data, until in windows[:40]:
         blocks.append(section(window_line(data, until)))
-    blocks.append(context(f"Now: {now:%Y-%m-%d %H:%M} UTC · " + USAGE))
+    blocks.append(context(f"Now: {now:%Y-%m-%d %H:%M} UTC · " + escape(USAGE)))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)

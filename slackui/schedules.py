@@ -35,5 +35,5 @@ def schedule_list_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
         blocks.append(section("No schedules yet."))
     for row in rows[:40]:
         blocks.append(section(schedule_line(row)))
-    blocks.append(context(USAGE))
+    blocks.append(context(escape(USAGE)))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)

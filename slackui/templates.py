@@ -58,7 +58,7 @@ def template_list_blocks(templates: Sequence[JobTemplate],
                               accessory=accessory))
     if hidden:
         blocks.append(context(more_note(hidden, "more templates")))
-    blocks.append(context(USAGE))
+    blocks.append(context(escape(USAGE)))
     return cap_blocks(blocks, MAX_MESSAGE_BLOCKS)
 
 
@@ -93,7 +93,7 @@ def template_picker_blocks(templates: Sequence[JobTemplate]) -> list[Block]:
                      "placeholder": {"type": "plain_text", "text": "Run a template…"},
                      "options": options}
     return [section("*Job templates*: choose one to run it as saved "
-                    "(`/run-template <name> key=value` to set its variables).",
+                    "(`/run-template &lt;name&gt; key=value` to set its variables).",
                     accessory=select, block_id="home_templates")]
 
 

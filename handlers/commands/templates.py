@@ -45,7 +45,7 @@ def run_ack_text(text: str) -> str | None:
     words = text.split()
     if not words:
         return None
-    return f":rocket: Starting template *{escape(words[0][:64])}*…"
+    return f":inbox_tray: Received: template *{escape(words[0][:64])}*…"
 
 
 def run_template_command(ctx: Ctx) -> None:
@@ -184,7 +184,7 @@ def template_picked_in_form(ctx: Ctx) -> None:
     run_template(here, name, {}, request_key=f"tmplform:{ctx.caller.team_id}:{view.get('id')}",
                  source="form")
     done = {"type": "modal", "title": plain("Run a playbook", 24), "close": plain("Close", 24),
-            "blocks": [section(f":rocket: Started template *{escape(name)}* as saved.")]}
+            "blocks": [section(f":inbox_tray: Received: template *{escape(name)}*, as saved.")]}
     try:
         ctx.client.views_update(view_id=view.get("id"), view=done)
     except SlackApiError as exc:

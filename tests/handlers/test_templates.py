@@ -28,7 +28,7 @@ def test_an_operator_saves_a_template_and_anyone_runs_it_with_the_variables_it_a
     # when another operator runs it, setting the one variable it lets them set
     result = slack.command(RUN, "deploy-web version=1.3", user=OTHER_OPERATOR)
     # then one job of the template's playbook and target, posted and queued
-    assert "Starting template *deploy-web*" in result.ack_text
+    assert "Received: template *deploy-web*" in result.ack_text  # honest: not yet started
     [job] = slack.jobs()
     assert (job.playbook.name, job.server.hostname, job.status) == (
         "deploy", "local", JobStatus.pending)
@@ -143,7 +143,7 @@ def test_the_run_form_offers_the_templates_and_choosing_one_runs_it_where_it_was
     # then its run starts once, posted where the form was opened, and the form says so
     [job] = slack.jobs()
     assert job.slack_channel_id == "C_DEPLOYS" and job.extra_vars["version"] == "1.2"
-    assert "Started template *deploy-web*" in str(picked.views[-1])
+    assert "Received: template *deploy-web*" in str(picked.views[-1])
     # and choosing a playbook in the form keeps the picker
     rebuilt = slack.click(ids.ACTION_MODAL_PLAYBOOK_SELECT, "", user=OPERATOR, view=view,
                           action={"type": "static_select", "selected_option": {"value": "ping"}})
