@@ -67,12 +67,19 @@ class MariaDBServer:
         if datadir.exists():  # a restart after halt()
             self._launch(datadir)
             return self
-        subprocess.run(
-            [find_binary("mariadb-install-db"), "--no-defaults", "--user=root",
-             f"--datadir={datadir}", "--auth-root-authentication-method=socket",
-             "--skip-test-db"],
-            check=True, capture_output=True,
-        )
+        tmpdir = self.dir / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        command = [find_binary("mariadb-install-db"), "--no-defaults", "--user=root",
+                   f"--datadir={datadir}", "--auth-root-authentication-method=socket",
+                   "--skip-test-db", f"--tmpdir={tmpdir}"]
+        for attempt in (1, 2):  # once more on a loaded machine, from an empty data dir
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode == 0:
+                break
+            shutil.rmtree(datadir, ignore_errors=True)
+            if attempt == 2:
+                raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): "
+                                   f"{(done.stderr or done.stdout)[-2000:]}")
         self._launch(datadir)
         root = self.root_connection()
         with root.cursor() as cur:
@@ -88,7 +95,7 @@ class MariaDBServer:
         # Its own temporary directory: servers sharing /tmp name their temporary tables
         # alike (#sql-temptable-<server id>-…) and delete each other's.
         tmpdir = self.dir / "tmp"
-        tmpdir.mkdir(exist_ok=True)
+        tmpdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [find_binary("mariadbd"), "--no-defaults", "--user=root", f"--datadir={datadir}",
              f"--tmpdir={tmpdir}",
