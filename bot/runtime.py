@@ -99,6 +99,7 @@ def launch_policy(settings: Settings):  # type: ignore[no-untyped-def]
     return LaunchPolicy(
         admins_self_approve=settings.playbot_admins_self_approve,
         approval_ttl=timedelta(minutes=settings.playbot_approval_ttl_minutes),
+        production_approvers=settings.playbot_production_approvers,
         max_targets=settings.playbot_max_targets,
         playbook_dir=settings.playbook_dir,
     )

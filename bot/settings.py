@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     playbot_approval_ttl_minutes: int = Field(
         default=60, ge=1, description="Minutes before an approval request expires."
     )
+    playbot_production_approvers: int = Field(
+        default=1, ge=1, le=5,
+        description="How many distinct admins (not the requester) must approve a production run.",
+    )
     playbot_job_timeout_seconds: int = Field(
         default=3600, ge=10, description="Default limit for one playbook run."
     )

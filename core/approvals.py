@@ -8,6 +8,13 @@ rejection always carries a reason (InvalidInput without one, checked after the r
 found open, so a late click still hears what was decided); the job's error message and the
 card say "Rejected by @x: reason".
 
+A request may need several distinct admins (`LaunchPolicy.production_approvers`, stored on
+the ticket as `approvals_needed`): each approval before the last is recorded in
+`tickets.approvals` (the ticket stays open, the job waits; the same admin twice is refused),
+the last one decides. An approval binds to the exact request: the digest stored at launch
+(`core.request_digest`) is computed again before approving; a difference refuses the
+approval as void, and `void_changed_requests` then closes the request and cancels its job.
+
 Only one decision wins: each is a conditional UPDATE on the still-open ticket, so a double
 click or two admins at once get one success and one InvalidState naming the decision made.
 A decision racing a worker's claim never deadlocks: the ticket and job are re-read with a
@@ -21,6 +28,7 @@ How a decided ticket reads (`decision`):
     rejected   status closed,   assignee = the admin who rejected, note = the reason
     expired    status closed,   no assignee, note "Expired: ..."
     withdrawn  status closed,   no assignee, note "Withdrawn: ..." (requester cancelled the job)
+    void       status closed,   no assignee, note "Approval void: ..." (the request changed)
 Each decision writes an audit row (`approval.approve`, `approval.reject`, `approval.expire`).
 
 A run with several production servers has one approval ticket per production job, but one
@@ -42,16 +50,16 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, freezes, permissions
+from core import audit, freezes, permissions, request_digest
 from core.audit import RequestInfo
-from core.errors import InvalidInput, InvalidState, NotAllowed
+from core.errors import InvalidInput, InvalidState, NotAllowed, PlaybotError
 from core.jobs import LaunchPolicy, startable_job
 from core.tickets import get_ticket, short
 from db.base import utcnow
 from db.locking import latest
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketStatus, User, job_values
 
-Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn"]
+Decision = Literal["pending", "approved", "rejected", "expired", "withdrawn", "void"]
 # How a cancelled job's error_message begins when its approval was refused or ran out: lists
 # say "rejected" / "expired" for these rather than "cancelled".
 REJECTED_PREFIX = "Rejected by "
@@ -66,13 +74,15 @@ class RunDecision:
     run_id: the run. tickets: the approval tickets decided (oldest first), jobs: their jobs
     (now pending, or cancelled when rejected). startable: the job to enqueue for the run
     now that none of its jobs awaits approval (None while some still does, or if nothing
-    of the run is left to run).
+    of the run is left to run). more_needed: approvals still needed from other admins
+    (`PLAYBOT_PRODUCTION_APPROVERS` > 1) before the run is released; 0 once released.
     """
 
     run_id: str
     tickets: list[Ticket] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
     startable: Job | None = None
+    more_needed: int = 0
 
 
 def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
@@ -98,6 +108,11 @@ def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
         raise InvalidState(f"Approval request {short(ticket)} expired at "
                            f"{_when(ticket.expires_at)}; the job was cancelled. Run it again "
                            "to ask for a new approval.")
+    changed = [t for t in tickets if request_digest.changed(t)]
+    if changed:
+        raise InvalidState(f"Approval request {short(ticket)} is void: "
+                           f"{request_digest.what_changed(changed[0])} changed since it was "
+                           "requested. Run it again to ask for a new approval.")
     decided = RunDecision(run_id=job.run_id)
     seen: set[int | None] = set()  # a break-glass job has two tickets: one decision each
     for each in tickets:
@@ -106,8 +121,62 @@ def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
         seen.add(each.job_id)
         decided.tickets.append(each)
         decided.jobs.append(_approve(session, actor, each, now, request, run=job.run_id))
+        decided.more_needed = max(decided.more_needed, more_needed(each))
     decided.startable = startable_job(session, job.run_id)
     return decided
+
+
+def void_changed_requests(session: Session, ticket_ref: str | int) -> list[Ticket]:
+    """Close the open approval requests of the run `ticket_ref` belongs to whose request
+    changed since launch (`core.request_digest`), cancelling their jobs ("Approval void: the
+    playbook changed since it was requested"), each audited `approval.void`. What an
+    approval refused as void leaves to do (its own transaction rolled back)."""
+    try:
+        ticket = get_ticket(session, ticket_ref)
+    except PlaybotError:
+        return []
+    if ticket.job is None:
+        return []
+    now = utcnow()
+    done: list[tuple[Ticket, str]] = []
+    for each in open_run_requests(session, ticket.job.run_id):
+        if not request_digest.changed(each):
+            continue
+        why = request_digest.void_reason(each, since="requested")
+        won = session.execute(
+            update(Ticket).where(Ticket.id == each.id, Ticket.status == TicketStatus.open)
+            .values(status=TicketStatus.closed, updated_at=now, resolution_note=why)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won != 1:
+            continue
+        session.execute(
+            update(Job).where(Job.id == each.job_id, Job.status == JobStatus.awaiting_approval)
+            .values(job_values(status=JobStatus.cancelled, completed_at=now, error_message=why))
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(each)
+        if each.job is not None:
+            session.refresh(each.job)
+        done.append((each, why))
+    for each, why in done:  # audited last: the chain head stays locked until commit
+        audit.record(session, user=None, action="approval.void", resource_type="ticket",
+                     resource_id=each.ticket_id,
+                     details={"job": each.job.job_id if each.job else None, "reason": why,
+                              "when": "approval"})
+    return [each for each, _ in done]
+
+
+def more_needed(ticket: Ticket) -> int:
+    """How many more admins must approve this request (0 once it is decided)."""
+    if ticket.status != TicketStatus.open:
+        return 0
+    return max(0, (ticket.approvals_needed or 1) - len(ticket.approvals or []))
+
+
+def approvers(ticket: Ticket) -> list[str]:
+    """The usernames of the admins who approved this request so far, oldest first."""
+    return [str(a.get("username")) for a in ticket.approvals or []]
 
 
 def reject_run(session: Session, actor: User, ticket_ref: str | int, *,
@@ -190,6 +259,10 @@ def approve(session: Session, actor: User, ticket_ref: str | int, *, policy: Lau
         raise InvalidState(f"Approval request {short(ticket)} expired at "
                            f"{_when(ticket.expires_at)}; the job was cancelled. Run it again "
                            "to ask for a new approval.")
+    if request_digest.changed(ticket):
+        raise InvalidState(f"Approval request {short(ticket)} is void: "
+                           f"{request_digest.what_changed(ticket)} changed since it was "
+                           "requested. Run it again to ask for a new approval.")
     return _approve(session, actor, ticket, now, request)
 
 
@@ -225,8 +298,21 @@ def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
     job = _job_of(ticket)
     waits = freezes.is_break_glass(ticket) and freezes.second_approval_needed(
         session, actor, ticket)
+    given = _count_approval(session, actor, ticket, now)
+    if given is not None:  # recorded; the request waits for more admins
+        audit.record(session, user=actor, action="approval.approve", resource_type="ticket",
+                     resource_id=ticket.ticket_id, request=request,
+                     details={"job": job.job_id, "requester": job.user.username,
+                              "approvals": len(given),
+                              "approvals_needed": ticket.approvals_needed,
+                              "waiting_for": f"{more_needed(ticket)} more admin(s)",
+                              **({"run": run} if run is not None else {})})
+        return job
+    names = [*approvers(ticket), actor.username]
     _decide(session, ticket, status=TicketStatus.resolved, assignee_id=actor.id,
-            resolved_at=now, resolution_note=f"Approved by @{actor.username}")
+            resolved_at=now, resolution_note="Approved by " + ", ".join(f"@{n}" for n in names),
+            **({"approvals": [*(ticket.approvals or []), _entry(actor, now)]}
+               if (ticket.approvals_needed or 1) > 1 else {}))
     if waits:
         audit.record(session, user=actor, action="approval.approve", resource_type="ticket",
                      resource_id=ticket.ticket_id, request=request,
@@ -252,6 +338,42 @@ def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
     audit.record(session, user=actor, action="approval.approve", resource_type="ticket",
                  resource_id=ticket.ticket_id, request=request, details=details)
     return job
+
+
+def _entry(actor: User, now: datetime) -> dict[str, object]:
+    return {"user_id": actor.id, "username": actor.username, "at": now.isoformat()}
+
+
+def _count_approval(session: Session, actor: User, ticket: Ticket,
+                    now: datetime) -> list[dict[str, object]] | None:
+    """For a request needing several admins: refuse an admin approving twice; when this
+    approval is not the last one needed, record it on the still-open ticket and return the
+    approvals so far (None: this one decides). Concurrent approvals queue on the ticket's
+    row lock (MariaDB) and the UPDATE is conditional on the row read, so none is lost."""
+    needed = ticket.approvals_needed or 1
+    if needed <= 1:
+        return None
+    latest(session, ticket, exclusive=True)
+    if ticket.status != TicketStatus.open:
+        raise InvalidState(_decided_message(ticket))
+    given = list(ticket.approvals or [])
+    if any(a.get("user_id") == actor.id for a in given):
+        raise NotAllowed(f"You already approved this run; it needs {needed} approvals from "
+                         "different admins.")
+    if len(given) + 1 >= needed:
+        return None
+    seen = ticket.updated_at
+    updated = [*given, _entry(actor, now)]
+    won = session.execute(
+        update(Ticket).where(Ticket.id == ticket.id, Ticket.status == TicketStatus.open,
+                             Ticket.updated_at == seen)
+        .values(approvals=updated, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    latest(session, ticket)
+    if won != 1:
+        raise InvalidState(f"Approval request {short(ticket)} changed meanwhile; try again.")
+    return updated
 
 
 def _reject(session: Session, actor: User, ticket: Ticket, text: str | None, now: datetime,
@@ -300,6 +422,8 @@ def decision(ticket: Ticket, *, now: datetime | None = None) -> Decision:
     if ticket.assignee_id is not None:
         return "rejected"
     note = ticket.resolution_note or ""
+    if note.startswith(request_digest.VOID_PREFIX):
+        return "void"
     return "withdrawn" if note.startswith("Withdrawn") else "expired"
 
 
@@ -339,6 +463,8 @@ def _decided_message(ticket: Ticket) -> str:
         return f"Approval request {short(ticket)} was already {outcome}{by}."
     if outcome == "withdrawn":
         return f"Approval request {short(ticket)} was withdrawn: its job was cancelled."
+    if outcome == "void":
+        return f"Approval request {short(ticket)} is void: {ticket.resolution_note}"
     return f"Approval request {short(ticket)} has expired."
 
 

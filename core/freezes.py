@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, permissions
+from core import audit, permissions, request_digest
 from core.audit import RequestInfo
 from core.errors import InvalidInput, NotAllowed, NotFound
 from db.base import utcnow
@@ -238,7 +238,8 @@ def require_two_admins(session: Session, actor: User, result: Any,
         while len(tickets) < BREAK_GLASS_APPROVALS:
             ticket = Ticket(kind=TicketKind.approval, job_id=job.id, created_by=actor.id,
                             status=TicketStatus.open, priority=TicketPriority.critical,
-                            expires_at=now + policy.approval_ttl, created_at=now, title="")
+                            expires_at=now + policy.approval_ttl, created_at=now, title="",
+                            request_digest=request_digest.digest(job))
             session.add(ticket)
             tickets.append(ticket)
         for number, ticket in enumerate(tickets, start=1):
@@ -250,6 +251,7 @@ def require_two_admins(session: Session, actor: User, result: Any,
                 f"{ends_text(hit)}) to run `{job.playbook.name}` on `{job.server.hostname}`. "
                 f"Reason: {reason.strip()}. Two admins other than the requester must approve.")
             ticket.priority = TicketPriority.critical
+            ticket.approvals_needed = None  # two tickets, one admin each
         session.flush()
         result.approval_tickets = [t for t in result.approval_tickets if t.job_id != job.id]
         result.approval_tickets.append(tickets[0])  # one card per job; both decided there

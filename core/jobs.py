@@ -56,7 +56,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from core import audit, extra_vars, freezes, permissions, playbook_files
+from core import audit, extra_vars, freezes, permissions, playbook_files, request_digest
 from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, UnknownJob, UnknownPlaybook, UnknownServer
 from core.refs import find
@@ -95,12 +95,15 @@ class LaunchPolicy:
     admins_self_approve: an admin's own production run needs no approval (small teams).
     approval_ttl: how long an approval request stays open.
     max_targets: the most servers one target may expand to.
+    production_approvers: how many distinct admins, none the requester, must approve a
+        production run (`PLAYBOT_PRODUCTION_APPROVERS`; stored on each request at launch).
     """
 
     playbook_dir: Path | str
     admins_self_approve: bool = False
     approval_ttl: timedelta = timedelta(hours=1)
     max_targets: int = 50
+    production_approvers: int = 1
 
 
 @dataclass
@@ -649,6 +652,9 @@ def _approval_request(session: Session, job: Job, actor: User, policy: LaunchPol
                      f"{vars_text}. An admin other than the requester must approve it."),
         status=TicketStatus.open, priority=TicketPriority.high,
         expires_at=now + policy.approval_ttl, created_at=now,
+        request_digest=request_digest.digest(job),
+        approvals_needed=policy.production_approvers if policy.production_approvers > 1
+        else None,
     )
     session.add(ticket)
     session.flush()

@@ -455,6 +455,11 @@ class Ticket(Base):
     # 0012
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # 0014: the digest of the request an approval approves (`core.request_digest`), how many
+    # admins must approve it (NULL: one) and the approvals given so far
+    request_digest: Mapped[str | None] = mapped_column(CHAR(64))
+    approvals_needed: Mapped[int | None] = mapped_column(Integer)
+    approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
     job: Mapped[Job | None] = relationship(lazy="joined")
     creator: Mapped[User] = relationship(foreign_keys=[created_by], lazy="joined")

@@ -172,15 +172,23 @@ def approve_request(ctx: Ctx, ref: str) -> Announced | None:
         decided = _decide(ctx, "approval.approve", ref, lambda s, u: approvals.approve_run(
             s, u, ref, policy=ctx.deps.policy, request=ctx.caller.request))
     except InvalidState:
-        # An expired request is refused inside a transaction that rolls back; settle every
-        # overdue request now rather than waiting for the clock, so the redraw says so.
+        # An expired or void request is refused inside a transaction that rolls back; settle
+        # every overdue request, and this run's void ones, now rather than waiting for the
+        # clock or the worker, so the redraw says so.
         with transaction(ctx.deps.session_factory) as session:
             approvals.expire_overdue(session)
+            approvals.void_changed_requests(session, ref)
         redraw_approval(ctx, ref)
         raise
     except PlaybotError:
         redraw_approval(ctx, ref)
         raise
+    if decided.more_needed:
+        redraw_approval(ctx, ref)
+        more = decided.more_needed
+        ctx.reply.ephemeral(f":white_check_mark: Your approval is recorded: {_what(decided)} "
+                            f"still needs {more} more admin{'s' if more != 1 else ''}.")
+        return None
     announced = start_run(ctx, decided.run_id)
     if any(j.status == JobStatus.awaiting_approval for j in load_run(ctx, decided.run_id)):
         ctx.reply.ephemeral(f":white_check_mark: Approved: {_what(decided)} still waits for a "

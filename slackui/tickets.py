@@ -198,7 +198,23 @@ def approval_outcome(ticket: Ticket, *, now: datetime | None = None) -> str:
         return f"rejected{by}{note}"
     if outcome == "withdrawn":
         return "withdrawn (the job was cancelled)"
+    if outcome == "void":
+        return f"void: {escape(ticket.resolution_note or 'the request changed')}"
     return "expired: nobody approved it in time"
+
+
+def approvals_line(ticket: Ticket) -> str | None:
+    """"1 of 2 approvals: @bob" while a request needing several admins waits, else None."""
+    needed = ticket.approvals_needed or 1
+    given = ticket.approvals or []
+    if needed <= 1 or ticket.status != TicketStatus.open:
+        return None
+    names = ", ".join(_person_entry(a) for a in given) or "none yet"
+    return f"{len(given)} of {needed} approvals: {names}"
+
+
+def _person_entry(entry: dict[str, Any]) -> str:
+    return f"@{escape(str(entry.get('username') or '?'))}"
 
 
 def _approval_header(decided: str | None) -> Block:
@@ -229,6 +245,9 @@ def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Bloc
         blocks.append(section(escape(ticket.title)))
     if is_pending_approval(ticket, now=now):
         expires = f"Expires {when(ticket.expires_at)}. " if ticket.expires_at else ""
+        counted = approvals_line(ticket)
+        if counted:
+            blocks.append(section(f"*{counted}*"))
         blocks.append(context(f"{expires}Any admin other than the requester may decide."))
         blocks.append(actions(
             button("Approve", ids.ACTION_APPROVAL_APPROVE, ticket.ticket_id, style="primary",
@@ -276,6 +295,9 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
     if pending:
         expiry = min((t.expires_at for t in pending if t.expires_at), default=None)
         expires = f"Expires {when(expiry)}. " if expiry else ""
+        counted = approvals_line(pending[0])
+        if counted:
+            blocks.append(section(f"*{counted}*"))
         blocks.append(context(f"{expires}Any admin other than the requester may decide; one "
                               f"click decides all {len(pending)} production servers."))
         blocks.append(actions(

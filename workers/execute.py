@@ -1,6 +1,9 @@
 """One job from claim to ending: what the `run_job` actor does, step by step.
 
-1. Claim the job (`core.execution.try_claim`). A duplicate delivery finds it claimed and
+1. Claim the job (`core.execution.try_claim`). Just before, an approved job whose request
+   changed since its approval (the playbook re-synced with a new hash, the server
+   re-pointed: `core.request_digest`) is cancelled, "Approval void: …", never run. A
+   duplicate delivery finds it claimed and
    stops here. If another job runs on the same server, the job stays pending, its message
    says "waiting for <server>", and it is sent again after `server_wait_delay` seconds.
 2. Build the run: the registered playbook, verified unchanged on disk; the inventory from
@@ -42,7 +45,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from core import execution
+from core import execution, request_digest
 from core.errors import InvalidInput, InvalidVars, PlaybotError
 from core.extra_vars import forbidden_reason
 from core.jobs import attach_message
@@ -121,6 +124,7 @@ def execute_job(job_id: str, config: WorkerConfig, *, session: Session | None = 
             log.info("shutting down: job %s is left pending", job_id)
             _defer(defer, session, job_id, config.server_wait_delay)
             return None
+        _void_changed(session, job_id, config, factory)
         try:
             claim = _claim_with_retries(session, job_id)
         except SQLAlchemyError as exc:
@@ -156,6 +160,28 @@ def _note_received(session: Session, job_id: str) -> None:
     except SQLAlchemyError as exc:
         session.rollback()
         log.warning("job %s: could not record the message's receipt: %s", job_id, exc)
+
+
+def _void_changed(session: Session, job_id: str, config: WorkerConfig,
+                  factory: sessionmaker[Session]) -> None:
+    """Before the claim: cancel the run's approved jobs whose request changed since the
+    approval (`core.request_digest.void_changed`: "Approval void: the playbook changed since
+    it was approved"), committed, and redraw the run message. A database error leaves the
+    jobs as they are: the claim then fails on the same error and is tried again later."""
+    try:
+        voided = request_digest.void_changed(session, job_id)
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        log.warning("job %s: could not check its approval's digest: %s", job_id, exc)
+        return
+    if not voided:
+        return
+    for job in voided:
+        log.warning("job %s: %s", job.job_id, job.error_message)
+    client = _client(config)
+    if client is not None:
+        redraw_run(client, factory, voided[0].run_id)
 
 
 def _defer(defer: Callable[[str, float], object] | None, session: Session, job_id: str,

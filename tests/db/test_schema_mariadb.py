@@ -221,6 +221,8 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "status": "enum('open','in_progress','resolved','closed')",
         "priority": "enum('critical','high','medium','low')",
         "kind": "enum('incident','approval')",
+        "request_digest": "char(64)",  # 0014
+        "approvals_needed": "int(11)",  # 0014
     },
     "audit_logs": {"id": "bigint(20)", "timestamp": "datetime(6)",
                    "prev_hash": "char(64)", "row_hash": "char(64)"},  # 0005
@@ -249,7 +251,7 @@ JSON_COLUMNS: dict[str, set[str]] = {
     "playbooks": {"tags", "variables"},
     "jobs": {"extra_vars", "recap"},
     "job_logs": set(),
-    "tickets": set(),
+    "tickets": {"approvals"},  # 0014
     "audit_logs": {"details"},
     "audit_chain_head": set(),
     "clock_state": set(),
