@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
-from core import approvals, jobs
+from core import approvals, jobs, request_digest
 from core.errors import InvalidInput, InvalidState, NotAllowed
 from db.base import utcnow
 from db.models import AuditLog, Job, JobStatus, Ticket, TicketStatus
@@ -173,6 +174,71 @@ def test_two_admins_approving_at_once_get_one_decision(world, policy, session_fa
         assert session.get(Job, job.id).status == JobStatus.pending
         assert session.scalars(select(AuditLog).where(
             AuditLog.action == "approval.approve")).all().__len__() == 1
+
+
+def test_with_several_approvers_no_approval_given_at_once_is_lost(world, policy,
+                                                                  session_factory):
+    # given a run needing three admins, and two of them clicking Approve at the same moment
+    policy = replace(policy, production_approvers=3)
+    job, ticket = production_request(world, policy)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def click(admin: str) -> None:
+        with session_factory() as session:
+            actor = session.scalars(select(type(world.user(admin))).where(
+                type(world.user(admin)).username == admin)).one()
+            session.scalars(select(Ticket)).all()  # both have seen the open request
+            barrier.wait(timeout=10)
+            try:
+                approvals.approve(session, actor, ticket.ticket_id, policy=policy)
+                session.commit()
+                outcomes[admin] = "recorded"
+            except (InvalidState, OperationalError) as exc:
+                session.rollback()
+                outcomes[admin] = str(exc)
+
+    threads = [threading.Thread(target=click, args=(a,)) for a in ("alice", "dave")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # then every approval reported as recorded is on the ticket, and the job still waits
+    recorded = {admin for admin, outcome in outcomes.items() if outcome == "recorded"}
+    assert recorded, outcomes
+    with session_factory() as session:
+        fresh = session.get(Ticket, ticket.id)
+        assert {a["username"] for a in fresh.approvals} == recorded
+        assert fresh.status == TicketStatus.open
+        assert session.get(Job, job.id).status == JobStatus.awaiting_approval
+
+
+def test_a_server_repointed_after_the_request_voids_the_approval(world, policy):
+    # given a waiting request, then someone changes the production server's address
+    job, ticket = production_request(world, policy)
+    world.servers["prod-01"].ip_address = "10.9.9.9"
+    world.session.commit()
+    # when an admin approves, the approval is refused as void
+    with pytest.raises(InvalidState, match="void: the server prod-01 changed"):
+        approvals.approve_run(world.session, world.user("alice"), ticket.ticket_id,
+                              policy=policy)
+    world.session.rollback()
+    # and settling it closes the request and cancels the job, audited
+    [voided] = approvals.void_changed_requests(world.session, ticket.ticket_id)
+    world.session.commit()
+    assert approvals.decision(voided) == "void"
+    world.session.refresh(job)
+    assert job.status == JobStatus.cancelled
+    assert job.error_message == ("Approval void: the server prod-01 changed since it was "
+                                 "requested.")
+    assert world.session.scalars(select(AuditLog).where(
+        AuditLog.action == "approval.void")).one().details["when"] == "approval"
+
+
+def test_an_unchanged_request_keeps_its_digest(world, policy):
+    job, ticket = production_request(world, policy)
+    assert ticket.request_digest == request_digest.digest(job)
+    assert not request_digest.changed(ticket)
 
 
 def test_a_request_withdrawn_by_cancelling_its_job_reads_as_withdrawn(world, policy):
