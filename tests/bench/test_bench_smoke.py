@@ -53,10 +53,13 @@ def assert_reported(figures: list[Figure], *keys: str) -> None:
 def test_ack_latency_is_measured_for_a_launch_and_a_read_beside_the_bare_app(bench_context):
     figures = run_figure(ack, bench_context)
 
-    assert_reported(figures, "ack_latency.run_playbook", "ack_latency.jobs")
+    assert_reported(figures, "ack_latency.run_playbook", "ack_latency.jobs",
+                    "ack_to_reply.run_playbook")
     launch = figures[0].extra
     assert launch["jobs_created"] >= launch["requests"]  # every ack led to a job
     assert launch["p99_ms"] < 3000  # never near Slack's limit, even on a busy machine
+    # every measured launch's run message was timed from its ack
+    assert figures[2].extra["replies_timed"] == launch["requests"]
 
 
 def test_log_ingestion_goes_through_the_worker_log_path_and_stores_every_line(bench_context):
