@@ -74,6 +74,7 @@ _ACTORS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
                                     "time_limit": HOUSEKEEPING_TIME_LIMIT_MS}),
 }
 
+
 def queue_names() -> set[str]:
     """The queues of these actors (what a `playbot worker`'s job threads consume)."""
     return {options["queue_name"] for _fn, options in _ACTORS.values()}
