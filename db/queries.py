@@ -38,6 +38,7 @@ _RELATED_BY_PK = (
     selectinload(Job.playbook),
     selectinload(Job.server),
     selectinload(Job.user),
+    selectinload(Job.approver),
 )
 
 
@@ -120,7 +121,9 @@ def count_jobs(
 
 def get_job_by_ref(session: Session, job_pk_or_uuid: int | str) -> Job | None:
     """The job with this primary key (int) or `job_id` uuid (str), related rows joined on PKs."""
-    stmt = select(Job)  # the models join playbook, server and user eagerly
+    # the models join playbook, server and user eagerly; the approver (often none) is read
+    # by its own primary key lookup, only when there is one
+    stmt = select(Job).options(selectinload(Job.approver))
     if isinstance(job_pk_or_uuid, int):
         stmt = stmt.where(Job.id == job_pk_or_uuid)
     else:
