@@ -24,6 +24,12 @@ What the runtime needs, and why:
 | server_groups | SELECT, INSERT, UPDATE, DELETE | inventory import keeps groups and their variables in step |
 | server_group_members, server_group_children | SELECT, INSERT, DELETE | membership follows the inventory |
 | clock_state   | SELECT, INSERT, UPDATE         | the clocks' retention lease and queue epoch (INSERT only if a row is missing) |
+| api_tokens    | SELECT, INSERT, UPDATE         | `playbot tokens add`, last use, revocation (a revoked token is kept, marked) |
+| job_templates | SELECT, INSERT, UPDATE, DELETE | saved launches, removed by their owner or an admin |
+| schedules     | SELECT, INSERT, UPDATE, DELETE | the clock claims each fire by UPDATE; removed with `/schedules remove` |
+| freeze_windows | SELECT, INSERT, UPDATE        | change freezes; an ended window is kept, marked |
+| notification_settings | SELECT, INSERT, UPDATE | `/notify` and channel routes |
+| notification_log | SELECT, INSERT              | what was sent once, so it is never sent twice |
 | alembic_version | SELECT                       | the app checks the schema revision it runs on  |
 
 A new table must be added to `RUNTIME_PRIVILEGES` (a test fails until it is).
@@ -46,6 +52,12 @@ RUNTIME_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "server_group_members": ("SELECT", "INSERT", "DELETE"),
     "server_group_children": ("SELECT", "INSERT", "DELETE"),
     "clock_state": ("SELECT", "INSERT", "UPDATE"),
+    "api_tokens": ("SELECT", "INSERT", "UPDATE"),
+    "job_templates": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "schedules": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "freeze_windows": ("SELECT", "INSERT", "UPDATE"),
+    "notification_settings": ("SELECT", "INSERT", "UPDATE"),
+    "notification_log": ("SELECT", "INSERT"),
     "alembic_version": ("SELECT",),
 }
 
