@@ -28,9 +28,10 @@ from bot.after_ack import (
 )
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
-from workers.broker import redis_client, setup_broker
+from workers.broker import setup_broker
 from workers.config import WorkerConfig, configure
 from workers.main import boot
+from workers.redis_conn import redis_client
 
 log = logging.getLogger(__name__)
 

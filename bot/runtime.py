@@ -168,7 +168,8 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
     if after_ack is AfterAckMode.BROKER:
         if not settings.redis_url:
             raise ValueError("after-ack work through the broker needs REDIS_URL")
-        from workers.broker import redis_client, setup_broker
+        from workers.broker import setup_broker
+        from workers.redis_conn import redis_client
 
         sender = Sender(RedisRequestStore(redis_client(settings.redis_url)),
                         declare_sender(setup_broker(settings.redis_url)), fallback,

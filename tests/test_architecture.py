@@ -51,3 +51,18 @@ def test_the_wheel_ships_the_product_not_the_benchmarks_or_tests():
         "packages"]["find"]["include"]
     top = {pattern.rstrip("*").rstrip(".") for pattern in packages}
     assert top == {"bot", "handlers", "workers", "db", "migrations", "core", "slackui"}
+
+
+def test_every_module_imports_in_one_direction():
+    # no two modules of ours import each other, directly or through others, even lazily
+    # inside a function (imports only a type checker follows do not count)
+    import grimp
+
+    graph = grimp.build_graph(*(c for c in ("bot", "handlers", "workers", "slackui", "core",
+                                            "db")), cache_dir=None,
+                              exclude_type_checking_imports=True)
+    circles = sorted({tuple(sorted((module, imported)))
+                      for module in graph.modules
+                      for imported in graph.find_modules_directly_imported_by(module)
+                      if graph.find_shortest_chain(importer=imported, imported=module)})
+    assert circles == []

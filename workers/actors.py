@@ -7,7 +7,7 @@
   (`workers.housekeeping`), for operators who prefer to trigger them through the queue; the
   clock process and the embedded runner call the same functions directly.
 
-Actors are declared by `declare(broker)` (called by `workers.broker.setup_broker`), not at
+Actors are declared by `declare(broker)` (by the worker, the queue, or `get` on first use), not at
 import, so they always belong to the broker this process configured; `get(name)` returns
 the actor of the current broker.
 """
@@ -23,6 +23,7 @@ import dramatiq
 import redis
 
 from workers import housekeeping
+from workers.broker import current_broker
 from workers.config import MAX_JOB_TIMEOUT_SECONDS, current
 from workers.execute import execute_job
 from workers.middleware import message_session
@@ -99,8 +100,6 @@ def declare(broker: dramatiq.Broker) -> dict[str, dramatiq.Actor[Any, Any]]:
 
 def get(name: str) -> dramatiq.Actor[Any, Any]:
     """The actor `name` declared on the current broker."""
-    from workers.broker import current_broker
-
     return declare(current_broker())[name]
 
 

@@ -1,9 +1,9 @@
 """The Dramatiq broker: Redis when REDIS_URL is set, else an in-process StubBroker.
 
 `setup_broker(redis_url)` is idempotent: the same URL returns the same broker; another URL
-closes the old one and builds a new one. Actors are declared on the broker right here (by
-`workers.actors.declare`), never at import time, so the order of imports cannot bind them to
-a wrong global broker.
+closes the old one and builds a new one. Actors are declared on it by `workers.actors`
+(which imports this module, never the other way round), never at import time, so the order
+of imports cannot bind them to a wrong global broker.
 
 Middleware, chosen on purpose (Dramatiq's defaults are not used):
 - TimeLimit: a backstop; `run_job` sets its own limit, longer than any playbook timeout.
@@ -13,8 +13,8 @@ Middleware, chosen on purpose (Dramatiq's defaults are not used):
 Left out: AgeLimit (an old job still runs: the database decides), Callbacks/Pipelines
 (unused), ShutdownNotifications (shutdown is handled by cancelling the run cleanly).
 
-The Redis client fails fast: 1 s connect timeout, 2 s socket timeout, one immediate retry,
-so `enqueue` raises within about two seconds when Redis is down.
+The Redis client fails fast (`workers.redis_conn`), so `enqueue` raises within about two
+seconds when Redis is down.
 """
 
 from __future__ import annotations
@@ -22,17 +22,13 @@ from __future__ import annotations
 import threading
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from workers.middleware import DatabaseMiddleware, LogContextMiddleware
+from workers.redis_conn import redis_client
 
-REDIS_CONNECT_TIMEOUT = 1.0
-REDIS_SOCKET_TIMEOUT = 2.0
 #: Dramatiq's worker heartbeat in Redis: a dead worker's unacked messages go back to the
 #: queue after this long (the claim makes the redelivery harmless). A configured process
 #: uses its WorkerConfig.redelivery_after (PLAYBOT_REDELIVERY_SECONDS) instead.
@@ -81,24 +77,10 @@ def redis_broker(url: str) -> RedisBroker:
                        heartbeat_timeout=heartbeat, maintenance_chance=chance)
 
 
-def redis_client(url: str, *, connect_timeout: float = REDIS_CONNECT_TIMEOUT,
-                 socket_timeout: float = REDIS_SOCKET_TIMEOUT, retries: int = 1,
-                 health_check_interval: int = 15) -> redis.Redis:
-    """A Redis client that gives up quickly instead of hanging the caller."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=socket_timeout,
-        retry=Retry(NoBackoff(), retries),
-        health_check_interval=health_check_interval,
-    )
-
-
 def setup_broker(redis_url: str | None) -> dramatiq.Broker:
-    """The process's broker for `redis_url` (None: in-process), with the actors declared."""
+    """The process's broker for `redis_url` (None: in-process). Its actors are declared by
+    `workers.actors` (`declare`, or on first use by `get`)."""
     global _broker, _url
-    from workers import actors
-
     with _lock:
         if _broker is not None and _url == redis_url:
             return _broker
@@ -107,7 +89,6 @@ def setup_broker(redis_url: str | None) -> dramatiq.Broker:
         broker: dramatiq.Broker = (redis_broker(redis_url) if redis_url
                                    else StubBroker(middleware=middleware()))
         dramatiq.set_broker(broker)
-        actors.declare(broker)
         _broker, _url = broker, redis_url
         return broker
 

@@ -30,6 +30,7 @@ class EmbeddedWorkers:
     def __init__(self, config: WorkerConfig, threads: int) -> None:
         self.config = config
         self.broker = setup_broker(None)
+        actors.declare(self.broker)
         self.queue = DramatiqJobQueue(None)
         self.worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=100)
         self._stop = threading.Event()

@@ -94,6 +94,7 @@ def run_worker(config: WorkerConfig, *, threads: int = DEFAULT_THREADS,
     _on_signals(stop)
     prepare_runs(config)
     broker = setup_broker(config.redis_url)
+    actors.declare(broker)
     boot(broker)
     # Only the workers' own queues: others (the Slack app's after-ack queue) have threads
     # of their own, which playbook runs must never hold.

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import redis
 
-from workers.broker import redis_client
+from workers.redis_conn import redis_client
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 
-from workers.broker import redis_client
+from workers.redis_conn import redis_client
 
 EPOCH_KEY = "playbot:queue-epoch"
 _PROCESS_EPOCH = f"in-process:{uuid.uuid4()}"
