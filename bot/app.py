@@ -1,7 +1,7 @@
 """The Bolt app factory: settings (+ an optional WebClient) in, a fully registered App out.
 
 Ack strategy (see docs/slack-app.md): `process_before_response=True`, so the HTTP response
-(the ack) is sent as soon as the listener's ack function returns — no 10 ms polling loop —
+(the ack) is sent as soon as the listener's ack function returns — no polling loop —
 and every listener's ack function does only in-memory work (parsing, choosing a message).
 Everything slow — database writes, Slack Web API calls, queue round trips — runs in Bolt
 lazy listeners after the ack, as a durable broker message: the ack function hands the work

@@ -47,9 +47,9 @@ class BackgroundExecutor(ThreadPoolExecutor):
     """A ThreadPoolExecutor that knows how much submitted work has not finished yet."""
 
     # Few threads on purpose: the after-ack work is CPU-heavy Python (ORM, JSON, Block Kit)
-    # and every extra runnable thread makes request threads wait longer for the GIL. With
-    # 16 threads, 20 clients launching at full speed saw p99 acks near 1 s; with 2, under
-    # 200 ms, and launches/s went up (bench: `python -m bench ack`).
+    # and every extra runnable thread makes request threads wait longer for the GIL: with
+    # many, the slowest acks under load grew several-fold and fewer launches got done
+    # (bench/README.md, the ack figure, has the measurements).
     def __init__(self, max_workers: int = 2) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix="playbot-bg")
         self._work = InFlight()

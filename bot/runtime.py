@@ -192,11 +192,11 @@ def _app(runtime: Runtime, verify_requests: bool,
 
 
 def freeze_startup_heap() -> None:
-    """Keep everything built so far (modules, the app, the engine: ~100,000 objects) out of
+    """Keep everything built so far (modules, the app, the engine) out of
     the garbage collector's full passes, for a long-running process about to serve.
 
-    Those passes walk every tracked object; over the startup heap each took ~100 ms in the
-    web process, during which no request thread could ack (bench: ack_latency). What is
+    Those passes walk every tracked object; over the startup heap each one stalls every
+    request thread long enough to delay acks (bench/README.md, the ack figure). What is
     frozen lives as long as the process anyway.
     """
     gc.collect()

@@ -43,9 +43,10 @@ from workers.middleware import LogContextFilter, dispose_engines
 log = logging.getLogger(__name__)
 
 DEFAULT_THREADS = 2
-# An idle Dramatiq consumer polls Redis with a growing back-off capped at this many ms; at
-# Dramatiq's 1 s default a job waited ~0.3 s in the queue on average (bench: end_to_end), at
-# 100 ms it waits ~40 ms, for a few cheap Redis calls a second per idle worker.
+# An idle Dramatiq consumer polls Redis with a growing back-off capped at this many ms: at
+# Dramatiq's 1 s default a job waited a good part of a second in the queue, at this cap a
+# small part of that (bench/README.md, end_to_end), for a few cheap Redis calls a second
+# per idle worker.
 IDLE_POLL_MS = 100
 
 
