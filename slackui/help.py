@@ -28,8 +28,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "operator"),
     CommandHelp(ids.CMD_JOBS, "[running|failed|mine|@user|history @user|stats]",
                 "List recent jobs, a user's history or 7-day statistics",
-                "`/jobs` recent · `running` · `failed` · `mine` · `@user` or `history @user` · "
-                "`stats`", "viewer"),
+                "`running` also lists jobs queued or waiting for their server.", "viewer"),
     CommandHelp(ids.CMD_JOB, "<job id>",
                 "Show one job: status, timings, recap and last log lines",
                 "The first 8 characters of the id are enough.", "viewer"),
@@ -88,7 +87,8 @@ def help_blocks(*, role: str | None = None, intro: str | None = None) -> list[Bl
         blocks.append(section(intro))
     lines = []
     for c in COMMANDS:
-        who = "" if c.role == "viewer" else f" _({c.role}s)_"
+        said = f"({c.role}s)" in c.description  # the description names the role already
+        who = "" if c.role == "viewer" or said else f" _({c.role}s)_"
         extra = f"\n      {escape(c.details)}" if c.details else ""
         lines.append(f"`{c.command} {escape(c.usage_hint)}`{who}\n      {escape(c.description)}"
                      f"{extra}")

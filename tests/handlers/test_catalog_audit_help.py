@@ -150,6 +150,9 @@ def test_help_lists_every_command_and_the_callers_role(slack, user, role):
     for command in ids.ALL_COMMANDS:
         assert command in result.reply_text
     assert f"You are *{role}*" in result.reply_text
+    # it says each thing once: no line repeats its command's usage or its role
+    assert "(admins) _(admins)_" not in result.reply_text
+    assert "`/jobs` recent" not in result.reply_text
     [row] = slack.audit("help")
     assert row.details["outcome"] == "allowed"
 
