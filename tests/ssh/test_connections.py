@@ -3,8 +3,11 @@ and every way a host is unreachable — each failing fast with a clear explanati
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,9 +36,24 @@ BECOME = """
 """
 
 
+@pytest.fixture(autouse=True)
+def control_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A short control directory for the test (tmp_path can be too long for ssh's sockets,
+    e.g. under pytest-xdist), removed afterwards."""
+    directory = _control_dir(tmp_path)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _control_dir(tmp_path: Path) -> Path:
+    digest = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"pbcp-{digest}"
+
+
 def options(tmp_path: Path, **changes) -> SshOptions:  # type: ignore[no-untyped-def]
     return SshOptions(**{"known_hosts_file": tmp_path / "known_hosts", "connect_timeout": 3,
-                         "control_dir": tmp_path / "cp", **changes})
+                         "control_dir": _control_dir(tmp_path), **changes})
 
 
 def pin(hosts, opts: SshOptions) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +110,7 @@ def test_connections_are_multiplexed_through_a_control_socket_in_the_control_dir
     # then one master connection served them: its socket is in the control dir, and sshd
     # saw a single login for the whole play
     assert outcome.status == "successful", outcome.stdout
-    sockets = list((tmp_path / "cp").iterdir())
+    sockets = list(_control_dir(tmp_path).iterdir())
     assert sockets and all(s.is_socket() for s in sockets)
     log = host.log()[before:]
     assert log.count(f"Accepted publickey for {host.user}") == 1
