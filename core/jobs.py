@@ -14,6 +14,14 @@ never deadlocks. The worker executes the run as one Ansible run over its servers
    mode is not read-only (`check_mode: false` tasks really run), unless the playbook's
    sidecar declares it `check_safe` — or the actor is an admin and
    `policy.admins_self_approve` is on; every other job is `pending`.
+6. a production job awaiting approval of a check-safe playbook, not itself a check run,
+   gets a **preview**: a check-mode job of the same playbook, variables and server, as the
+   requester, `pending` (a check run of a check-safe playbook needs no approval), linked
+   on the approval ticket (`tickets.preview_job_id`). The previews of one launch are one
+   run of their own (`LaunchResult.previews`), which the caller enqueues like any pending
+   run. A preview carries no `active_fingerprint` and no `request_key`, so it never
+   answers, blocks or deduplicates a launch, and no channel: the worker posts no message
+   of its own for it, and redraws the approval card with its result (`core.previews`).
 
 Repeats never create a second job:
 - the same `request_key` (a Slack retry, a double submit, the same trigger) returns the jobs
@@ -127,6 +135,7 @@ class LaunchResult:
     duplicate: bool = False
     needs_approval: bool = False
     already_running: list[Job] = field(default_factory=list)
+    previews: list[Job] = field(default_factory=list)
 
 
 def launch(
@@ -592,6 +601,8 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
     created: list[Job] = []
     tickets: list[Ticket] = []
     running: list[Job] = []
+    previews: list[Job] = []
+    preview_run = new_uuid()
     raced = False
     for server in sorted(servers, key=lambda s: s.id):  # id order: see the module docstring
         fingerprint = launch_fingerprint(actor.id, book.id, server.id, check_mode, variables)
@@ -618,6 +629,10 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
         ticket = _approval_request(session, job, actor, policy, now) if waits else None
         if ticket is not None:
             tickets.append(ticket)
+            if book.check_safe and not check_mode:
+                preview = _preview(session, job, preview_run, now)
+                ticket.preview_job_id = preview.id
+                previews.append(preview)
         details: dict[str, Any] = {
             "playbook": book.name, "server": server.hostname, "target": target,
             "environment": server.environment, "check_mode": check_mode,
@@ -629,6 +644,8 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
             details["retry_of"] = original.job_id
         if ticket is not None:
             details["approval_ticket"] = ticket.ticket_id
+        if ticket is not None and ticket.preview_job_id is not None:
+            details["preview_job"] = previews[-1].job_id
         audit.record(session, user=actor, action="job.retry" if original else "job.launch",
                      resource_type="job", resource_id=job.job_id, details=details,
                      request=request)
@@ -636,8 +653,22 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
     if not created:
         return _repeat(session, actor, running, request, in_progress=True, locking=raced,
                        details={"in_progress": True, "target": target})
+    if previews:
+        session.flush()
     return LaunchResult(jobs=created, run_id=run_id, approval_tickets=tickets, duplicate=False,
-                        needs_approval=bool(tickets), already_running=running)
+                        needs_approval=bool(tickets), already_running=running,
+                        previews=previews)
+
+
+def _preview(session: Session, job: Job, run_id: str, now: Any) -> Job:
+    """The check-mode preview of a job awaiting approval (module docstring, step 6)."""
+    preview = Job(playbook_id=job.playbook_id, server_id=job.server_id, user_id=job.user_id,
+                  status=JobStatus.pending, extra_vars=dict(job.extra_vars or {}),
+                  check_mode=True, created_at=now, run_id=run_id)
+    session.add(preview)
+    session.flush()
+    session.refresh(preview)
+    return preview
 
 
 def _approval_request(session: Session, job: Job, actor: User, policy: LaunchPolicy,

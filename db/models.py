@@ -460,8 +460,11 @@ class Ticket(Base):
     request_digest: Mapped[str | None] = mapped_column(CHAR(64))
     approvals_needed: Mapped[int | None] = mapped_column(Integer)
     approvals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    # 0015: the check-mode run showing what an approval's run would change (`core.jobs`)
+    preview_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"))
 
-    job: Mapped[Job | None] = relationship(lazy="joined")
+    job: Mapped[Job | None] = relationship(foreign_keys=[job_id], lazy="joined")
     creator: Mapped[User] = relationship(foreign_keys=[created_by], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
     closer: Mapped[User | None] = relationship(foreign_keys=[closed_by], lazy="joined")

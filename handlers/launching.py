@@ -13,6 +13,9 @@
    all its pending jobs (`core.jobs.mark_run_enqueued`). When the queue is down the jobs
    stay pending, the message says the run will start once the queue is back, and the
    workers' requeuer enqueues it then.
+4. A check-safe playbook's production request comes with its preview run (a check-mode
+   run of the same request, `core.jobs`): it is enqueued like any pending run, and has no
+   message of its own — the worker redraws the approval card with its result.
 
 A repeated request (Slack retry, double click, same trigger) finds its jobs through the
 request key: nothing new is created and the user gets a link to the existing message. A
@@ -108,6 +111,7 @@ def finish_launch(ctx: Ctx, result: Any, channel_id: str | None) -> Announced | 
         return None
     tickets = {t.job_id: t for t in result.approval_tickets}
     announced = announce(ctx, result.jobs, channel_id, tickets)
+    enqueue_previews(ctx, result)
     if result.already_running:
         answer_duplicate(ctx, result.already_running, intro=(
             ":repeat: You already have this running on some of those servers; "
@@ -189,6 +193,23 @@ def announce(ctx: Ctx, jobs: Sequence[Job], channel_id: str | None,
     if enqueue and not any(j.status == JobStatus.awaiting_approval for j in jobs):
         enqueue_run(ctx, jobs, announced)
     return announced
+
+
+def enqueue_previews(ctx: Ctx, result: Any) -> None:
+    """Enqueue the preview run of a new launch (`LaunchResult.previews`), after its approval
+    card is posted (the worker redraws the card with the preview's result). A queue that is
+    down leaves it pending for the requeuer; nothing is posted about it."""
+    if not result.previews:
+        return
+    previews = list(result.previews)
+    try:
+        message_id = ctx.deps.queue.enqueue(previews[0].job_id)
+    except QueueUnavailable as exc:
+        log.warning("queue unavailable, preview run %s stays pending: %s", previews[0].run_id,
+                    exc)
+        return
+    with transaction(ctx.deps.session_factory) as session:
+        core_jobs.mark_run_enqueued(session, previews[0].run_id, message_id)
 
 
 def enqueue_run(ctx: Ctx, jobs: Sequence[Job], announced: Announced) -> None:

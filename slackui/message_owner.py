@@ -14,6 +14,10 @@ it with chat.update, ordered by the run's state version (`core.run_messages`):
   Slack after the newer one: the run is read and drawn again, so the last call to land
   is always one of the newest state.
 
+An approval card also shows its request's check-mode preview as the database holds it
+(`core.previews.for_tickets`, from the preview's stored output): the worker that ends a
+preview asks for a redraw of the approval's run, which draws the same state version again.
+
 What the database does not hold is passed in as decoration of the current state: the
 worker's live `progress`, the hosts a pending run is `waiting_for`, a `note` (the queue is
 down) shown while the run is pending. Slack errors reach the caller (each has its own
@@ -24,14 +28,15 @@ the state then current).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import approvals, run_messages
+from core import approvals, previews, run_messages
+from core.previews import PreviewSummary
 from core.progress import RunProgress
 from db.models import Job, JobStatus, Ticket
 from slackui.blocks import Block, context
@@ -50,13 +55,15 @@ class RunView:
     jobs: Sequence[Job]
     tickets: Sequence[Ticket]
     version: int
+    previews: Mapping[int, PreviewSummary]
     first_pk: int
     message: tuple[str, str] | None
 
 
 def read_run(factory: sessionmaker[Session], run_id: str) -> RunView | None:
-    """The run's jobs (and approval tickets while a job awaits approval) with their state
-    version, loaded for rendering; None for an unknown run."""
+    """The run's jobs (and approval tickets while a job awaits approval, with the summaries
+    of their check-mode previews, `core.previews`) with their state version, loaded for
+    rendering; None for an unknown run."""
     with factory() as session:
         state = run_messages.run_state(session, run_id)
         if state is None:
@@ -64,12 +71,14 @@ def read_run(factory: sessionmaker[Session], run_id: str) -> RunView | None:
         for job in state.jobs:
             _ = (job.playbook, job.server, job.user)
         tickets: list[Ticket] = []
+        summaries: dict[int, PreviewSummary] = {}
         if any(j.status == JobStatus.awaiting_approval for j in state.jobs):
             tickets = approvals.run_requests(session, run_id)
             for ticket in tickets:
                 _ = (ticket.job, ticket.assignee, ticket.creator)
+            summaries = previews.for_tickets(session, tickets)
         return RunView(jobs=state.jobs, tickets=tickets, version=state.version,
-                       first_pk=state.first_pk, message=state.message)
+                       first_pk=state.first_pk, message=state.message, previews=summaries)
 
 
 def render(view: RunView, *, progress: RunProgress | None = None,
@@ -77,7 +86,7 @@ def render(view: RunView, *, progress: RunProgress | None = None,
            ) -> tuple[str, list[Block]]:
     """The message of the run as `view` holds it, with the decorations (module docstring)."""
     text, blocks = run_card(view.jobs, view.tickets, progress=progress,
-                            waiting_for=waiting_for)
+                            waiting_for=waiting_for, previews=view.previews)
     if note and any(j.status == JobStatus.pending for j in view.jobs):
         blocks = cap_blocks([*blocks, context(note)], MAX_MESSAGE_BLOCKS)
     return text, blocks

@@ -10,17 +10,22 @@ ticket it is `ticket_message(ticket)`.
 
 A run with several production servers gets ONE approval card, `run_approval_message`:
 which production servers wait, which other servers go with them, and Approve / Reject that
-decide them all. Builders read only loaded attributes of the ORM objects
-(`Ticket.job`, `Job.playbook/server/user` are joined eagerly) and never query.
+decide them all. While a request waits, its card shows its check-mode preview, if it has
+one (`preview_blocks`): "Preview (check mode) running…" until it ended, then the tasks
+that would change per host and a diff excerpt; playbook output there is escaped (a code
+block) and capped to Slack's limits. Builders read only loaded attributes of the ORM
+objects (`Ticket.job`, `Job.playbook/server/user` are joined eagerly) and the preview
+summaries handed to them (`core.previews`), and never query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from core.approvals import decision
+from core.previews import PreviewSummary
 from core.progress import RunProgress
 from db.models import Job, JobStatus, Ticket, TicketKind, TicketPriority, TicketStatus
 from slackui import ids
@@ -28,6 +33,7 @@ from slackui.blocks import (
     Block,
     actions,
     button,
+    code_block,
     confirm_dialog,
     context,
     escape,
@@ -170,14 +176,18 @@ def _host(ticket: Ticket) -> str:
 # approval requests ----------------------------------------------------------------------
 
 
-def approval_message(ticket: Ticket, *, now: datetime | None = None) -> tuple[str, list[Block]]:
-    """The approval request of a production run: what will run where, and Approve/Reject."""
+def approval_message(ticket: Ticket, *, now: datetime | None = None,
+                     previews: Mapping[int, PreviewSummary] | None = None
+                     ) -> tuple[str, list[Block]]:
+    """The approval request of a production run: what will run where, what its preview says
+    it would change (`previews`: by preview job pk, `core.previews.for_tickets`; a ticket
+    whose preview is not in it shows it running), and Approve/Reject."""
     job = ticket.job
     what = escape(f"{job.playbook.name} on {job.server.hostname}" if job else ticket.title)
     text = f"Approval needed: {what}"
     if not is_pending_approval(ticket, now=now):
         text = f"Approval request for {what}: {approval_outcome(ticket, now=now)}"
-    return truncate(text, 300), approval_blocks(ticket, now=now)
+    return truncate(text, 300), approval_blocks(ticket, now=now, previews=previews)
 
 
 def is_pending_approval(ticket: Ticket, *, now: datetime | None = None) -> bool:
@@ -224,7 +234,50 @@ def _approval_header(decided: str | None) -> Block:
     return header(f"Production run: {decided.split(':')[0].split(' by ')[0]}")
 
 
-def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Block]:
+def preview_blocks(tickets: Sequence[Ticket],
+                   previews: Mapping[int, PreviewSummary] | None) -> list[Block]:
+    """What the check-mode previews of these requests say the run would change: "Preview
+    (check mode) running…" until one ended, then per host the tasks that would change and
+    an excerpt of the diff (escaped, in a code block). Nothing for requests with no preview.
+    """
+    linked = [t.preview_job_id for t in tickets if t.preview_job_id is not None]
+    if not linked:
+        return []
+    found = [(previews or {}).get(pk) for pk in linked]
+    if any(p is None or not p.done for p in found):
+        return [context(":mag: Preview (check mode) running… The card shows what this run "
+                        "would change once it ends.")]
+    done = [p for p in found if p is not None]
+    lines: list[str] = []
+    for preview in done:
+        host = escape(preview.host)
+        if preview.status != JobStatus.success:
+            why = escape(truncate(preview.error or preview.status.value, 300))
+            lines.append(f"*{host}*: the preview did not finish ({why}); nothing is known of "
+                         "what the run would change there.")
+            continue
+        tasks = preview.changed.get(preview.host, [])
+        if not tasks:
+            lines.append(f"*{host}*: would change nothing.")
+            continue
+        shown, hidden = take(tasks, 10)
+        names = ", ".join(escape(t) for t in shown) + (f" {more_note(hidden)}" if hidden else "")
+        lines.append(f"would change: {len(tasks)} task{'s' if len(tasks) != 1 else ''} on "
+                     f"*{host}* — {names}")
+    blocks: list[Block] = [section(truncate("*Preview (check mode):* " + "\n".join(lines),
+                                            2900))]
+    excerpt = [line for p in done for line in p.diff]
+    if excerpt:
+        total = sum(p.diff_lines for p in done)
+        blocks.append(code_block(excerpt[:40]))
+        if total > len(excerpt[:40]):
+            blocks.append(context(f"Diff excerpt: {min(len(excerpt), 40)} of {total} lines; "
+                                  "the full output is in the thread."))
+    return blocks
+
+
+def approval_blocks(ticket: Ticket, *, now: datetime | None = None,
+                    previews: Mapping[int, PreviewSummary] | None = None) -> list[Block]:
     job: Job | None = ticket.job
     pending = is_pending_approval(ticket, now=now)
     blocks: list[Block] = [_approval_header(None if pending else
@@ -244,6 +297,7 @@ def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Bloc
     else:
         blocks.append(section(escape(ticket.title)))
     if is_pending_approval(ticket, now=now):
+        blocks.extend(preview_blocks([ticket], previews))
         expires = f"Expires {when(ticket.expires_at)}. " if ticket.expires_at else ""
         counted = approvals_line(ticket)
         if counted:
@@ -263,15 +317,17 @@ def approval_blocks(ticket: Ticket, *, now: datetime | None = None) -> list[Bloc
 
 
 def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
-                         now: datetime | None = None) -> tuple[str, list[Block]]:
+                         now: datetime | None = None,
+                         previews: Mapping[int, PreviewSummary] | None = None
+                         ) -> tuple[str, list[Block]]:
     """The ONE approval card of a run: its production servers waiting for an admin, the
     other servers that start with them, and Approve / Reject deciding them all.
 
     tickets: the run's approval tickets (any state); jobs: every job of the run. For a run
-    of one job this is exactly `approval_message(ticket)`.
+    of one job this is exactly `approval_message(ticket)`. previews: as `approval_message`.
     """
     if len(jobs) <= 1 and len(tickets) == 1:
-        return approval_message(tickets[0], now=now)
+        return approval_message(tickets[0], now=now, previews=previews)
     pending = [t for t in tickets if is_pending_approval(t, now=now)]
     first = jobs[0]
     waiting = [t.job.server.hostname for t in (pending or tickets) if t.job is not None]
@@ -293,6 +349,7 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
                                     else "decided")
     blocks: list[Block] = [_approval_header(decided), section(text), fields(pairs)]
     if pending:
+        blocks.extend(preview_blocks(pending, previews))
         expiry = min((t.expires_at for t in pending if t.expires_at), default=None)
         expires = f"Expires {when(expiry)}. " if expiry else ""
         counted = approvals_line(pending[0])
@@ -320,15 +377,17 @@ def run_approval_message(tickets: Sequence[Ticket], jobs: Sequence[Job], *,
 
 def run_card(jobs: Sequence[Job], tickets: Sequence[Ticket] = (), *,
              now: datetime | None = None, progress: RunProgress | None = None,
-             waiting_for: Sequence[str] = ()) -> tuple[str, list[Block]]:
+             waiting_for: Sequence[str] = (),
+             previews: Mapping[int, PreviewSummary] | None = None) -> tuple[str, list[Block]]:
     """The run's one channel message as it stands: its approval card while some job of it
-    awaits approval (`tickets`: the run's approval tickets, `core.approvals.run_requests`),
+    awaits approval (`tickets`: the run's approval tickets, `core.approvals.run_requests`;
+    `previews`: their previews' summaries, `core.previews.for_tickets`),
     else the run message (with the worker's live `progress`, the hosts it is `waiting_for`).
     What `slackui.message_owner` draws."""
     from slackui.job_message import run_message  # job_message stays free of ticket views
 
     if tickets and any(j.status == JobStatus.awaiting_approval for j in jobs):
-        return run_approval_message(tickets, jobs, now=now)
+        return run_approval_message(tickets, jobs, now=now, previews=previews)
     return run_message(jobs, progress, waiting_for=waiting_for)
 
 

@@ -17,6 +17,12 @@
 4. End it: `success`, `failed` (error_message names task, host and message; an incident
    ticket is opened and posted in the thread) or `cancelled`.
 
+A **preview** run (the check-mode run of a production request, linked on its approval
+ticket: `core.jobs`, `core.previews`) runs the same way but has no notifier: it posts no
+message of its own, and opens no incident ticket when it fails. When it ends, the approval
+card is redrawn with its summary and its stored output uploaded in the card's thread
+(`workers.notifier.preview_finished`).
+
 A SIGTERM to the worker (see `workers.main`) lets running playbooks finish for
 `shutdown_grace` seconds, then stops them: such a job ends `failed` ("interrupted: the worker
 shut down"), never re-run, since it may have done part of its work.
@@ -45,7 +51,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from core import execution, request_digest
+from core import execution, previews, request_digest
 from core.errors import InvalidInput, InvalidVars, PlaybotError
 from core.extra_vars import forbidden_reason
 from core.jobs import attach_message
@@ -60,7 +66,7 @@ from workers.config import WorkerConfig
 from workers.lease import Lease
 from workers.logsink import LogSink, LogWriteError, Redactor, event_time
 from workers.middleware import engine_for, session_factory
-from workers.notifier import Limits, RunNotifier, make_client, redraw_run
+from workers.notifier import Limits, RunNotifier, make_client, preview_finished, redraw_run
 from workers.pacing import pacer_for
 from workers.runner import RunResult, RunSpec, run_playbook
 from workers.ssh import MAX_CONTROL_DIR, SshOptions, ansible_ssh_env, explain_unreachable
@@ -248,7 +254,10 @@ class _Run:
                               accept_new_host_keys=config.ssh_accept_new_host_keys,
                               connect_timeout=config.ssh_connect_timeout)
         client = _client(config)
-        self.notifier = None if client is None else RunNotifier(
+        self.client = client
+        # a preview run posts nothing of its own: its result goes on the approval card
+        self.previewed = previews.previewed_tickets(session, [j.id for j in jobs])
+        self.notifier = None if client is None or self.previewed else RunNotifier(
             client, jobs, session_factory=factory, jobs_channel=config.jobs_channel,
             limits=limits,
             pacer=pacer_for(config.redis_url), on_message_posted=self._message_posted,
@@ -432,9 +441,12 @@ class _Run:
         self.session.expire_all()
         finals = list(self.session.execute(
             select(Job).where(Job.job_id.in_(self.job_ids)).order_by(Job.id)).unique().scalars())
+        pks = [j.id for j in self.jobs]
+        multi = len(pks) > 1
+        if self.previewed and self.client is not None:
+            preview_finished(self.client, self.factory, self.previewed,
+                             full_log=lambda: read_run_log(self.factory, pks, multi=multi))
         if self.notifier is not None:
-            pks = [j.id for j in self.jobs]
-            multi = len(pks) > 1
             self.notifier.finish(finals, tickets=tickets,
                                  full_log=lambda: read_run_log(self.factory, pks, multi=multi),
                                  total_lines=sink.total_lines)
@@ -461,7 +473,7 @@ class _Run:
                 if outcome and len(self.jobs) > 1
                 else None)
             statuses[job.job_id] = status if ended is not None else None
-            if ended is not None and status == JobStatus.failed:
+            if ended is not None and status == JobStatus.failed and not self.previewed:
                 ticket = execution.incident_for(self.session, ended)
                 if ticket is not None:
                     tickets.append(ticket)

@@ -41,6 +41,12 @@ copied (`snapshot`) in the caller's thread; the notifier thread reads its copies
 database only through the message owner's own sessions. `JobNotifier` is the one-job form
 of the same notifier (the older interface). `redraw_run` and `post_in_thread` are the
 one-shot forms the clock (reaper, approval expiry) and the "waiting for" note use.
+
+A **preview** run (the check-mode run of a production request, `core.jobs`) has no
+message of its own and no `RunNotifier`: when it ends, `preview_finished` asks the owner
+of the approval card's message to redraw it (it then shows the preview's summary,
+`core.previews`) and uploads the preview's whole stored output — `job_logs`, already
+redacted — as a file in the card's thread. Nothing else about a preview is posted.
 """
 
 from __future__ import annotations
@@ -556,6 +562,36 @@ def redraw_run(client: WebClient, factory: sessionmaker[Session], run_id: str, *
     except SLACK_ERRORS as exc:
         log.warning("could not update the Slack message of run %s: %s", run_id, _reason(exc))
         return False
+
+
+def preview_finished(client: WebClient, factory: sessionmaker[Session],
+                     approvals: Sequence[Ticket], full_log: Callable[[], str]) -> None:
+    """A preview run ended: redraw the card of each approval run it previews, and upload
+    its stored output (`full_log`, read from `job_logs`) in the thread of each card (once
+    per card). Slack failures are logged, never raised."""
+    cards: dict[str, tuple[str, str, str]] = {}
+    for ticket in approvals:
+        job = ticket.job
+        if job is not None and job.slack_channel_id and job.slack_message_ts:
+            cards.setdefault(job.run_id, (job.slack_channel_id, job.slack_message_ts,
+                                          job.playbook.name))
+    for run_id in {t.job.run_id for t in approvals if t.job is not None}:
+        redraw_run(client, factory, run_id)
+    if not cards:
+        return
+    text = full_log()
+    if len(text) > MAX_UPLOAD_CHARS:
+        text = text[:MAX_UPLOAD_CHARS] + "\n…[log cut at 20 MB; the rest is in job_logs]\n"
+    for run_id, (channel, ts, playbook) in cards.items():
+        name = f"preview-{playbook}-{short_id(run_id)}.log".replace(" ", "-")
+        try:
+            client.files_upload_v2(channel=channel, thread_ts=ts, content=text, filename=name,
+                                   title=f"Preview (check mode, diff) of {playbook}",
+                                   initial_comment="The preview (check mode) of this request "
+                                                   f"ended; its full output is attached as "
+                                                   f"{name}.")
+        except SLACK_ERRORS as exc:
+            log.warning("could not upload the preview of run %s: %s", run_id, _reason(exc))
 
 
 def post_in_thread(client: WebClient, job: Job, message: Payload, *,

@@ -30,7 +30,7 @@ from handlers.api.calls import Call, Gate, perform, request_info
 from handlers.api.config import ApiConfig
 from handlers.api.problems import problem
 from handlers.context import Caller
-from handlers.launching import announce, loaded
+from handlers.launching import announce, enqueue_previews, loaded
 from handlers.listeners import Ctx
 from handlers.replies import Replier
 
@@ -219,6 +219,7 @@ def _launch(cfg: ApiConfig, gate: Gate) -> Response:
         ctx = Ctx(deps=cfg.deps, caller=caller, client=cfg.client, body={},
                   reply=Replier(cfg.client, caller, None, jobs_channel=cfg.deps.jobs_channel))
         announce(ctx, result.jobs, channel, {t.job_id: t for t in result.approval_tickets})
+        enqueue_previews(ctx, result)
     return _launched(result, headers)
 
 

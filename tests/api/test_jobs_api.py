@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from db.models import Job, JobLog, JobStatus, LogLevel
+from db.models import Job, JobLog, JobStatus, LogLevel, Playbook
 from db.session import transaction
 from slackui import ids
 from tests.handlers.harness import blocks_text
@@ -65,6 +65,23 @@ def test_a_production_run_answers_awaiting_approval_and_posts_the_card_to_slack(
     [card] = [c for c in api.harness.fake.calls_to("chat.postMessage")]
     assert ids.ACTION_APPROVAL_APPROVE in str(card.params.get("blocks"))
     assert str(card.params["channel"]).startswith("D")
+
+
+def test_an_api_production_run_of_a_check_safe_playbook_enqueues_its_preview(api):
+    # given: ping's sidecar declares `check_safe: true`
+    with transaction(api.harness.session_factory) as session:
+        session.execute(update(Playbook).where(Playbook.name == "ping").values(check_safe=True))
+
+    answer = api.post("/api/jobs", {"playbook": "ping", "target": "prod-local"},
+                      token=api.token("alice"))
+
+    assert answer.status == 202 and answer.body["status"] == "awaiting_approval"
+    job, preview = api.harness.jobs()
+    assert job.status == JobStatus.awaiting_approval
+    assert preview.check_mode and preview.status == JobStatus.pending
+    assert api.harness.queue.enqueued == [preview.job_id]  # only the preview runs now
+    [card] = api.harness.fake.calls_to("chat.postMessage")
+    assert "Preview (check mode) running" in blocks_text(card.params.get("blocks"))
 
 
 @pytest.mark.parametrize("slack_settings", [{"playbot_api_channel": "C_DEPLOYS"}])

@@ -73,6 +73,7 @@ INDEXES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "idx_tickets_status_priority": (("status", "priority"), False),
         "fk_tickets_assignee_id_users": (("assignee_id",), False),  # 0002
         "fk_tickets_closed_by_users": (("closed_by",), False),  # 0012
+        "fk_tickets_preview_job_id_jobs": (("preview_job_id",), False),  # 0015
     },
     "audit_logs": {
         "PRIMARY": (("id",), True),
@@ -160,6 +161,7 @@ FOREIGN_KEYS: dict[str, dict[tuple[str, str], str]] = {
         ("job_id", "jobs"): "RESTRICT",
         ("assignee_id", "users"): "SET NULL",  # 0002
         ("closed_by", "users"): "SET NULL",  # 0012: who closed it
+        ("preview_job_id", "jobs"): "SET NULL",  # 0015: the approval's preview run
     },
     "audit_logs": {("user_id", "users"): "SET NULL"},
     "audit_chain_head": {},
