@@ -446,7 +446,11 @@ class SlackSender:
     def interaction(self, payload: dict[str, Any], *, extra_headers: dict[str, str] | None = None,
                     timestamp: int | None = None) -> SlackResponse:
         payload = {"team": {"id": self.team_id}, "api_app_id": "A_PLAYBOT", **payload}
-        if self.fake and "response_url" not in payload and payload.get("type") == "block_actions":
+        # Slack gives a response_url to clicks on messages only: a click in a view (App Home,
+        # a modal) has none, and the app must answer it otherwise (a modal, a DM)
+        on_message = (payload.get("container") or {}).get("type", "message") == "message"
+        if (self.fake and "response_url" not in payload and on_message
+                and payload.get("type") == "block_actions"):
             payload["response_url"] = self.fake.response_url(payload.get("user", {}).get("id", "u"))
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return self._post(body, "application/x-www-form-urlencoded", extra_headers, timestamp)

@@ -86,6 +86,11 @@ class FormFiller:
                     self._show_text(modal, header=shown_version < 0)
                     shown_version = modal.version
                 fields = input_fields(modal.view)
+                if not fields and not modal.view.get("submit"):
+                    # read only (Slack shows just its Close button): shown, then closed
+                    self.conversation.close_modal(modal.id)
+                    self.screen.show(style.dim(f"  ▣ {modal.title}: closed"))
+                    return FormOutcome(submitted=False)
                 restart = False
                 for item in fields:
                     if item.block_id in answers and (redo is None or item.block_id not in redo):
@@ -144,7 +149,9 @@ class FormFiller:
     def _show_text(self, modal: Modal, header: bool) -> None:
         style = self.screen.style
         lines = []
-        if header:
+        if header and not modal.view.get("submit") and not input_fields(modal.view):
+            lines.append(style.bold(f"▣ {modal.title}") + style.dim("  (read only)"))
+        elif header:
             submit = (modal.view.get("submit") or {}).get("text") or "Submit"
             lines.append(style.bold(f"▣ {modal.title}") + style.dim(
                 f"  (answer each question; empty keeps the default; `cancel` closes; "

@@ -128,3 +128,13 @@ def test_a_console_without_playbooks_stops_before_writing_anything(console_env, 
     assert done.returncode == 2
     assert "is not a directory: set PLAYBOOK_DIR" in done.stderr
     assert list(here.iterdir()) == []
+
+
+def test_show_on_app_home_opens_the_job_in_a_view_as_slack_gives_home_clicks_no_reply_url(
+        run_script) -> None:
+    done = run_script("/run-playbook ping local\nwait job success\nhome\nclick Show\n")
+
+    assert done.returncode == 0, done.stdout
+    after_click = done.stdout.split("> click Show", 1)[1]
+    assert "(read only)" in after_click and "Recap" in after_click
+    assert "#ops (only you)" not in after_click  # not answered in the channel
