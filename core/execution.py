@@ -46,6 +46,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from core.previews import is_preview
 from core.tickets import open_incident
 from db.clock import db_now
 from db.clock import now as db_time
@@ -222,7 +223,8 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
 
     started_at: when its host's work really began (a fleet run's host may start later than
     the claim); `now` and `started_at` must be database time (the default `completed_at`
-    is). A failed job gets its incident ticket (`core.tickets.open_incident`). Returns the job,
+    is). A failed job gets its incident ticket (`core.tickets.open_incident`), unless it is
+    an approval's check-mode preview (`core.previews`: its card says it failed). Returns the job,
     or None when it was no longer running (the reaper ended it first: nothing changes).
     Raises ValueError for a status that is not an ending.
     """
@@ -246,7 +248,7 @@ def finish(session: Session, job_id: str, status: JobStatus, *,
     if ended != 1:
         return None
     job = _load_by_uuid(session, job_id)
-    if status == JobStatus.failed:
+    if status == JobStatus.failed and not is_preview(session, job.id):
         open_incident(session, job)
     return job
 
@@ -256,7 +258,8 @@ def reap_stale(session: Session, *, now: datetime | None = None,
     """Fail running jobs whose heartbeat is older than `grace` (their worker died).
 
     Each gets a clear `error_message` ("worker lost: no heartbeat since …") and an incident
-    ticket. They are never run again: the playbook may have done part of its work.
+    ticket (not a preview: `core.previews`). They are never run again: the playbook may have
+    done part of its work.
     `now` defaults to the database's time, the clock every heartbeat was written with.
     """
     now = now or db_time(session)
@@ -284,7 +287,8 @@ def reap_stale(session: Session, *, now: datetime | None = None,
         ).rowcount
         if ended == 1:
             job = _load(session, row.id)
-            open_incident(session, job)
+            if not is_preview(session, job.id):
+                open_incident(session, job)
             reaped.append(job)
     return reaped
 

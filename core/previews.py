@@ -108,6 +108,12 @@ def for_tickets(session: Session, tickets: Iterable[Ticket]) -> dict[int, Previe
     return {job.id: summarize(session, job) for job in jobs}
 
 
+def is_preview(session: Session, job_pk: int) -> bool:
+    """Whether the job is an approval's preview (a failed one opens no incident ticket)."""
+    return session.scalar(select(Ticket.id).where(Ticket.preview_job_id == job_pk)
+                          .limit(1)) is not None
+
+
 def previewed_tickets(session: Session, job_pks: Sequence[int]) -> list[Ticket]:
     """The approval tickets whose preview is one of these jobs (none: not a preview run)."""
     if not job_pks:

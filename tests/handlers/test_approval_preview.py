@@ -100,6 +100,29 @@ def test_the_approval_card_shows_what_the_check_safe_run_would_change_then_the_a
     assert check_safe_playbook.read_text() == "listen 8080\nworkers 4 <!here>\n"
 
 
+def test_a_failed_preview_opens_no_incident_and_the_card_says_it_did_not_finish(
+        slack, playbook_dir, tmp_path):
+    (playbook_dir / "probe.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: Probe\n"
+        "      ansible.builtin.fail:\n        msg: probe <!channel> failed\n")
+    (playbook_dir / "probe.playbot.yml").write_text("check_safe: true\n")
+    with transaction(slack.session_factory) as session:
+        sync_playbooks(session, playbook_dir, check_syntax=False)
+    slack.command(ids.CMD_RUN_PLAYBOOK, "probe prod-local", user=OPERATOR)
+    job, preview = slack.jobs()
+    before = len(slack.fake.calls)
+
+    ended = execute_job(preview.job_id, worker_config(slack, tmp_path))
+
+    assert ended == JobStatus.failed
+    assert len(slack.tickets()) == 1  # the approval request only: no incident ticket
+    [update, *_] = card_updates(slack, job, before)
+    shown = blocks_text(update.params["blocks"])
+    assert "*prod-local*: the preview did not finish" in shown
+    assert "<!channel>" not in str(update.params["blocks"])
+    assert ids.ACTION_APPROVAL_APPROVE in str(update.params["blocks"])  # still decidable
+
+
 def test_a_check_run_of_a_check_safe_playbook_has_no_preview(slack, check_safe_playbook):
     slack.command(ids.CMD_RUN_PLAYBOOK, "configure prod-local --check", user=OPERATOR)
 
