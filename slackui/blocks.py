@@ -108,9 +108,12 @@ def option(text: str, value: str, description: str | None = None) -> dict[str, A
     return opt
 
 
-def code_block(lines: Sequence[str], limit: int = MAX_SECTION_TEXT) -> Block:
-    """A section showing `lines` as preformatted text, keeping the last lines that fit."""
-    body = truncate_lines([escape(line).replace("```", "'''") for line in lines], limit - 8)
+def code_block(lines: Sequence[str], limit: int = MAX_SECTION_TEXT, *,
+               keep: str = "tail") -> Block:
+    """A section showing `lines` as preformatted text, keeping the last lines that fit
+    (`keep="head"`: the first)."""
+    body = truncate_lines([escape(line).replace("```", "'''") for line in lines], limit - 8,
+                          keep=keep)
     return section(f"```\n{body or ' '}\n```")
 
 

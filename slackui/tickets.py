@@ -269,10 +269,10 @@ def preview_blocks(tickets: Sequence[Ticket],
     excerpt = [line for p in done for line in p.diff]
     if excerpt:
         total = sum(p.diff_lines for p in done)
-        blocks.append(code_block(excerpt[:40]))
-        if total > len(excerpt[:40]):
-            blocks.append(context(f"Diff excerpt: {min(len(excerpt), 40)} of {total} lines; "
-                                  "the full output is in the thread."))
+        blocks.append(code_block(excerpt, keep="head"))
+        if total > len(excerpt):
+            blocks.append(context(f"Diff excerpt: the first lines of {total}; the full "
+                                  "output is in the thread."))
     return blocks
 
 

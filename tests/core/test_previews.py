@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core.previews import DIFF_EXCERPT_LINES, DIFF_LINE_CHARS, summarize_lines
+from core.previews import DIFF_EXCERPT_LINES, DIFF_LINE_CHARS, PreviewSummary, summarize_lines
 
 OUTPUT = """\
 PLAY [all] *********************************************************************
@@ -46,3 +46,26 @@ def test_a_long_diff_is_cut_to_the_excerpt_and_long_lines_are_shortened():
     assert changed == {"web-01": ["Big"]}
     assert len(diff) == DIFF_EXCERPT_LINES and total == 101
     assert all(len(line) <= DIFF_LINE_CHARS for line in diff)
+
+
+def test_the_card_keeps_the_head_of_a_long_diff_escaped_and_within_slacks_limits():
+    from db.models import JobStatus
+    from slackui.limits import MAX_SECTION_TEXT
+    from slackui.tickets import preview_blocks
+
+    class Linked:  # an approval ticket, as far as the card reads it
+        preview_job_id = 7
+
+    lines = ["TASK [Big] ***", "--- before: /etc/big <x>", *(f"+{'x' * 500}" for _ in range(60)),
+             "changed: [web-01]"]
+    changed, diff, total = summarize_lines(lines)
+    summary = PreviewSummary(job_id="j", status=JobStatus.success, host="web-01",
+                             changed=changed, diff=diff, diff_lines=total)
+
+    blocks = preview_blocks([Linked()], {7: summary})
+
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert "would change: 1 task on *web-01* — Big" in texts[0]
+    assert texts[1].startswith("```\n--- before: /etc/big &lt;x&gt;")
+    assert all(len(t) <= MAX_SECTION_TEXT for t in texts)
+    assert "the first lines of 61" in str(blocks[-1])
