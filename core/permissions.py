@@ -34,6 +34,7 @@ JOB_CANCEL = "job.cancel"
 TICKET_TAKE = "ticket.take"
 TICKET_RESOLVE = "ticket.resolve"
 TICKET_CLOSE = "ticket.close"
+TICKET_ASSIGN = "ticket.assign"
 # Administration.
 APPROVAL_DECIDE = "approval.decide"
 AUDIT_VIEW = "audit.view"
@@ -74,6 +75,7 @@ RULES: dict[str, Rule] = {
                      own_what="cancel your jobs"),
     TICKET_TAKE: Rule(Role.operator, "take tickets"),
     TICKET_RESOLVE: Rule(Role.operator, "resolve tickets"),
+    TICKET_ASSIGN: Rule(Role.admin, "assign tickets to someone"),
     TICKET_CLOSE: Rule(Role.admin, "close a ticket that is not assigned to you",
                        own=Role.operator, own_what="close tickets"),
     APPROVAL_DECIDE: Rule(Role.admin, "approve or reject production runs"),

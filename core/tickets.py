@@ -116,6 +116,34 @@ def take(session: Session, actor: User, ticket_ref: str | int, *,
     return ticket
 
 
+def assign(session: Session, actor: User, ticket_ref: str | int, assignee: User, *,
+           request: RequestInfo | None = None) -> Ticket:
+    """Give an open or in-progress incident to `assignee` (an active operator or admin), by
+    an admin; it is then in progress. Raises NotAllowed, UnknownTicket, InvalidInput (the
+    assignee cannot work tickets), InvalidState (approval request, resolved or closed, or
+    already theirs)."""
+    permissions.require(actor, permissions.TICKET_ASSIGN)
+    ticket = get_ticket(session, ticket_ref)
+    _require_incident(ticket, "assigned")
+    if not assignee.is_active or not permissions.can(assignee, permissions.TICKET_TAKE):
+        raise InvalidInput(f"@{assignee.username} cannot work tickets (an active operator or "
+                           "admin can).")
+    if ticket.assignee_id == assignee.id:
+        raise InvalidState(f"Ticket {short(ticket)} is already @{assignee.username}'s.")
+    if ticket.status not in ACTIVE_STATUSES:
+        raise InvalidState(_state_message(ticket))
+    previous = ticket.assignee.username if ticket.assignee else None
+    _transition(session, ticket, from_statuses=list(ACTIVE_STATUSES),
+                expected_assignee=ticket.assignee_id, status=TicketStatus.in_progress,
+                assignee_id=assignee.id)
+    details: dict[str, Any] = {"status": "in_progress", "assignee": assignee.username}
+    if previous:
+        details["previous_assignee"] = previous
+    audit.record(session, user=actor, action="ticket.assign", resource_type="ticket",
+                 resource_id=ticket.ticket_id, details=details, request=request)
+    return ticket
+
+
 def resolve(session: Session, actor: User, ticket_ref: str | int, note: str, *,
             request: RequestInfo | None = None) -> Ticket:
     """Resolve an incident with a note (required). Operators resolve open tickets and their

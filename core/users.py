@@ -221,3 +221,21 @@ def _audit(session: Session, actor: User | None, action: str, user: User,
     audit.record(session, user=actor, action=action, resource_type="user",
                  resource_id=user.username, details={**(origin or {}), **details},
                  request=request)
+
+
+def find_user(session: Session, *, slack_user_id: str | None = None,
+              name: str | None = None) -> User:
+    """The user with this Slack id, else this username (any case); UnknownUser naming the
+    closest usernames."""
+    if slack_user_id:
+        user = session.scalar(select(User).where(User.slack_user_id == slack_user_id))
+        if user is not None:
+            return user
+    if name:
+        user = session.scalar(select(User).where(func.lower(User.username) == name.lower()))
+        if user is not None:
+            return user
+    shown = f"<@{slack_user_id}>" if slack_user_id and not name else f"@{name}"
+    names = list(session.scalars(select(User.username)))
+    raise UnknownUser(f"I don't know the user {shown}.",
+                      suggestions=[f"@{n}" for n in closest(name or "", names)])

@@ -4,7 +4,9 @@
   requester) gets a DM with a link to the request, and the channel routes of
   `approval_waiting` a message — so a request reaches its approvers wherever it was typed;
 - `decision_made`: the requester gets a DM with the decision on their request (always, but
-  not during their quiet hours).
+  not during their quiet hours);
+- `ticket_assigned`: an admin gave someone a ticket: they are told where their
+  `ticket_assigned` setting says (a DM by default), not during their quiet hours.
 
 Delivery never fails the request it follows: a Slack error is logged and skipped.
 """
@@ -21,7 +23,7 @@ from sqlalchemy import select
 from core import notifications
 from core.notifications import Delivery
 from db.base import utcnow
-from db.models import Job, User
+from db.models import Job, Ticket, User
 from handlers.listeners import Ctx
 from slackui.blocks import escape, short_id
 
@@ -69,6 +71,25 @@ def decision_made(ctx: Ctx, jobs: Sequence[Job], decision: str) -> None:
             f"of *{escape(jobs[0].playbook.name)}* on {hosts} was {decision} by "
             f"@{escape(by)}.")
     _send(ctx, target, text)
+
+
+def ticket_assigned(ctx: Ctx, ticket: Ticket) -> None:
+    """Tell a ticket's new assignee, where and when their `ticket_assigned` setting says
+    (not when they assigned it to themselves)."""
+    if ticket.assignee_id is None:
+        return
+    with ctx.deps.session_factory() as session:
+        assignee = session.get(User, ticket.assignee_id)
+        if assignee is None or assignee.slack_user_id == ctx.caller.slack_user_id:
+            return
+        target = notifications.user_delivery(session, assignee, "ticket_assigned")
+        by = session.scalar(select(User.username)
+                            .where(User.slack_user_id == ctx.caller.slack_user_id))
+    if target is None:
+        return
+    _send(ctx, target, f":bust_in_silhouette: @{escape(by or ctx.caller.slack_user_id)} gave "
+                       f"you ticket `{short_id(ticket.ticket_id)}`: {escape(ticket.title)} — "
+                       f"`/tickets show {short_id(ticket.ticket_id)}`.")
 
 
 def _send(ctx: Ctx, target: Delivery, text: str) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core import approvals, freezes, permissions
 from core import tickets as core_tickets
+from core import users as core_users
 from core.approvals import RunDecision
 from core.errors import InvalidState, PlaybotError, UnknownTicket
 from db.models import JobStatus, Ticket, TicketKind, TicketStatus
@@ -26,6 +27,7 @@ from handlers import notify
 from handlers.chat import Action, perform
 from handlers.launching import Announced, draw_run, load_run, refresh_job_message, start_run
 from handlers.listeners import Ctx
+from handlers.parsing import UserRef
 from slackui.blocks import escape, short_id
 from slackui.message_owner import is_run_message
 from slackui.modals import reject_approval_modal, resolve_ticket_modal
@@ -83,7 +85,21 @@ def take_ticket(ctx: Ctx, ref: str) -> None:
     ticket = _change(ctx, "ticket.take", ref, lambda s, u: core_tickets.take(
         s, u, ref, request=ctx.caller.request))
     ctx.reply.ephemeral(f":raising_hand: Ticket `{short_id(ticket.ticket_id)}` is yours: "
-                        f"{ticket.title}")
+                        f"{escape(ticket.title)}")
+
+
+def assign_ticket(ctx: Ctx, ref: str, who: UserRef) -> None:
+    """An admin gives a ticket to someone, who is told (their `ticket_assigned` setting)."""
+    def change(session: Session, user: Any) -> Ticket:
+        assignee = core_users.find_user(session, slack_user_id=who.slack_user_id, name=who.name)
+        return core_tickets.assign(session, user, ref, assignee, request=ctx.caller.request)
+
+    ticket = _change(ctx, "ticket.assign", ref, change)
+    assignee = ticket.assignee
+    name = assignee.username if assignee is not None else str(who)
+    ctx.reply.ephemeral(f":bust_in_silhouette: Ticket `{short_id(ticket.ticket_id)}` is "
+                        f"@{escape(name)}'s now: {escape(ticket.title)}")
+    notify.ticket_assigned(ctx, ticket)
 
 
 def resolve_ticket(ctx: Ctx, ref: str, note: str) -> None:

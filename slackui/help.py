@@ -35,9 +35,10 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(ids.CMD_CANCEL, "<job id>", "Cancel a pending or running job",
                 "Operators cancel their own jobs; admins anyone's. A running job of a run of "
                 "several servers stops the whole run.", "operator"),
-    CommandHelp(ids.CMD_TICKETS, "[show <id>|take <id>|resolve <id> <note>|close <id>]",
+    CommandHelp(ids.CMD_TICKETS, "[show <id>|take <id>|assign <id> @user|resolve <id> <note>|close <id>]",
                 "The ticket queue by priority; show, take, resolve or close a ticket",
-                "`/tickets` lists open tickets, most urgent first.", "viewer"),
+                "`/tickets` lists open tickets, most urgent first; admins `assign` one to "
+                "someone, who is told.", "viewer"),
     CommandHelp(ids.CMD_SERVERS, "[env:<environment>] [tag:<tag>] [group:<group>] [show <host>]",
                 "List servers (filter by environment, tag and group) or show one",
                 "", "viewer"),

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt import App
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import jobs as core_jobs
 from core import permissions
-from core.errors import InvalidInput, UnknownUser
-from core.suggestions import closest
+from core import users as core_users
+from core.errors import InvalidInput
 from db import queries
 from db.models import JobStatus, User
 from handlers.chat import Action, perform
@@ -106,17 +105,7 @@ def show_stats(ctx: Ctx, days: int = 7) -> None:
 
 def find_user(session: Session, ref: UserRef) -> User:
     """The user a mention or @name refers to; UnknownUser with the closest usernames."""
-    if ref.slack_user_id:
-        user = session.scalar(select(User).where(User.slack_user_id == ref.slack_user_id))
-        if user is not None:
-            return user
-    if ref.name:
-        user = session.scalar(select(User).where(func.lower(User.username) == ref.name.lower()))
-        if user is not None:
-            return user
-    names = list(session.scalars(select(User.username)))
-    raise UnknownUser(f"I don't know the user {ref}.", suggestions=[
-        f"@{n}" for n in closest(ref.name or "", names)])
+    return core_users.find_user(session, slack_user_id=ref.slack_user_id, name=ref.name)
 
 
 def job_command(ctx: Ctx) -> None:

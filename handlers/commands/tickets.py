@@ -1,5 +1,5 @@
-"""`/tickets [show <id>|take <id>|resolve <id> <note>|close <id>|approve <id>|reject <id>
-<reason>]` — the queue and its work."""
+"""`/tickets [show <id>|take <id>|assign <id> @user|resolve <id> <note>|close <id>|
+approve <id>|reject <id> <reason>]` — the queue and its work."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from slack_bolt import App
 from core.errors import InvalidInput
 from handlers.deps import Deps
 from handlers.listeners import Ctx, on_command
-from handlers.parsing import split_words, unknown
+from handlers.parsing import parse_user, split_words, unknown
 from handlers.ticket_views import (
     approve_request,
+    assign_ticket,
     close_ticket,
     list_queue,
     reject_request,
@@ -20,9 +21,9 @@ from handlers.ticket_views import (
 )
 from slackui import ids
 
-USAGE = ("/tickets [show <id>|take <id>|resolve <id> <note>|close <id>|approve <id>|"
-         "reject <id> <reason>]")
-SUBCOMMANDS = ("show", "take", "resolve", "close", "approve", "reject")
+USAGE = ("/tickets [show <id>|take <id>|assign <id> @user|resolve <id> <note>|close <id>|"
+         "approve <id>|reject <id> <reason>]")
+SUBCOMMANDS = ("show", "take", "assign", "resolve", "close", "approve", "reject")
 
 
 def tickets_command(ctx: Ctx) -> None:
@@ -43,6 +44,11 @@ def tickets_command(ctx: Ctx) -> None:
         show_ticket(ctx, ref)
     elif sub == "take":
         take_ticket(ctx, ref)
+    elif sub == "assign":
+        who = parse_user(rest[1]) if len(rest) > 1 else None
+        if who is None:
+            raise InvalidInput(f"To whom? `/tickets assign {ref} @user`.")
+        assign_ticket(ctx, ref, who)
     elif sub == "resolve":
         if not note:
             raise InvalidInput("A resolution note is required: "

@@ -153,3 +153,23 @@ def test_retry_button_on_an_incident_ticket(slack):
     # the new job's message says which job it retries (by the id rule: #N)
     posted = [c for c in retried.calls if c.method == "chat.postMessage"]
     assert f"retry of `#{ticket.job.id}`" in str(posted[-1].params["blocks"])
+
+
+def test_an_admin_assigns_a_ticket_and_its_assignee_is_told(slack):
+    ticket_id = incident(slack)
+
+    refused = slack.command(ids.CMD_TICKETS, f"assign {ticket_id[:8]} @oscar", user=OPERATOR)
+    viewer = slack.command(ids.CMD_TICKETS, f"assign {ticket_id[:8]} @victor", user=ADMIN)
+    given = slack.command(ids.CMD_TICKETS, f"assign {ticket_id[:8]} @oscar", user=ADMIN)
+
+    assert "admin" in refused.reply_text
+    assert "cannot work tickets" in viewer.reply_text
+    assert "is @oscar's now" in given.reply_text
+    [ticket] = slack.tickets()
+    assert ticket.assignee.username == "oscar" and ticket.status == TicketStatus.in_progress
+    # oscar gets a DM (ticket_assigned is on by default), the admin nothing
+    told = [c for c in given.calls_to("chat.postMessage") if "gave you ticket" in
+            str(c.params.get("text"))]
+    assert len(told) == 1 and "@bob gave you ticket" in told[0].params["text"]
+    [row] = [r for r in slack.audit("ticket.assign") if r.details["outcome"] == "allowed"]
+    assert row.details["assignee"] == "oscar"
