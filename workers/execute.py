@@ -206,7 +206,8 @@ def _defer(defer: Callable[[str, float], object] | None, session: Session, job_i
 
 def _transient(exc: BaseException) -> bool:
     """Database errors worth trying again: deadlocks, lock waits, lost connections, a busy
-    SQLite file."""
+    SQLite file — and a savepoint the server no longer has (1305): InnoDB rolls the whole
+    transaction back on a deadlock inside a savepoint, so rolling back to it then fails."""
     if not isinstance(exc, OperationalError | DBAPIError):
         return False
     if getattr(exc, "connection_invalidated", False):
@@ -214,7 +215,7 @@ def _transient(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
     args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
-    return code in (1205, 1213, 2006, 2013) or "database is locked" in str(orig)
+    return code in (1205, 1213, 1305, 2006, 2013) or "database is locked" in str(orig)
 
 
 def _claim_with_retries(session: Session, job_id: str) -> execution.Claim:

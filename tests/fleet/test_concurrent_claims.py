@@ -139,3 +139,17 @@ def test_a_lock_wait_timeout_before_the_claim_commits_is_retried_not_dead_letter
     assert [j.job_id for j in claim.jobs] == [job_id]
     assert "transient database error" in caplog.text and "1205" in caplog.text
     engine.dispose()
+
+
+@pytest.mark.parametrize("code, transient", [(1213, True), (1205, True), (1305, True),
+                                             (2013, True), (1062, False), (1146, False)])
+def test_which_database_errors_a_claim_tries_again(code, transient):
+    # 1305: InnoDB rolled the transaction back on a deadlock inside the claim's savepoint,
+    # so ROLLBACK TO SAVEPOINT fails — the claim is tried again, like the deadlock itself
+    from sqlalchemy.exc import OperationalError
+
+    from workers.execute import _transient
+
+    error = OperationalError("ROLLBACK TO SAVEPOINT sa_savepoint_1", {},
+                             Exception(code, "server says no"))
+    assert _transient(error) is transient
