@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from core import audit, identity
 from core.errors import ForeignWorkspace, PlaybotError, UnknownUser
 from db.models import User
+from db.retry import retrying
 from db.session import transaction
 from handlers.context import Caller
 from handlers.deps import Deps
@@ -71,7 +72,7 @@ def perform(deps: Deps, caller: Caller, action: Action,
     if caller.is_retry:
         action.details.setdefault("slack_retry", caller.retry_num)
     try:
-        return _attempt(deps, caller, action, work)
+        return _attempt_retrying(deps, caller, action, work)
     except IntegrityError:
         # Two deliveries of one request raced on a unique key (e.g. jobs.request_key):
         # the other one committed first, so doing it again finds its result.
@@ -84,6 +85,16 @@ def perform(deps: Deps, caller: Caller, action: Action,
     except PlaybotError as exc:
         record_refusal(deps, caller, action, exc)
         raise
+
+
+def _attempt_retrying(deps: Deps, caller: Caller, action: Action,
+                      work: Callable[[Session, User], T]) -> T:
+    """`_attempt`, again from the start when the database ended it as a deadlock or the
+    like (`db.retry`): a cancel or approval racing a worker's claim is never refused for it."""
+    for attempt in retrying():
+        with attempt:
+            return _attempt(deps, caller, action, work)
+    raise AssertionError("unreachable: retrying() reraises")
 
 
 def _attempt(deps: Deps, caller: Caller, action: Action,

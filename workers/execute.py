@@ -47,7 +47,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -62,6 +62,7 @@ from core.ssh_keys import check_key_file
 from core.tickets import attach_message as attach_tickets
 from db.clock import now as db_time
 from db.models import Job, JobLog, JobStatus, LogLevel, Server, Ticket
+from db.retry import is_transient
 from workers.config import WorkerConfig
 from workers.lease import Lease
 from workers.logsink import LogSink, LogWriteError, Redactor, event_time
@@ -205,17 +206,8 @@ def _defer(defer: Callable[[str, float], object] | None, session: Session, job_i
 
 
 def _transient(exc: BaseException) -> bool:
-    """Database errors worth trying again: deadlocks, lock waits, lost connections, a busy
-    SQLite file — and a savepoint the server no longer has (1305): InnoDB rolls the whole
-    transaction back on a deadlock inside a savepoint, so rolling back to it then fails."""
-    if not isinstance(exc, OperationalError | DBAPIError):
-        return False
-    if getattr(exc, "connection_invalidated", False):
-        return True
-    orig = getattr(exc, "orig", None)
-    args = getattr(orig, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else None
-    return code in (1205, 1213, 1305, 2006, 2013) or "database is locked" in str(orig)
+    """Database errors worth trying again (`db.retry.is_transient`)."""
+    return is_transient(exc)
 
 
 def _claim_with_retries(session: Session, job_id: str) -> execution.Claim:

@@ -33,6 +33,7 @@ from db.models import (
     TicketStatus,
     User,
 )
+from db.retry import retrying
 from db.session import make_engine, make_session_factory
 
 pytestmark = pytest.mark.slow
@@ -98,19 +99,25 @@ def _decider(url: str, kind: str, refs: list[str], actor_name: str, seed: int,
     todo = list(refs)
     rng.shuffle(todo)
     for ref in todo:
-        with factory() as s:
-            actor = s.scalars(select(User).where(User.username == actor_name)).one()
-            try:
-                if kind == "cancel":
-                    core_jobs.cancel(s, actor, ref)
-                else:
-                    approvals.approve_run(s, actor, ref, policy=policy)
-                s.commit()
-            except PlaybotError:
-                s.rollback()  # already ended, already decided: a normal answer
-            except OperationalError as exc:
-                s.rollback()
-                errors.append(f"{kind}: {exc.orig}")
+        # as the app runs a user's request (handlers.chat.perform): the whole transaction
+        # again when the database ended it as a deadlock; what still fails is an error
+        try:
+            for attempt in retrying():
+                with attempt, factory() as s:
+                    actor = s.scalars(select(User).where(User.username == actor_name)).one()
+                    try:
+                        if kind == "cancel":
+                            core_jobs.cancel(s, actor, ref)
+                        else:
+                            approvals.approve_run(s, actor, ref, policy=policy)
+                        s.commit()
+                    except PlaybotError:
+                        s.rollback()  # already ended, already decided: a normal answer
+                    except OperationalError:
+                        s.rollback()
+                        raise
+        except OperationalError as exc:
+            errors.append(f"{kind}: {exc.orig}")
         time.sleep(rng.uniform(0, 0.01))
     results.put((kind, errors))
 
