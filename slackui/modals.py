@@ -241,49 +241,46 @@ def decode_metadata(text: str | None) -> dict[str, Any]:
 def resolve_ticket_modal(ticket: Ticket, *, metadata: Mapping[str, Any] | None = None
                          ) -> dict[str, Any]:
     """Ask for the resolution note of a ticket."""
-    meta = {"ticket": ticket.ticket_id, **(metadata or {})}
-    return {
-        "type": "modal",
-        "callback_id": ids.VIEW_RESOLVE_TICKET,
-        "title": plain(f"Resolve {short_id(ticket.ticket_id)}", 24),
-        "submit": plain("Resolve", 24),
-        "close": plain("Cancel", 24),
-        "private_metadata": encode_metadata(meta),
-        "blocks": [
-            section(f"*{escape(ticket.title)}*"),
-            _input(ids.BLOCK_RESOLVE_NOTE, "What fixed it?",
-                   {"type": "plain_text_input", "action_id": ids.ACTION_INPUT_VALUE,
-                    "multiline": True, "min_length": 3, "max_length": 3000}),
-        ],
-    }
+    return _ticket_text_modal(ticket, ids.VIEW_RESOLVE_TICKET, "Resolve", ids.BLOCK_RESOLVE_NOTE,
+                              "What fixed it?", 3000, metadata)
 
 
 def read_resolve_note(state_values: Mapping[str, Mapping[str, Any]]) -> str:
-    element = state_values.get(ids.BLOCK_RESOLVE_NOTE, {}).get(ids.ACTION_INPUT_VALUE, {})
-    return (element.get("value") or "").strip()
+    return _read_text(state_values, ids.BLOCK_RESOLVE_NOTE)
 
 
 def reject_approval_modal(ticket: Ticket, *, metadata: Mapping[str, Any] | None = None
                           ) -> dict[str, Any]:
     """Ask for the reason of rejecting an approval request (required; shown on the card
     and the job: "Rejected by @x: reason")."""
+    return _ticket_text_modal(ticket, ids.VIEW_REJECT_APPROVAL, "Reject", ids.BLOCK_REJECT_REASON,
+                              "Why is it rejected?", 1000, metadata)
+
+
+def read_reject_reason(state_values: Mapping[str, Mapping[str, Any]]) -> str:
+    return _read_text(state_values, ids.BLOCK_REJECT_REASON)
+
+
+def _ticket_text_modal(ticket: Ticket, callback_id: str, verb: str, block_id: str, label: str,
+                       max_length: int, metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A modal about one ticket asking for one required text (a note, a reason)."""
     meta = {"ticket": ticket.ticket_id, **(metadata or {})}
     return {
         "type": "modal",
-        "callback_id": ids.VIEW_REJECT_APPROVAL,
-        "title": plain(f"Reject {short_id(ticket.ticket_id)}", 24),
-        "submit": plain("Reject", 24),
+        "callback_id": callback_id,
+        "title": plain(f"{verb} {short_id(ticket.ticket_id)}", 24),
+        "submit": plain(verb, 24),
         "close": plain("Cancel", 24),
         "private_metadata": encode_metadata(meta),
         "blocks": [
             section(f"*{escape(ticket.title)}*"),
-            _input(ids.BLOCK_REJECT_REASON, "Why is it rejected?",
+            _input(block_id, label,
                    {"type": "plain_text_input", "action_id": ids.ACTION_INPUT_VALUE,
-                    "multiline": True, "min_length": 3, "max_length": 1000}),
+                    "multiline": True, "min_length": 3, "max_length": max_length}),
         ],
     }
 
 
-def read_reject_reason(state_values: Mapping[str, Mapping[str, Any]]) -> str:
-    element = state_values.get(ids.BLOCK_REJECT_REASON, {}).get(ids.ACTION_INPUT_VALUE, {})
+def _read_text(state_values: Mapping[str, Mapping[str, Any]], block_id: str) -> str:
+    element = state_values.get(block_id, {}).get(ids.ACTION_INPUT_VALUE, {})
     return (element.get("value") or "").strip()
