@@ -71,8 +71,11 @@ def note_queue_epoch(session: Session, epoch: str) -> datetime | None:
     too (nothing is known of the queue before it): what was queued then is sent once more,
     a duplicate the claim makes harmless, rather than risk a job waiting forever."""
     _ensure(session, QUEUE_EPOCH)
+    # a locking read: it sees the row even when another clock committed it after this
+    # transaction's snapshot (REPEATABLE READ), and holds it until the caller commits
     row = session.execute(
         select(ClockState.value, ClockState.updated_at).where(ClockState.name == QUEUE_EPOCH)
+        .with_for_update()
     ).one()
     if row.value == epoch:
         return row.updated_at

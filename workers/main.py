@@ -149,10 +149,10 @@ def run_clock(config: WorkerConfig, *, stop: threading.Event | None = None,
         return actors.declare(broker)["run_job"].send(job_id).message_id
 
     log.info("clock started: every %.0f s", config.housekeeping_interval)
-    last_retention = 0.0
+    last_retention: float | None = None  # not 0.0: monotonic time starts near 0 at boot
     while not stop.is_set():
         housekeeping_pass(config, send)
-        if time.monotonic() - last_retention >= config.retention_interval:
+        if last_retention is None or time.monotonic() - last_retention >= config.retention_interval:
             last_retention = time.monotonic()
             _guarded("archive logs", lambda: housekeeping.archive_logs(config))
         stop.wait(config.housekeeping_interval)

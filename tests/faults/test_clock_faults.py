@@ -124,9 +124,12 @@ def test_two_clocks_reap_requeue_and_archive_each_thing_once(
                     and world.get(never_sent).status == JobStatus.success
                     and all(world.get(j).status == JobStatus.archived for j in old_jobs))
 
-        assert wait_for(settled, 90), (
-            (tmp_path / "clock-1.log").read_text()[-2000:],
-            (tmp_path / "clock-2.log").read_text()[-2000:])
+        if not wait_for(settled, 90):
+            states = {"dead": world.get(dead).status, "never_sent": world.get(never_sent).status,
+                      "old": [world.get(j).status for j in old_jobs]}
+            pytest.fail(f"not settled after 90 s: {states}\n" + "\n".join(
+                f"--- {name}\n" + (tmp_path / name).read_text()[-4000:]
+                for name in ("clock-1.log", "clock-2.log", "worker.log")))
 
     logs = (tmp_path / "clock-1.log").read_text() + (tmp_path / "clock-2.log").read_text()
     # the dead worker's job: reaped once, one ticket, posted once in its thread

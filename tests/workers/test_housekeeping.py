@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from slack_sdk import WebClient
@@ -48,3 +49,26 @@ def test_a_reaped_job_shows_the_reason_and_its_ticket_in_slack(sqlite_world, con
     assert "worker lost" in fake.find_message("C_OPS", job.slack_message_ts).text
     [ticket] = world.tickets(job_id)
     assert ticket.slack_message_ts in {m.ts for m in fake.thread("C_OPS", job.slack_message_ts)}
+
+
+def test_a_clock_started_soon_after_boot_archives_logs_on_its_first_pass(
+        sqlite_world, config_for, monkeypatch):
+    # given a machine up for only 5 s (monotonic time starts near 0 at boot)
+    import time as time_module
+
+    from workers import main
+
+    stop = threading.Event()
+    archived = []
+
+    def archive(config) -> None:  # noqa: ANN001
+        archived.append(config)
+        stop.set()
+
+    monkeypatch.setattr(time_module, "monotonic", lambda: 5.0)
+    monkeypatch.setattr(main.housekeeping, "archive_logs", archive)
+    # when the clock starts (and is stopped after 3 s if it never archives)
+    threading.Timer(3, stop.set).start()
+    main.run_clock(config_for(sqlite_world), stop=stop, install_signals=False)
+    # then its first pass archived old logs, without waiting an hour
+    assert len(archived) == 1
