@@ -5,20 +5,23 @@ the launch's rows, the run message, the enqueue, a `/jobs` answer) is a message 
 of its own (`AFTER_ACK_QUEUE`), never work held in the memory of the process that acked.
 
 Sending (the ack half): in the app that acks, every listener's ack function ends by calling
-`Sender.send` (`handlers.listeners`, through `Deps.after_ack`), which stores the request —
-its body, its headers and the `playbot_*` context entries the ack half left for the lazy
-half — under a new request id (`RequestStore`) and sends `after_ack(request_id)`. With
+`Sender.send` (`handlers.listeners`, through `Deps.after_ack`), which sends
+`after_ack(request_id)` under a new request id, with the request — its body, its headers
+and the `playbot_*` context entries the ack half left for the lazy half — in the message's
+`playbot_request` option: one round trip to Redis per ack. With
 `process_before_response=True` Bolt sends the ack only when the ack function returns, so a
 request Slack was told about is in the broker: killing the web process right after an ack
 loses nothing. (Nothing of Bolt is replaced: no lazy listener runner, and no deep copy of
-the request per ack.) The message carries the id only; the
-request itself never appears in a Dramatiq log line, nor in ours.
+the request per ack.) The request travels in an option, not an argument, because Dramatiq's
+log lines name a message by its actor and arguments only: the request itself never appears
+in a Dramatiq log line, nor in ours. The consumer reads it through Dramatiq's
+`CurrentMessage` middleware.
 
-Consuming (`AfterAckConsumer`): the stored request is dispatched to a Bolt app whose
+Consuming (`AfterAckConsumer`): the message's request is dispatched to a Bolt app whose
 listeners register that work as lazy listeners, as a *lazy-only* request (the two headers
 Bolt's AWS Lambda adapter sets for the same purpose), so Bolt routes it to the same
 listener and runs only the named lazy function. That app does not verify signatures:
-its only input is the store, written by a process that verified the request (the Slack
+its only input is the queue, written by a process that verified the request (the Slack
 request body, with its response_url, is what sits in Redis; Redis must be private).
 
 Where it runs (`AfterAckMode`):
@@ -33,9 +36,9 @@ sends), and the one work is dispatched to (in BROKER mode only for the fallback 
 
 Delivery guarantees (Redis): a message whose consumer dies (SIGKILL, OOM) goes back to the
 queue once that worker's heartbeat is older than PLAYBOT_REDELIVERY_SECONDS (Dramatiq's
-Redis broker requeues the unacked messages of dead workers). The store counts deliveries:
-a repeated delivery runs the lazy function again with `playbot_redelivery` set in its
-context, so the handlers finish what the first one left undone without answering twice (a
+Redis broker requeues the unacked messages of dead workers). The store (`RequestStore`)
+counts deliveries as each begins: a repeated delivery runs the lazy function again with
+`playbot_redelivery` set in its context, so the handlers finish what the first one left undone without answering twice (a
 launch finds its jobs by request key, posts the run message only if none is recorded and
 enqueues only what is not enqueued); a delivery of work that already finished is skipped.
 When the broker cannot be reached at ack time the work is dispatched on this process's
@@ -47,13 +50,13 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import dramatiq
 import redis
+from dramatiq.middleware import CurrentMessage
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 
@@ -70,6 +73,7 @@ LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"  # what Bolt's Lambda adapter sets, 
 LAZY_NAME_HEADER = "x-slack-bolt-lazy-function-name"
 FORWARDED_CONTEXT_PREFIX = "playbot_"  # context the ack half leaves for the lazy half
 REDELIVERY_KEY = "playbot_redelivery"  # set in the context of a repeated delivery
+REQUEST_OPTION = "playbot_request"  # the message option that carries the stored request
 STORE_TTL_SECONDS = 24 * 3600
 STORE_KEY = "playbot:after_ack:{}"
 
@@ -111,31 +115,23 @@ def decode_request(payload: str, *, redelivered: bool) -> tuple[str, BoltRequest
 
 
 class RequestStore(Protocol):
-    """Where acked requests wait for their consumer, and how many times each was begun."""
-
-    def put(self, request_id: str, payload: str) -> None: ...
+    """How many times each request's work was begun, and whether it finished."""
 
     def begin(self, request_id: str) -> tuple[str | None, int] | None:
-        """(payload, delivery number) of a request to work on (payload None: expired or
-        never stored), or None when its work already finished."""
+        """(stored payload or None, delivery number) of a request to work on, or None when
+        its work already finished."""
 
     def finish(self, request_id: str) -> None: ...
 
 
 class RedisRequestStore:
-    """Requests in Redis hashes (`playbot:after_ack:<id>`), kept a day at most; the request
-    itself is deleted as soon as its work is done (the small `done` mark stays until then)."""
+    """Deliveries in Redis hashes (`playbot:after_ack:<id>`), kept a day at most: a count,
+    and a `done` mark once the work finished. (A message sent by an earlier version carries
+    no request: its request sits in the hash's `request` field until the work is done.)"""
 
     def __init__(self, client: redis.Redis, ttl: int = STORE_TTL_SECONDS) -> None:
         self.client = client
         self.ttl = ttl
-
-    def put(self, request_id: str, payload: str) -> None:
-        key = STORE_KEY.format(request_id)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(key, "request", payload)
-        pipe.expire(key, self.ttl)
-        pipe.execute()
 
     def begin(self, request_id: str) -> tuple[str | None, int] | None:
         key = STORE_KEY.format(request_id)
@@ -157,19 +153,11 @@ class RedisRequestStore:
 
 
 class MemoryRequestStore:
-    """The in-process store (nothing survives the process; neither does its broker)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[str, str] = {}
-
-    def put(self, request_id: str, payload: str) -> None:
-        with self._lock:
-            self._requests[request_id] = payload
+    """The in-process store: its broker never delivers a message twice (and nothing
+    survives the process), so every delivery is the first."""
 
     def begin(self, request_id: str) -> tuple[str | None, int] | None:
-        with self._lock:
-            return self._requests.pop(request_id, None), 1
+        return None, 1
 
     def finish(self, request_id: str) -> None:
         pass
@@ -178,20 +166,24 @@ class MemoryRequestStore:
 # --- the actor -------------------------------------------------------------------------------
 
 
-_runs: dict[int, Callable[[str], None]] = {}  # the consumer of each broker in this process
+Run = Callable[[str, "str | None"], None]  # (request id, the request the message carried)
+_runs: dict[int, Run] = {}  # the consumer of each broker in this process
 
 
-def declare_actor(broker: dramatiq.Broker, run: Callable[[str], None]
-                  ) -> dramatiq.Actor[Any, Any]:
-    """Declare `after_ack(request_id)` on `broker` (once), and make it do `run(request_id)`
-    in this process (a consumer's `run` replaces a sender's)."""
+def declare_actor(broker: dramatiq.Broker, run: Run) -> dramatiq.Actor[Any, Any]:
+    """Declare `after_ack(request_id)` on `broker` (once), and make it do
+    `run(request_id, payload)` in this process (a consumer's `run` replaces a sender's).
+    The broker needs Dramatiq's CurrentMessage middleware: the payload is read from the
+    message being processed."""
     _runs[id(broker)] = run
     if ACTOR_NAME in broker.actors:
         return broker.get_actor(ACTOR_NAME)
     key = id(broker)
 
     def after_ack(request_id: str) -> None:
-        _runs[key](request_id)
+        message = CurrentMessage.get_current_message()
+        payload = message.options.get(REQUEST_OPTION) if message is not None else None
+        _runs[key](request_id, payload)
 
     return dramatiq.actor(after_ack, broker=broker, actor_name=ACTOR_NAME,
                           queue_name=AFTER_ACK_QUEUE, max_retries=STORE_RETRIES,
@@ -208,7 +200,7 @@ class StoreUnreachable(Exception):
     """The request store (Redis) could not be read; the message is retried."""
 
 
-def _no_consumer_here(request_id: str) -> None:
+def _no_consumer_here(request_id: str, payload: str | None) -> None:
     log.error("after-ack work %s reached a process with no consumer; it is dropped", request_id)
 
 
@@ -221,19 +213,18 @@ def declare_sender(broker: dramatiq.Broker) -> dramatiq.Actor[Any, Any]:
 
 
 class Sender:
-    """The ack half: `send(name, request)` stores the request and sends `after_ack` for lazy
-    function `name`; the listeners call it inside the ack function (`handlers.listeners`),
-    so it happens before Bolt sends the ack.
+    """The ack half: `send(name, request)` sends `after_ack` for lazy function `name`,
+    the request in the message; the listeners call it inside the ack function
+    (`handlers.listeners`), so it happens before Bolt sends the ack.
 
     fallback(payload): does the work in this process when the broker cannot take it.
     in_flight: counts what was sent until its consumer is done (the in-process path).
     """
 
-    def __init__(self, store: RequestStore, actor: dramatiq.Actor[Any, Any],
+    def __init__(self, actor: dramatiq.Actor[Any, Any],
                  fallback: Callable[[str], None], *,
                  on_fallback: Callable[[], None] | None = None,
                  in_flight: InFlight | None = None) -> None:
-        self.store = store
         self.actor = actor
         self.fallback = fallback
         self.on_fallback = on_fallback
@@ -245,8 +236,8 @@ class Sender:
         if self.in_flight is not None:
             self.in_flight.started()
         try:
-            self.store.put(request_id, payload)
-            self.actor.send_with_options(kwargs={"request_id": request_id})
+            self.actor.send_with_options(kwargs={"request_id": request_id},
+                                         **{REQUEST_OPTION: payload})
         except (redis.RedisError, dramatiq.errors.BrokerError, OSError) as exc:
             if self.in_flight is not None:
                 self.in_flight.finished()
@@ -274,14 +265,16 @@ class AfterAckConsumer:
         self.store = store
         self.in_flight = in_flight
 
-    def run(self, request_id: str) -> None:
+    def run(self, request_id: str, payload: str | None = None) -> None:
+        """Do the work of the request the message carried (`payload`; None: a message of an
+        earlier version, whose request is in the store)."""
         try:
-            self._run(request_id)
+            self._run(request_id, payload)
         finally:
             if self.in_flight is not None:
                 self.in_flight.finished()
 
-    def _run(self, request_id: str) -> None:
+    def _run(self, request_id: str, carried: str | None) -> None:
         try:
             begun = self.store.begin(request_id)
         except (redis.RedisError, OSError) as exc:
@@ -291,10 +284,11 @@ class AfterAckConsumer:
         if begun is None:
             log.info("after-ack work %s was already done; delivery skipped", request_id)
             return
-        payload, delivery = begun
+        stored, delivery = begun
+        payload = carried if carried is not None else stored
         if payload is None:
-            log.warning("after-ack work %s has no stored request (expired); nothing to do",
-                        request_id)
+            log.warning("after-ack work %s carries no request and none is stored (expired); "
+                        "nothing to do", request_id)
             return
         if delivery > 1:
             log.warning("after-ack work %s: delivery %d, finishing what an earlier one left",
@@ -326,7 +320,8 @@ class InProcessAfterAck:
 
         self.in_flight = InFlight()
         self.store = MemoryRequestStore()
-        self.broker = StubBroker(middleware=[TimeLimit(), Retries(max_retries=0)])
+        self.broker = StubBroker(middleware=[TimeLimit(), Retries(max_retries=0),
+                                              CurrentMessage()])
         self.consumer: AfterAckConsumer | None = None
         self.actor = declare_actor(self.broker, self._run)
         self.threads = threads
@@ -340,9 +335,9 @@ class InProcessAfterAck:
                                       worker_timeout=100)
         self.worker.start()
 
-    def _run(self, request_id: str) -> None:
+    def _run(self, request_id: str, payload: str | None) -> None:
         assert self.consumer is not None, "serve(app) starts the consumer"
-        self.consumer.run(request_id)
+        self.consumer.run(request_id, payload)
 
     def wait_idle(self, timeout: float) -> bool:
         return self.in_flight.wait_idle(timeout)

@@ -25,7 +25,6 @@ from bot.after_ack import (
     AfterAckMode,
     InProcessAfterAck,
     MemoryRequestStore,
-    RedisRequestStore,
     Sender,
     declare_sender,
 )
@@ -169,15 +168,12 @@ def build_runtime(settings: Settings, *, client: WebClient | None = None,
         if not settings.redis_url:
             raise ValueError("after-ack work through the broker needs REDIS_URL")
         from workers.broker import setup_broker
-        from workers.redis_conn import redis_client
 
-        sender = Sender(RedisRequestStore(redis_client(settings.redis_url)),
-                        declare_sender(setup_broker(settings.redis_url)), fallback,
+        sender = Sender(declare_sender(setup_broker(settings.redis_url)), fallback,
                         on_fallback=lambda: runtime.observer.error("after_ack_queue"))
     else:
         in_process = InProcessAfterAck(settings.playbot_background_threads)
-        sender = Sender(in_process.store, in_process.actor, fallback,
-                        in_flight=in_process.in_flight)
+        sender = Sender(in_process.actor, fallback, in_flight=in_process.in_flight)
         in_process.serve(work_app)
         runtime.in_process = in_process
     runtime.app = _app(runtime, verify_requests, after_ack=sender.send)
