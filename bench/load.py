@@ -1,5 +1,8 @@
-"""A closed-loop HTTP load generator: N clients, each on its own keep-alive connection.
+"""An HTTP load generator: N clients, each on its own keep-alive connection.
 
+Closed loop by default (each client sends its next request as soon as its last one was
+answered); with `rate`, open loop: request i is sent no earlier than i / rate seconds after
+the start, as independent users would send them (a client still sends one at a time).
 Requests are built and signed before the clock starts, so the clients only send and wait;
 each latency is from the first byte sent to the last byte of the answer read.
 """
@@ -53,12 +56,15 @@ def slash_command(endpoint_path: str, signing_secret: str, command: str, text: s
 
 
 def run_load(host: str, port: int, requests: list[PreparedRequest], *, concurrency: int,
-             timeout: float = 10.0) -> LoadResult:
-    """Send every request once, `concurrency` at a time; latencies and throughput."""
+             timeout: float = 10.0, rate: float | None = None) -> LoadResult:
+    """Send every request once, `concurrency` at a time (at most `rate` a second from the
+    start when given); latencies and throughput."""
     result = LoadResult()
     lock = threading.Lock()
     cursor = iter(range(len(requests)))
-    start_gate = threading.Barrier(concurrency + 1)
+    start: list[float] = []
+    start_gate = threading.Barrier(concurrency + 1,
+                                   action=lambda: start.append(time.perf_counter()))
 
     def client() -> None:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
@@ -73,6 +79,10 @@ def run_load(host: str, port: int, requests: list[PreparedRequest], *, concurren
             if index is None:
                 break
             request = requests[index]
+            if rate:
+                wait = start[0] + index / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             started = time.perf_counter()
             try:
                 conn.request("POST", request.path, body=request.body, headers=request.headers)
