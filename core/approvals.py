@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 from core import audit, freezes, permissions, request_digest
 from core.audit import RequestInfo
 from core.errors import InvalidInput, InvalidState, NotAllowed, PlaybotError
-from core.jobs import LaunchPolicy, startable_job
+from core.jobs import LaunchPolicy, lock_job_rows, lock_run_rows, startable_job
 from core.tickets import get_ticket, short
 from db.base import utcnow
 from db.locking import latest
@@ -100,6 +100,7 @@ def approve_run(session: Session, actor: User, ticket_ref: str | int, *,
                                     or freezes.is_break_glass(ticket)):
         raise NotAllowed("You requested this run, so another admin must approve it "
                          "(four-eyes rule).")
+    lock_run_rows(session, job.run_id)  # jobs before their tickets (core.jobs)
     now = utcnow()
     tickets = open_run_requests(session, job.run_id)
     if any(_is_expired(t, now) for t in tickets):
@@ -137,6 +138,7 @@ def void_changed_requests(session: Session, ticket_ref: str | int) -> list[Ticke
         return []
     if ticket.job is None:
         return []
+    lock_run_rows(session, ticket.job.run_id)  # jobs before their tickets (core.jobs)
     now = utcnow()
     done: list[tuple[Ticket, str]] = []
     for each in open_run_requests(session, ticket.job.run_id):
@@ -189,6 +191,7 @@ def reject_run(session: Session, actor: User, ticket_ref: str | int, *,
     ticket = _open_request(session, ticket_ref)
     text = _reason(reason)
     job = _job_of(ticket)
+    lock_run_rows(session, job.run_id)  # jobs before their tickets (core.jobs)
     now = utcnow()
     decided = RunDecision(run_id=job.run_id)
     for each in open_run_requests(session, job.run_id):
@@ -296,6 +299,7 @@ def _approve(session: Session, actor: User, ticket: Ticket, now: datetime,
     """Decide one open request as approved and release its job (audited). A break-glass
     job (`core.freezes`) is released by its second approval, from another admin."""
     job = _job_of(ticket)
+    lock_job_rows(session, [job.id])  # before its ticket (core.jobs.lock_run_rows)
     waits = freezes.is_break_glass(ticket) and freezes.second_approval_needed(
         session, actor, ticket)
     given = _count_approval(session, actor, ticket, now)
@@ -380,6 +384,7 @@ def _reject(session: Session, actor: User, ticket: Ticket, text: str | None, now
             request: RequestInfo | None, *, run: str | None = None) -> Job:
     """Decide one open request as rejected and cancel its job (audited)."""
     job = _job_of(ticket)
+    lock_job_rows(session, [job.id])  # before its ticket (core.jobs.lock_run_rows)
     why = f"{REJECTED_PREFIX}@{actor.username}" + (f": {text}" if text else "")
     _decide(session, ticket, status=TicketStatus.closed, assignee_id=actor.id,
             resolution_note=text)
@@ -408,8 +413,10 @@ def expire_overdue(session: Session, now: datetime | None = None) -> list[Ticket
         select(Ticket).where(Ticket.kind == TicketKind.approval,
                              Ticket.status == TicketStatus.open,
                              Ticket.expires_at.is_not(None), Ticket.expires_at <= now)
-        .order_by(Ticket.id)
     ).unique().all()
+    # in job-id order: each job is locked before its ticket (`_expire`), in the order a
+    # cancel or a claim locks them
+    overdue = sorted(overdue, key=lambda t: (t.job_id or 0, t.id))
     return [ticket for ticket in overdue if _expire(session, ticket, now)]
 
 
@@ -487,6 +494,8 @@ def _expire(session: Session, ticket: Ticket, now: datetime) -> bool:
         ttl = ticket.expires_at - ticket.created_at
         count = round(ttl.total_seconds() / 60)
         minutes = f" within {count} minute{'s' if count != 1 else ''}"
+    if ticket.job_id is not None:
+        lock_job_rows(session, [ticket.job_id])  # jobs before their tickets (core.jobs)
     won = session.execute(
         update(Ticket).where(Ticket.id == ticket.id, Ticket.status == TicketStatus.open)
         .values(status=TicketStatus.closed, updated_at=now,

@@ -197,8 +197,11 @@ def heartbeat(session: Session, job_ids: str | Sequence[str], *,
     only stop the whole run).
     """
     ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+    # by primary key, so the rows are locked in id order as claims and cancels lock them
+    # (by job_id they would be locked in uuid order, and a run's cancel could deadlock it)
+    pks = session.execute(select(Job.id).where(Job.job_id.in_(ids))).scalars().all()
     touched = session.execute(
-        update(Job).where(Job.job_id.in_(ids), Job.status == JobStatus.running)
+        update(Job).where(Job.id.in_(pks), Job.status == JobStatus.running)
         .values(heartbeat_at=now or db_now())
         .execution_options(synchronize_session=False)
     ).rowcount

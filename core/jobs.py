@@ -239,6 +239,7 @@ def cancel(session: Session, actor: User, job_ref: str | int, *, reason: str | N
     now = utcnow()
     why = _why(actor, reason)
     if not job.status.is_final:
+        lock_run_rows(session, job.run_id)
         won = _stop(session, actor, job, why, now, request, waiting_only=True)
         if won is None:  # running (or it started meanwhile): the whole run stops
             for member in _by_id(session, [j.id for j in run_jobs(session, job.run_id)]):
@@ -704,6 +705,25 @@ def _withdraw_approval(session: Session, job: Job, note: str) -> None:
 def _why(actor: User, reason: str | None) -> str:
     text = (reason or "").strip()
     return f"Cancelled by @{actor.username}" + (f": {text}" if text else "")
+
+
+def lock_run_rows(session: Session, run_id: str) -> None:
+    """Lock every job row of a run before changing any of them or their tickets: by
+    primary key in id order, the order a worker's claim takes them in (docs/database.md,
+    "Lock order"). A cancel that first changed the job it names and then the rest of its
+    run deadlocked with a claim holding the run's lower rows; an approval that changed a
+    ticket before its job deadlocked with a cancel doing the reverse. By primary key, not
+    by `run_id`: a range on that index would also lock the gaps beside it, where other
+    launches insert their jobs."""
+    lock_job_rows(session, session.execute(
+        select(Job.id).where(Job.run_id == run_id)).scalars().all())
+
+
+def lock_job_rows(session: Session, ids: Sequence[int]) -> None:
+    """Lock these job rows (by primary key, in id order), and nothing else."""
+    if ids:
+        session.execute(select(Job.id).where(Job.id.in_(sorted(ids))).order_by(Job.id)
+                        .with_for_update())
 
 
 def _by_id(session: Session, ids: Sequence[int]) -> list[Job]:

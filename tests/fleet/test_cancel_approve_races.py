@@ -1,5 +1,6 @@
 """Cancels and approvals racing the workers' claims, from several processes on real MariaDB:
-no deadlock (error 1213) ever surfaces, and every job and approval request ends consistent.
+the server detects no deadlock (error 1213) at all, none surfaces, and every job and
+approval request ends consistent.
 
 The claimers call `core.execution.try_claim` without the worker's retries, so a deadlock
 would show here instead of being retried away.
@@ -14,7 +15,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from core import approvals, execution
@@ -45,6 +46,21 @@ SECONDS = 60
 def _deadlock(exc: OperationalError) -> bool:
     args = getattr(exc.orig, "args", ())
     return bool(args) and args[0] == 1213
+
+
+def _server_deadlocks(engine) -> int:  # type: ignore[no-untyped-def]
+    """How many deadlocks InnoDB has detected since the server started."""
+    with engine.connect() as connection:
+        return int(connection.execute(
+            text("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'")).one()[1])
+
+
+def _latest_deadlock(engine) -> str:  # type: ignore[no-untyped-def]
+    """InnoDB's report of the last deadlock it detected (both transactions and their locks)."""
+    with engine.connect() as connection:
+        status = connection.execute(text("SHOW ENGINE INNODB STATUS")).one()[2]
+    start = status.find("LATEST DETECTED DEADLOCK")
+    return status[start:status.find("TRANSACTIONS\n", start)] if start >= 0 else status
 
 
 def _claimer(url: str, job_ids: list[str], seed: int, results) -> None:  # type: ignore[no-untyped-def]
@@ -165,6 +181,8 @@ def test_cancels_and_approvals_racing_claims_never_deadlock(mariadb_url):
             firsts.append(jobs[0].job_id)
     cancels = random.Random(99).sample(all_jobs, len(all_jobs) // 3)
 
+    deadlocks_before = _server_deadlocks(engine)
+
     # when two claimer processes, a canceller (the admin) and an approver work at once
     context = multiprocessing.get_context("fork")
     results = context.Queue()
@@ -182,7 +200,9 @@ def test_cancels_and_approvals_racing_claims_never_deadlock(mariadb_url):
     for p in processes:
         p.join(10)
 
-    # then no deadlock (nor any other database error) surfaced anywhere
+    # then the server saw no deadlock at all (none needed a retry), and no database error
+    # surfaced anywhere
+    assert _server_deadlocks(engine) == deadlocks_before, _latest_deadlock(engine)
     assert [e for _, errs in outcomes for e in errs] == []
     # and every job ended: run (success) or cancelled, none left waiting or running
     with factory() as s:
