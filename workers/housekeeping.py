@@ -29,7 +29,7 @@ import redis
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session
 
-from core import execution
+from core import execution, previews
 from core.approvals import expire_overdue, runs_to_start
 from core.clock_state import note_queue_epoch
 from core.errors import QueueUnavailable
@@ -39,9 +39,9 @@ from db.clock import now as db_time
 from slackui.message_owner import is_run_message
 from slackui.tickets import approval_message, ticket_message
 from workers.config import WorkerConfig
-from workers.execute import record_ticket_message, slack_client
+from workers.execute import read_run_log, record_ticket_message, slack_client
 from workers.middleware import session_factory
-from workers.notifier import SLACK_ERRORS, post_in_thread, redraw_run
+from workers.notifier import SLACK_ERRORS, post_in_thread, preview_finished, redraw_run
 from workers.queue_epoch import queue_epoch
 from workers.retention import RetentionResult, archive_old_logs, cutoff_for
 
@@ -58,8 +58,15 @@ def reap(config: WorkerConfig) -> list[str]:
     with factory() as session:
         reaped = execution.reap_stale(session, grace=timedelta(seconds=config.reaper_grace))
         notes = [(job, execution.incident_for(session, job)) for job in reaped]
+        previewed = previews.previewed_tickets(session, [job.id for job in reaped])
         session.commit()
     client = _client(config)
+    if client is not None and previewed:
+        # a reaped preview has no message of its own: its approval card says how it ended
+        preview_pks = sorted({t.preview_job_id for t in previewed if t.preview_job_id})
+        preview_finished(client, factory, previewed,
+                         full_log=lambda: read_run_log(factory, preview_pks,
+                                                       multi=len(preview_pks) > 1))
     drawn: set[str] = set()
     for job, ticket in notes:
         log.warning("job %s reaped: %s", job.job_id, job.error_message)

@@ -5,18 +5,22 @@ whole redacted output as a file in the card's thread."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import update
 
 from core.playbook_registry import sync_playbooks
-from db.models import JobStatus
+from db.base import utcnow
+from db.models import Job, JobStatus
 from db.session import transaction
 from slackui import ids
 from tests.handlers.fixtures import ADMIN, OPERATOR
 from tests.handlers.harness import blocks_text
 from tests.handlers.test_approval_binding import click, worker_config
+from workers import housekeeping
 from workers.execute import execute_job
 
 
@@ -138,3 +142,29 @@ def test_a_production_run_of_a_playbook_not_check_safe_has_no_preview(slack):
     [ticket] = slack.tickets()
     assert ticket.preview_job_id is None and slack.queue.enqueued == []
     assert "Preview" not in blocks_text(launched.posted[0].blocks)
+
+
+@pytest.mark.parametrize("slack", ["sqlite", "mariadb"], indirect=True)
+def test_a_preview_whose_worker_died_is_shown_ended_on_the_card(slack, check_safe_playbook,
+                                                                tmp_path):
+    # given: a production request whose preview was running when its worker died
+    slack.command(ids.CMD_RUN_PLAYBOOK, "configure prod-local", user=OPERATOR)
+    job, preview = slack.jobs()
+    long_ago = utcnow() - timedelta(minutes=5)
+    with transaction(slack.session_factory) as session:
+        session.execute(update(Job).where(Job.id == preview.id).values(
+            status=JobStatus.running, started_at=long_ago, heartbeat_at=long_ago,
+            running_server_id=Job.server_id))
+    before = len(slack.fake.calls)
+
+    # when: the clock's reaper ends it
+    assert housekeeping.reap(worker_config(slack, tmp_path)) == [preview.job_id]
+
+    # then: the card no longer says the preview is running: it did not finish, and why;
+    # the request can still be decided, and no incident ticket was opened for the preview
+    [update_call, *_] = card_updates(slack, job, before)
+    shown = blocks_text(update_call.params["blocks"])
+    assert "Preview (check mode) running" not in shown
+    assert "*prod-local*: the preview did not finish (worker lost" in shown
+    assert ids.ACTION_APPROVAL_APPROVE in str(update_call.params["blocks"])
+    assert len(slack.tickets()) == 1
