@@ -152,8 +152,12 @@ def launch(
     request: RequestInfo | None = None,
     break_glass: str | None = None,
     now: datetime | None = None,
+    with_previews: bool = True,
 ) -> LaunchResult:
     """Create the jobs of one run request (see the module docstring for the rules).
+
+    `with_previews=False` makes no check-mode preview for a request that needs an approval (a
+    schedule's run, decided at once by its up-front approval: nobody would read it).
 
     A change freeze in force (`core.freezes`, at `now`: the clock passes the fire time of a
     scheduled run) refuses the launch with `Frozen`, unless `break_glass` gives a reason:
@@ -174,7 +178,8 @@ def launch(
     servers = resolve_target(session, target, limit=policy.max_targets)
     frozen = freezes.check_servers(session, servers, break_glass=break_glass, now=now)
     result = _create(session, actor, book, servers, variables, check_mode=check_mode, key=key,
-                     channel_id=channel_id, policy=policy, request=request, target=target)
+                     channel_id=channel_id, policy=policy, request=request, target=target,
+                     with_previews=with_previews)
     if frozen:
         freezes.require_two_admins(session, actor, result, frozen, str(break_glass),
                                    policy=policy, request=request)
@@ -594,7 +599,8 @@ def _insert_unless_raced(session: Session, job: Job, fingerprint: str) -> Job | 
 def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Server],
             variables: Mapping[str, Any], *, check_mode: bool, key: str | None,
             channel_id: str | None, policy: LaunchPolicy, request: RequestInfo | None,
-            target: str, retry_of: Mapping[int, Job] | None = None) -> LaunchResult:
+            target: str, retry_of: Mapping[int, Job] | None = None,
+            with_previews: bool = True) -> LaunchResult:
     """Insert the jobs of one new run (see the module docstring). retry_of: the job each
     server's new job retries, by server id (a retry)."""
     now = utcnow()
@@ -630,7 +636,7 @@ def _create(session: Session, actor: User, book: Playbook, servers: Sequence[Ser
         ticket = _approval_request(session, job, actor, policy, now) if waits else None
         if ticket is not None:
             tickets.append(ticket)
-            if book.check_safe and not check_mode:
+            if with_previews and book.check_safe and not check_mode:
                 preview = _preview(session, job, preview_run, now)
                 ticket.preview_job_id = preview.id
                 previews.append(preview)

@@ -283,7 +283,8 @@ def fire(session: Session, schedule: Schedule, now: datetime, *,
         with savepoint(session):
             launched = templates.launch_template(
                 session, owner, schedule.template.name, {}, request_key=key,
-                channel_id=schedule.channel_id, policy=policy, source="schedule", now=now)
+                channel_id=schedule.channel_id, policy=policy, source="schedule", now=now,
+                with_previews=False)  # its approval is the schedule's, given up front
             result = launched.result
             outcome.notes = launched.notes
             if result.approval_tickets and schedule.approver is not None:

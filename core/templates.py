@@ -176,14 +176,16 @@ def playbook_state(template: JobTemplate) -> str | None:
 def launch_template(session: Session, actor: User, name: str, overrides: Mapping[str, Any], *,
                     request_key: str | None, channel_id: str | None,
                     policy: core_jobs.LaunchPolicy, request: RequestInfo | None = None,
-                    source: str = "chat", now: datetime | None = None) -> TemplateLaunch:
+                    source: str = "chat", now: datetime | None = None,
+                    with_previews: bool = True) -> TemplateLaunch:
     """Run a template as `actor`, with `overrides` of its overridable variables.
 
     Launches through `core.jobs.launch` (the same rules as `/run-playbook`) and audits
     `template.run`. Raises NotAllowed, UnknownTemplate, UnknownPlaybook (its playbook is gone),
     InvalidVars (a variable it may not override, or its variables no longer fit the
     playbook), PlaybookChanged (the file changed on disk since the last sync), and what
-    `core.jobs.launch` raises. now: the moment freezes are checked at (a schedule's clock).
+    `core.jobs.launch` raises. now: the moment freezes are checked at (a schedule's clock);
+    with_previews: as `core.jobs.launch`.
     """
     permissions.require(actor, permissions.JOB_LAUNCH)
     template = get_template(session, name)
@@ -211,7 +213,7 @@ def launch_template(session: Session, actor: User, name: str, overrides: Mapping
         result = core_jobs.launch(
             session, actor, playbook=book.name, target=template.target, raw_vars=merged,
             check_mode=template.check_mode, request_key=request_key, channel_id=channel_id,
-            policy=policy, request=request, now=now)
+            policy=policy, request=request, now=now, with_previews=with_previews)
     except InvalidVars as exc:
         changed = " (it changed since the template was saved)" if state == "changed" else ""
         raise InvalidVars(f"Template `{template.name}` no longer fits playbook "

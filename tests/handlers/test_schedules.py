@@ -11,6 +11,7 @@ from sqlalchemy import update
 from db.models import JobStatus, JobTemplate, Schedule
 from slackui import ids
 from tests.handlers.fixtures import ADMIN, BOT_TOKEN, OPERATOR, OTHER_ADMIN, VIEWER
+from tests.handlers.test_approval_preview import check_safe_playbook  # noqa: F401 - fixture
 from workers.config import WorkerConfig
 from workers.schedules import fire_schedules
 
@@ -157,3 +158,25 @@ def test_a_scheduled_run_inside_a_change_freeze_is_skipped_and_says_so(slack):
     # a template with a schedule cannot be removed from under it
     refused = slack.command(ids.CMD_TEMPLATES, "remove nightly-ping", user=OPERATOR)
     assert "used by schedule `nightly`" in refused.reply_text
+
+
+def test_a_scheduled_production_run_of_a_check_safe_playbook_makes_no_preview(
+        slack, check_safe_playbook):  # noqa: F811 - the fixture imported above
+    # given an approved production schedule of a check-safe playbook's template
+    result = slack.command(ids.CMD_TEMPLATES, "add nightly-conf configure prod-local",
+                           user=ADMIN)
+    assert "Saved template" in result.reply_text, result.reply_text
+    slack.command(SCHEDULES, 'add conf nightly-conf cron "0 3 * * *"', user=ADMIN)
+    assert "is approved" in slack.command(SCHEDULES, "approve conf",
+                                          user=OTHER_ADMIN).reply_text
+    set_next_run(slack, at(2026, 12, 8, 3, 0))
+
+    # when it fires
+    sent: list[str] = []
+    clock(slack, at(2026, 12, 8, 3, 0, 10), sent)
+
+    # then its run is sent at once, and no check-mode preview is made (the request was
+    # decided up front: a preview would run after the real run, for nobody)
+    [job] = slack.jobs()
+    assert job.status == JobStatus.pending and not job.check_mode
+    assert sent == [job.job_id]
