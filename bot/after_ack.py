@@ -38,9 +38,10 @@ Delivery guarantees (Redis): a message whose consumer dies (SIGKILL, OOM) goes b
 queue once that worker's heartbeat is older than PLAYBOT_REDELIVERY_SECONDS (Dramatiq's
 Redis broker requeues the unacked messages of dead workers). The store (`RequestStore`)
 counts deliveries as each begins: a repeated delivery runs the lazy function again with
-`playbot_redelivery` set in its context, so the handlers finish what the first one left undone without answering twice (a
-launch finds its jobs by request key, posts the run message only if none is recorded and
-enqueues only what is not enqueued); a delivery of work that already finished is skipped.
+`playbot_redelivery` set in its context, so the handlers finish what the first one left
+undone without answering twice (a launch finds its jobs by request key, posts the run
+message only if none is recorded and enqueues only what is not enqueued); a delivery of
+work that already finished is skipped.
 When the broker cannot be reached at ack time the work is dispatched on this process's
 threads instead (not durable, logged), so the user is still answered.
 """
