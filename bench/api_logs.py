@@ -128,8 +128,7 @@ def run(ctx: BenchContext) -> list[Figure]:
                     env=bench_env(DATABASE_URL=url, REDIS_URL=redis.url,
                                   SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
                                   SLACK_API_URL=fake.api_url, LOG_LEVEL="WARNING",
-                                  PLAYBOT_API_RATE_LIMIT="1000000/minute",
-                                  PLAYBOT_AFTER_ACK_PROCESSES="0"),
+                                  PLAYBOT_API_RATE_LIMIT="1000000/minute"),
                     log_path=log_dir / "web.log")
         try:
             wait_port(port, 60, web.process)
