@@ -141,31 +141,40 @@ def test_an_incident_ticket_is_not_an_approval_request(world, policy):
         approvals.approve(world.session, world.user("alice"), incident.ticket_id, policy=policy)
 
 
-def test_two_admins_approving_at_once_get_one_decision(world, policy, session_factory):
-    # given a waiting production run and two admins clicking Approve at the same moment
-    job, ticket = production_request(world, policy)
-    barrier = threading.Barrier(2)
+def _approve_at_once(world, policy, session_factory, ticket, admins, *, success: str,  # type: ignore[no-untyped-def]
+                     refusals: tuple[type[Exception], ...]) -> dict[str, str]:
+    """Each admin clicks Approve on `ticket` in a session of their own, all at the same
+    moment (after each has seen the open request): admin -> `success` or the refusal."""
+    barrier = threading.Barrier(len(admins))
     outcomes: dict[str, str] = {}
 
     def click(admin: str) -> None:
         with session_factory() as session:
             actor = session.scalars(select(type(world.user(admin))).where(
                 type(world.user(admin)).username == admin)).one()
-            session.scalars(select(Ticket)).all()  # both have seen the open request
+            session.scalars(select(Ticket)).all()  # every admin has seen the open request
             barrier.wait(timeout=10)
             try:
                 approvals.approve(session, actor, ticket.ticket_id, policy=policy)
                 session.commit()
-                outcomes[admin] = "approved"
-            except InvalidState as exc:
+                outcomes[admin] = success
+            except refusals as exc:
                 session.rollback()
                 outcomes[admin] = str(exc)
 
-    threads = [threading.Thread(target=click, args=(a,)) for a in ("alice", "dave")]
+    threads = [threading.Thread(target=click, args=(a,)) for a in admins]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
+    return outcomes
+
+
+def test_two_admins_approving_at_once_get_one_decision(world, policy, session_factory):
+    # given a waiting production run and two admins clicking Approve at the same moment
+    job, ticket = production_request(world, policy)
+    outcomes = _approve_at_once(world, policy, session_factory, ticket, ("alice", "dave"),
+                                success="approved", refusals=(InvalidState,))
     # then exactly one approval counts and the other admin is told
     assert sorted(outcomes.values(), key=len)[0] == "approved"
     loser = next(v for v in outcomes.values() if v != "approved")
@@ -181,28 +190,9 @@ def test_with_several_approvers_no_approval_given_at_once_is_lost(world, policy,
     # given a run needing three admins, and two of them clicking Approve at the same moment
     policy = replace(policy, production_approvers=3)
     job, ticket = production_request(world, policy)
-    barrier = threading.Barrier(2)
-    outcomes: dict[str, str] = {}
-
-    def click(admin: str) -> None:
-        with session_factory() as session:
-            actor = session.scalars(select(type(world.user(admin))).where(
-                type(world.user(admin)).username == admin)).one()
-            session.scalars(select(Ticket)).all()  # both have seen the open request
-            barrier.wait(timeout=10)
-            try:
-                approvals.approve(session, actor, ticket.ticket_id, policy=policy)
-                session.commit()
-                outcomes[admin] = "recorded"
-            except (InvalidState, OperationalError) as exc:
-                session.rollback()
-                outcomes[admin] = str(exc)
-
-    threads = [threading.Thread(target=click, args=(a,)) for a in ("alice", "dave")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    outcomes = _approve_at_once(world, policy, session_factory, ticket, ("alice", "dave"),
+                                success="recorded",
+                                refusals=(InvalidState, OperationalError))
     # then every approval reported as recorded is on the ticket, and the job still waits
     recorded = {admin for admin, outcome in outcomes.items() if outcome == "recorded"}
     assert recorded, outcomes
